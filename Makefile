@@ -1,0 +1,43 @@
+# connectord developer tasks. Recipes use tabs.
+SHELL := /bin/bash
+
+BIN     := bin/connectord
+PKG     := ./cmd/connectord
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+IMAGE   ?= connectord
+LDFLAGS := -X main.version=$(VERSION)
+
+# Go files to check with gofmt: everything except hidden dirs (.git, .devdb,
+# .dev), vendor/ and testdata/.
+GOFILES_CMD := find . -type d \( -name '.?*' -o -name vendor -o -name testdata \) -prune -o -type f -name '*.go' -print
+
+.PHONY: all build test run fmt lint docker clean devdb-stop
+
+all: build
+
+build:
+	go build -ldflags "$(LDFLAGS)" -o $(BIN) $(PKG)
+
+# devdb.sh finds or starts PostgreSQL and prints export lines; the assignment
+# makes a devdb.sh failure stop the recipe (a bare eval "$(...)" would not).
+test:
+	exports="$$(scripts/devdb.sh)" && eval "$$exports" && go vet ./... && go test -race -count=1 ./...
+
+run:
+	scripts/devrun.sh
+
+fmt:
+	go fmt ./...
+
+lint:
+	@out="$$($(GOFILES_CMD) | xargs -r gofmt -l)"; \
+	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+
+docker:
+	docker build --build-arg VERSION=$(VERSION) -t $(IMAGE):$(VERSION) -t $(IMAGE):latest .
+
+devdb-stop:
+	scripts/devdb.sh stop
+
+clean:
+	rm -rf bin
