@@ -24,11 +24,11 @@ const (
 	TooLarge         Code = "too_large"         // request body over the limit
 	Unsupported      Code = "unsupported_media" // wrong Content-Type
 	MethodNotAllowed Code = "method_not_allowed"
-	ProviderRefused  Code = "provider_refused"  // the provider said no to what the caller gave
-	ProviderDown     Code = "provider_down"     // the provider could not be reached or failed
-	ProviderTimeout  Code = "provider_timeout"  // the provider did not answer in time
-	Unavailable      Code = "unavailable"       // connectord cannot serve now (database down)
-	Internal         Code = "internal"          // a bug or an unexpected failure; details are logged only
+	ProviderRefused  Code = "provider_refused" // the provider said no to what the caller gave
+	ProviderDown     Code = "provider_down"    // the provider could not be reached or failed
+	ProviderTimeout  Code = "provider_timeout" // the provider did not answer in time
+	Unavailable      Code = "unavailable"      // connectord cannot serve now (database down)
+	Internal         Code = "internal"         // a bug or an unexpected failure; details are logged only
 )
 
 // Error is an error meant for the caller of connectord's API.

@@ -293,3 +293,33 @@ func (c *Catalog) Keys() []string {
 	}
 	return keys
 }
+
+// Summary is an element as embedded in an instance (the Open Connectors shape).
+type Summary struct {
+	ID                     int64  `json:"id"`
+	Name                   string `json:"name"`
+	Key                    string `json:"key"`
+	Description            string `json:"description"`
+	Image                  string `json:"image"`
+	Active                 bool   `json:"active"`
+	Deleted                bool   `json:"deleted"`
+	TypeOauth              bool   `json:"typeOauth"`
+	TrialAccount           bool   `json:"trialAccount"`
+	Resources              []any  `json:"resources"`
+	TransformationsEnabled bool   `json:"transformationsEnabled"`
+	Authentication         struct {
+		Type string `json:"type"`
+	} `json:"authentication"`
+	Hub        string `json:"hub"`
+	Parameters []any  `json:"parameters"`
+}
+
+// Summary returns the element as an instance of authType shows it.
+func (e *Element) Summary(authType string) Summary {
+	s := Summary{
+		ID: e.ID, Name: e.Name, Key: e.Key, Description: e.Description, Image: e.Image,
+		Active: true, TypeOauth: authType == "oauth2", Resources: []any{}, Hub: e.Hub, Parameters: []any{},
+	}
+	s.Authentication.Type = authType
+	return s
+}

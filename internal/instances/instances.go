@@ -1,0 +1,101 @@
+// Package instances owns connector instances: provisioning them with an OAuth
+// code, a Keap service account key or a legacy key; their configuration (which
+// entries exist, their defaults, validation, which are secret); and how an
+// instance is shown to its owner, with every secret masked.
+//
+// It must not know HTTP or SQL: it takes typed requests and a Store, and it keeps
+// secrets in clear only in memory, handing them to the Store to encrypt.
+package instances
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/connectord/connectord/internal/elements"
+	"github.com/connectord/connectord/internal/oauthflow"
+)
+
+// Authentication types.
+const (
+	AuthOAuth2 = "oauth2"
+	AuthAPIKey = "apikey"
+)
+
+// Configuration keys the service itself reads or writes.
+const (
+	KeyAuthType        = "authentication.type"
+	KeyClientID        = "oauth.api.key"
+	KeyClientSecret    = "oauth.api.secret"
+	KeyCallbackURL     = "oauth.callback.url"
+	KeyAccessToken     = "oauth.user.token"
+	KeyRefreshToken    = "oauth.user.refresh_token"
+	KeyRefreshTime     = "oauth.user.refresh_time"
+	KeyScope           = "oauth.scope"
+	KeyAuthorizeURL    = "oauth.authorization.url"
+	KeyTokenURL        = "oauth.token.url"
+	KeyAPIKey          = "infusionsoft.api.key"
+	KeyAppName         = "infusionsoft.app.name"
+	KeyBaseURL         = "base.url"
+	KeyEventsEnabled   = "event.notification.enabled"
+	KeyEventVendorType = "event.vendor.type"
+	KeyEventCallback   = "event.notification.callback.url"
+)
+
+// Instance is a connector instance as stored. Secrets holds the secret
+// configuration values and tokens in clear; only the Store sees it leave memory,
+// encrypted.
+type Instance struct {
+	ID             int64
+	OrganizationID int64
+	CreatedBy      int64
+	ElementKey     string
+	Name           string
+	AuthType       string
+	TokenHash      []byte
+	Tags           []string
+	Disabled       bool
+	Valid          bool
+	InvalidReason  string
+	Config         map[string]*string // non-secret configuration set by the caller or connectord
+	Secrets        map[string]string  // secret configuration and tokens
+	TokenExpiresAt *time.Time
+	RefreshedAt    *time.Time
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+}
+
+// Store is what this package needs from the database. Every method is one
+// transaction; errors for missing rows carry apperr.NotFound.
+type Store interface {
+	CreateInstance(ctx context.Context, inst *Instance) error
+	Instance(ctx context.Context, orgID, id int64) (*Instance, error)
+	Instances(ctx context.Context, orgID int64, tags []string) ([]*Instance, error)
+	// UpdateInstance locks the instance, applies fn and saves what fn left.
+	UpdateInstance(ctx context.Context, orgID, id int64, fn func(*Instance) error) (*Instance, error)
+	DeleteInstance(ctx context.Context, orgID, id int64) error
+}
+
+// KeyVerifier checks API keys with the provider before an instance is saved.
+type KeyVerifier interface {
+	VerifyServiceAccountKey(ctx context.Context, restBase, key string) error
+	VerifyLegacyKey(ctx context.Context, legacyURL, key string) error
+}
+
+// Service provisions and manages instances.
+type Service struct {
+	store   Store
+	catalog *elements.Catalog
+	keys    KeyVerifier
+	client  *http.Client
+	now     func() time.Time
+}
+
+// NewService returns a Service. client is used for the provider's token endpoint.
+func NewService(store Store, catalog *elements.Catalog, keys KeyVerifier, client *http.Client, now func() time.Time) *Service {
+	return &Service{store: store, catalog: catalog, keys: keys, client: client, now: now}
+}
+
+func (s *Service) oauth(el *elements.Element) *oauthflow.Provider {
+	return &oauthflow.Provider{AuthURL: el.Endpoints.AuthorizationURL, TokenURL: el.Endpoints.TokenURL, Client: s.client}
+}

@@ -1,0 +1,242 @@
+package instances
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/connectord/connectord/internal/apperr"
+	"github.com/connectord/connectord/internal/elements"
+	"github.com/connectord/connectord/internal/keap"
+	"github.com/connectord/connectord/internal/secrets"
+	"github.com/connectord/connectord/internal/tenants"
+)
+
+// ElementRef names an element in a request body, by key or id.
+type ElementRef struct {
+	Key string `json:"key"`
+	ID  int64  `json:"id"`
+}
+
+// ProviderData carries what the provider handed back to the callback.
+type ProviderData struct {
+	Code string `json:"code"`
+}
+
+// CreateRequest is the body of POST /instances and PUT /instances/{id}.
+type CreateRequest struct {
+	Element       *ElementRef                `json:"element"`
+	ProviderData  *ProviderData              `json:"providerData"`
+	Configuration map[string]json.RawMessage `json:"configuration"`
+	Tags          []string                   `json:"tags"`
+	Name          string                     `json:"name"`
+}
+
+func (r CreateRequest) code() string {
+	if r.ProviderData == nil {
+		return ""
+	}
+	return strings.TrimSpace(r.ProviderData.Code)
+}
+
+// Create provisions a new instance: it checks the request, exchanges the code or
+// checks the API key with the provider, and saves the instance. The returned
+// view carries the instance token, the only time it is shown.
+func (s *Service) Create(ctx context.Context, p tenants.Principal, pathElement string, req CreateRequest) (*View, error) {
+	el, err := s.resolveElement(pathElement, req.Element)
+	if err != nil {
+		return nil, err
+	}
+	var pr problems
+	name := checkName(req.Name, &pr)
+	tags := checkTags(req.Tags, &pr)
+	st := split(el, parseConfig(el, req.Configuration, &pr), settings{public: map[string]*string{}, secrets: map[string]string{}})
+	authType := checkSettings(el, st, req.code() != "", true, &pr)
+	if err := pr.err(); err != nil {
+		return nil, err
+	}
+	delete(st.public, KeyAuthType) // kept in its own column
+	inst := &Instance{
+		OrganizationID: p.OrganizationID, CreatedBy: p.UserID, ElementKey: el.Key, Name: name,
+		AuthType: authType, Tags: tags, Valid: true, Config: st.public, Secrets: st.secrets,
+	}
+	if err := s.connect(ctx, el, inst, req.code()); err != nil {
+		return nil, err
+	}
+	token := secrets.NewToken()
+	inst.TokenHash = secrets.Hash(token)
+	if err := s.store.CreateInstance(ctx, inst); err != nil {
+		return nil, fmt.Errorf("create instance: %w", err)
+	}
+	v := s.render(el, inst)
+	v.Token = token
+	return v, nil
+}
+
+// Replace re-provisions an instance in place (PUT): the body is a whole instance
+// as for Create. With providerData.code it exchanges the code anew, which repairs
+// an instance whose tokens were lost; without one an OAuth instance keeps its tokens.
+func (s *Service) Replace(ctx context.Context, p tenants.Principal, id int64, req CreateRequest) (*View, error) {
+	cur, err := s.store.Instance(ctx, p.OrganizationID, id)
+	if err != nil {
+		return nil, err
+	}
+	el, err := s.elementOf(cur)
+	if err != nil {
+		return nil, err
+	}
+	if req.Element != nil && !refersTo(req.Element, el) {
+		return nil, apperr.Errorf(apperr.Invalid, "instance %d is an instance of %s; its element cannot change (create a new instance instead)", id, el.Key)
+	}
+	var pr problems
+	name := checkName(req.Name, &pr)
+	tags := checkTags(req.Tags, &pr)
+	st := split(el, parseConfig(el, req.Configuration, &pr), settings{public: map[string]*string{}, secrets: map[string]string{}})
+	hasTokens := cur.AuthType == AuthOAuth2 && cur.Secrets[KeyRefreshToken] != ""
+	authType := checkSettings(el, st, req.code() != "", !hasTokens, &pr)
+	if err := pr.err(); err != nil {
+		return nil, err
+	}
+	delete(st.public, KeyAuthType)
+	fresh := &Instance{AuthType: authType, Config: st.public, Secrets: st.secrets}
+	reconnected := authType != AuthOAuth2 || req.code() != ""
+	if reconnected {
+		if err := s.connect(ctx, el, fresh, req.code()); err != nil {
+			return nil, err
+		}
+	}
+	updated, err := s.store.UpdateInstance(ctx, p.OrganizationID, id, func(inst *Instance) error {
+		inst.Name, inst.Tags, inst.AuthType, inst.Config = name, tags, authType, fresh.Config
+		tokens := map[string]string{}
+		if reconnected {
+			tokens, inst.TokenExpiresAt, inst.RefreshedAt = fresh.Secrets, fresh.TokenExpiresAt, fresh.RefreshedAt
+			inst.Valid, inst.InvalidReason = true, ""
+		} else {
+			// Keep the tokens as they are now, under the lock: a refresh may have
+			// rotated them since this request read the instance.
+			for _, k := range []string{KeyAccessToken, KeyRefreshToken} {
+				if v, ok := inst.Secrets[k]; ok {
+					tokens[k] = v
+				}
+			}
+			if v, ok := inst.Config[KeyAppName]; ok && fresh.Config[KeyAppName] == nil {
+				fresh.Config[KeyAppName] = v
+			}
+		}
+		for k, v := range fresh.Secrets {
+			tokens[k] = v
+		}
+		inst.Secrets = tokens
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s.render(el, updated), nil
+}
+
+// connect obtains or checks the instance's credentials with the provider: the
+// code exchange for OAuth, one cheap call for API keys.
+func (s *Service) connect(ctx context.Context, el *elements.Element, inst *Instance, code string) error {
+	switch inst.AuthType {
+	case AuthOAuth2:
+		tok, err := s.oauth(el).Exchange(ctx, value(el, inst.Config, KeyClientID), inst.Secrets[KeyClientSecret], value(el, inst.Config, KeyCallbackURL), code)
+		if err != nil {
+			return err
+		}
+		if tok.AccessToken == "" {
+			return apperr.Errorf(apperr.ProviderDown, "the provider's token response had no access token")
+		}
+		now := s.now()
+		inst.Secrets[KeyAccessToken] = tok.AccessToken
+		if tok.RefreshToken != "" {
+			inst.Secrets[KeyRefreshToken] = tok.RefreshToken
+		}
+		if !tok.Expiry.IsZero() {
+			exp := tok.Expiry
+			inst.TokenExpiresAt = &exp
+		}
+		inst.RefreshedAt = &now
+		if app := tok.AppName(); app != "" && keap.ValidAppName(app) {
+			inst.Config[KeyAppName] = &app
+		}
+		return nil
+	case AuthAPIKey:
+		key := inst.Secrets[KeyAPIKey]
+		if keap.IsServiceAccountKey(key) {
+			return s.keys.VerifyServiceAccountKey(ctx, el.Endpoints.RESTBase(), key)
+		}
+		return s.keys.VerifyLegacyKey(ctx, el.Endpoints.LegacyURL(value(el, inst.Config, KeyAppName)), key)
+	}
+	return apperr.Errorf(apperr.Invalid, "unknown authentication type %s", inst.AuthType)
+}
+
+func (s *Service) resolveElement(pathElement string, ref *ElementRef) (*elements.Element, error) {
+	if pathElement != "" {
+		el, ok := s.catalog.Lookup(pathElement)
+		if !ok {
+			return nil, apperr.Errorf(apperr.NotFound, "no element %q; the elements are %s", pathElement, strings.Join(s.catalog.Keys(), ", "))
+		}
+		if ref != nil && !refersTo(ref, el) {
+			return nil, apperr.Errorf(apperr.Invalid, "the body's element does not match %s in the path", el.Key)
+		}
+		return el, nil
+	}
+	if ref == nil || ref.Key == "" && ref.ID == 0 {
+		return nil, apperr.Errorf(apperr.Invalid, "missing required field: element.key (one of %s)", strings.Join(s.catalog.Keys(), ", "))
+	}
+	keyOrID := ref.Key
+	if keyOrID == "" {
+		keyOrID = fmt.Sprint(ref.ID)
+	}
+	el, ok := s.catalog.Lookup(keyOrID)
+	if !ok || ref.Key != "" && ref.ID != 0 && el.ID != ref.ID {
+		return nil, apperr.Errorf(apperr.Invalid, "element %q does not exist; the elements are %s", keyOrID, strings.Join(s.catalog.Keys(), ", "))
+	}
+	return el, nil
+}
+
+func refersTo(ref *ElementRef, el *elements.Element) bool {
+	return (ref.Key == "" || ref.Key == el.Key) && (ref.ID == 0 || ref.ID == el.ID)
+}
+
+func (s *Service) elementOf(inst *Instance) (*elements.Element, error) {
+	el, ok := s.catalog.Lookup(inst.ElementKey)
+	if !ok {
+		return nil, fmt.Errorf("instance %d has element %q which this build does not know", inst.ID, inst.ElementKey)
+	}
+	return el, nil
+}
+
+func checkName(name string, p *problems) string {
+	name = strings.TrimSpace(name)
+	switch {
+	case name == "":
+		p.add("missing required field: name")
+	case len(name) > 200:
+		p.add("name is longer than 200 characters")
+	}
+	return name
+}
+
+func checkTags(tags []string, p *problems) []string {
+	out := []string{}
+	if len(tags) > 50 {
+		p.add("at most 50 tags, got %d", len(tags))
+		return out
+	}
+	for _, t := range tags {
+		t = strings.TrimSpace(t)
+		switch {
+		case t == "":
+			p.add("tags must not be empty strings")
+		case len(t) > 100:
+			p.add("tag %q… is longer than 100 characters", t[:20])
+		case !slices.Contains(out, t):
+			out = append(out, t)
+		}
+	}
+	return out
+}

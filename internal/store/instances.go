@@ -1,0 +1,179 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/connectord/connectord/internal/apperr"
+	"github.com/connectord/connectord/internal/instances"
+)
+
+const instanceColumns = `i.id, i.organization_id, coalesce(i.created_by, 0), i.element_key, i.name, i.auth_type,
+	i.token_hash, i.tags, i.disabled, i.valid, coalesce(i.invalid_reason, ''), i.configuration,
+	i.created_at, i.updated_at, c.key_id, c.ciphertext, c.token_expires_at, c.refreshed_at`
+
+const instanceFrom = ` FROM instances i LEFT JOIN instance_credentials c ON c.instance_id = i.id `
+
+// aad binds a credentials ciphertext to its instance, so a ciphertext copied
+// onto another row does not decrypt.
+func aad(id int64) []byte { return []byte("connectord/instance/" + strconv.FormatInt(id, 10)) }
+
+// CreateInstance stores a new instance and its sealed credentials in one transaction.
+func (db *DB) CreateInstance(ctx context.Context, inst *instances.Instance) error {
+	cfg, err := json.Marshal(inst.Config)
+	if err != nil {
+		return fmt.Errorf("store: configuration: %w", err)
+	}
+	return db.inTx(ctx, func(tx pgx.Tx) error {
+		var createdBy any
+		if inst.CreatedBy != 0 {
+			createdBy = inst.CreatedBy
+		}
+		err := tx.QueryRow(ctx, `
+			INSERT INTO instances (organization_id, created_by, element_key, name, auth_type, token_hash, tags, disabled, valid, invalid_reason, configuration)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, nullif($10, ''), $11)
+			RETURNING id, created_at, updated_at`,
+			inst.OrganizationID, createdBy, inst.ElementKey, inst.Name, inst.AuthType, inst.TokenHash, inst.Tags,
+			inst.Disabled, inst.Valid, inst.InvalidReason, cfg).Scan(&inst.ID, &inst.CreatedAt, &inst.UpdatedAt)
+		if err != nil {
+			return interpret(err)
+		}
+		return db.saveCredentials(ctx, tx, inst)
+	})
+}
+
+// saveCredentials seals the instance's secrets under the current key.
+func (db *DB) saveCredentials(ctx context.Context, tx pgx.Tx, inst *instances.Instance) error {
+	plain, err := json.Marshal(inst.Secrets)
+	if err != nil {
+		return fmt.Errorf("store: credentials: %w", err)
+	}
+	keyID, ct, err := db.ring.Seal(plain, aad(inst.ID))
+	if err != nil {
+		return err
+	}
+	_, err = tx.Exec(ctx, `
+		INSERT INTO instance_credentials (instance_id, key_id, ciphertext, token_expires_at, refreshed_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, now())
+		ON CONFLICT (instance_id) DO UPDATE SET key_id = excluded.key_id, ciphertext = excluded.ciphertext,
+			token_expires_at = excluded.token_expires_at, refreshed_at = excluded.refreshed_at, updated_at = now()`,
+		inst.ID, keyID, ct, inst.TokenExpiresAt, inst.RefreshedAt)
+	return interpret(err)
+}
+
+func (db *DB) scanInstance(row pgx.Row) (*instances.Instance, error) {
+	var inst instances.Instance
+	var cfg []byte
+	var keyID *string
+	var ct []byte
+	var expires, refreshed *time.Time
+	err := row.Scan(&inst.ID, &inst.OrganizationID, &inst.CreatedBy, &inst.ElementKey, &inst.Name, &inst.AuthType,
+		&inst.TokenHash, &inst.Tags, &inst.Disabled, &inst.Valid, &inst.InvalidReason, &cfg,
+		&inst.CreatedAt, &inst.UpdatedAt, &keyID, &ct, &expires, &refreshed)
+	if err != nil {
+		return nil, interpret(err)
+	}
+	inst.Config = map[string]*string{}
+	if err := json.Unmarshal(cfg, &inst.Config); err != nil {
+		return nil, fmt.Errorf("store: instance %d configuration: %w", inst.ID, err)
+	}
+	inst.Secrets = map[string]string{}
+	if keyID != nil {
+		plain, err := db.ring.Open(*keyID, ct, aad(inst.ID))
+		if err != nil {
+			return nil, fmt.Errorf("store: instance %d credentials: %w", inst.ID, err)
+		}
+		if err := json.Unmarshal(plain, &inst.Secrets); err != nil {
+			return nil, fmt.Errorf("store: instance %d credentials: %w", inst.ID, err)
+		}
+	}
+	inst.TokenExpiresAt, inst.RefreshedAt = expires, refreshed
+	return &inst, nil
+}
+
+func notFound(id int64) error {
+	return apperr.Errorf(apperr.NotFound, "no instance %d in this organization", id)
+}
+
+// Instance returns one instance of the organization.
+func (db *DB) Instance(ctx context.Context, orgID, id int64) (*instances.Instance, error) {
+	inst, err := db.scanInstance(db.pool.QueryRow(ctx, `SELECT `+instanceColumns+instanceFrom+`WHERE i.organization_id = $1 AND i.id = $2`, orgID, id))
+	if apperr.CodeOf(err) == apperr.NotFound {
+		return nil, notFound(id)
+	}
+	return inst, err
+}
+
+// Instances lists the organization's instances that carry every tag in tags.
+func (db *DB) Instances(ctx context.Context, orgID int64, tags []string) ([]*instances.Instance, error) {
+	if tags == nil {
+		tags = []string{}
+	}
+	rows, err := db.pool.Query(ctx, `SELECT `+instanceColumns+instanceFrom+`WHERE i.organization_id = $1 AND i.tags @> $2 ORDER BY i.id`, orgID, tags)
+	if err != nil {
+		return nil, interpret(err)
+	}
+	defer rows.Close()
+	var out []*instances.Instance
+	for rows.Next() {
+		inst, err := db.scanInstance(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, inst)
+	}
+	return out, interpret(rows.Err())
+}
+
+// UpdateInstance locks the instance row, applies fn, and saves the instance and
+// its credentials in the same transaction.
+func (db *DB) UpdateInstance(ctx context.Context, orgID, id int64, fn func(*instances.Instance) error) (*instances.Instance, error) {
+	var out *instances.Instance
+	err := db.inTx(ctx, func(tx pgx.Tx) error {
+		inst, err := db.scanInstance(tx.QueryRow(ctx, `SELECT `+instanceColumns+instanceFrom+`WHERE i.organization_id = $1 AND i.id = $2 FOR UPDATE OF i`, orgID, id))
+		if apperr.CodeOf(err) == apperr.NotFound {
+			return notFound(id)
+		}
+		if err != nil {
+			return err
+		}
+		if err := fn(inst); err != nil {
+			return err
+		}
+		cfg, err := json.Marshal(inst.Config)
+		if err != nil {
+			return fmt.Errorf("store: configuration: %w", err)
+		}
+		err = tx.QueryRow(ctx, `
+			UPDATE instances SET name = $2, auth_type = $3, tags = $4, disabled = $5, valid = $6,
+				invalid_reason = nullif($7, ''), configuration = $8, updated_at = now()
+			WHERE id = $1 RETURNING updated_at`,
+			inst.ID, inst.Name, inst.AuthType, inst.Tags, inst.Disabled, inst.Valid, inst.InvalidReason, cfg).Scan(&inst.UpdatedAt)
+		if err != nil {
+			return interpret(err)
+		}
+		if err := db.saveCredentials(ctx, tx, inst); err != nil {
+			return err
+		}
+		out = inst
+		return nil
+	})
+	return out, err
+}
+
+// DeleteInstance removes an instance; its credentials go with it.
+func (db *DB) DeleteInstance(ctx context.Context, orgID, id int64) error {
+	tag, err := db.pool.Exec(ctx, `DELETE FROM instances WHERE organization_id = $1 AND id = $2`, orgID, id)
+	if err != nil {
+		return interpret(err)
+	}
+	if tag.RowsAffected() == 0 {
+		return notFound(id)
+	}
+	return nil
+}

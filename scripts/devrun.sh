@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# devrun.sh — run connectord locally for development (`make run`).
+#
+# - finds or starts PostgreSQL (scripts/devdb.sh) and exports DATABASE_URL;
+# - keeps a dev encryption key in .dev/encryption.key (made once);
+# - builds bin/connectord, runs its migrations;
+# - creates a dev organization and user once per database (.dev/org.json,
+#   with the DATABASE_URL it belongs to in .dev/org.db) and prints their
+#   secrets and a ready-to-paste Authorization header;
+# - then execs `bin/connectord serve --sandbox` (extra arguments are passed on).
+#
+# Defaults you can override in the environment: CONNECTORD_ADDR
+# (127.0.0.1:8080), CONNECTORD_PUBLIC_URL (http://localhost:<port of ADDR>),
+# CONNECTORD_LOG_FORMAT (console).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
+cd "$ROOT"
+
+log() { printf 'devrun: %s\n' "$*" >&2; }
+
+exports="$(scripts/devdb.sh)" || { log "no database available (see above)"; exit 1; }
+eval "$exports"
+
+mkdir -p .dev
+chmod 0700 .dev
+
+# Encryption key: base64 of 32 random bytes, made once.
+if [[ ! -s .dev/encryption.key ]]; then
+	(umask 077 && head -c 32 /dev/urandom | base64 >.dev/encryption.key.tmp)
+	mv .dev/encryption.key.tmp .dev/encryption.key
+	log "created .dev/encryption.key"
+fi
+CONNECTORD_ENCRYPTION_KEY="$(tr -d '\n' <.dev/encryption.key)"
+export CONNECTORD_ENCRYPTION_KEY
+
+export CONNECTORD_ADDR="${CONNECTORD_ADDR:-127.0.0.1:8080}"
+port="${CONNECTORD_ADDR##*:}"
+[[ $port =~ ^[0-9]+$ ]] || port=8080
+export CONNECTORD_PUBLIC_URL="${CONNECTORD_PUBLIC_URL:-http://localhost:${port}}"
+export CONNECTORD_LOG_FORMAT="${CONNECTORD_LOG_FORMAT:-console}"
+
+log "building bin/connectord"
+go build -o bin/connectord ./cmd/connectord
+
+log "migrating the database"
+bin/connectord migrate
+
+# Dev organization: one per database. org.db records which DATABASE_URL
+# org.json was made against; a different database gets a fresh one.
+if [[ ! -s .dev/org.json || ! -f .dev/org.db || "$(<.dev/org.db)" != "$DATABASE_URL" ]]; then
+	log "creating dev organization"
+	(umask 077 && bin/connectord orgs create --name dev --email dev@localhost >.dev/org.json.tmp)
+	mv .dev/org.json.tmp .dev/org.json
+	(umask 077 && printf '%s' "$DATABASE_URL" >.dev/org.db)
+fi
+
+# The JSON is one line: {"organization":{"id":…,"name":…,"secret":…},"user":{"id":…,"email":…,"secret":…}}
+json="$(tr -d '\n' <.dev/org.json)"
+# field OBJECT KEY: the string (or bare) value of KEY inside {"OBJECT":{...}}.
+field() {
+	sed -n -E "s/.*\"$1\"[[:space:]]*:[[:space:]]*\{[^}]*\"$2\"[[:space:]]*:[[:space:]]*(\"([^\"]*)\"|([^,}[:space:]]*)).*/\2\3/p" <<<"$json"
+}
+org_id="$(field organization id)"
+org_secret="$(field organization secret)"
+user_email="$(field user email)"
+user_secret="$(field user secret)"
+
+{
+	echo
+	echo "== connectord dev ======================================================"
+	echo "  API:           $CONNECTORD_PUBLIC_URL   (listening on $CONNECTORD_ADDR)"
+	echo "  database:      $DATABASE_URL"
+	if [[ -n $org_secret && -n $user_secret ]]; then
+		echo "  organization:  $org_id   secret: $org_secret"
+		echo "  user:          $user_email   secret: $user_secret"
+		echo "  header:"
+		echo "    Authorization: User $user_secret, Organization $org_secret"
+	else
+		echo "  (could not read the secrets from .dev/org.json; see that file)"
+	fi
+	echo "  (delete .dev/org.json to make a new dev organization)"
+	echo "========================================================================"
+	echo
+} >&2
+
+exec bin/connectord serve --sandbox "$@"
