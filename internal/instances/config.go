@@ -21,7 +21,9 @@ type problems struct {
 	other   []string
 }
 
-func (p *problems) add(format string, args ...any) { p.other = append(p.other, fmt.Sprintf(format, args...)) }
+func (p *problems) add(format string, args ...any) {
+	p.other = append(p.other, fmt.Sprintf(format, args...))
+}
 
 func (p *problems) err() error {
 	var parts []string

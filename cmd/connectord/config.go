@@ -1,0 +1,125 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+
+	"github.com/rs/zerolog"
+
+	"github.com/connectord/connectord/internal/elements"
+	"github.com/connectord/connectord/internal/instances"
+	"github.com/connectord/connectord/internal/secrets"
+)
+
+// config is everything connectord reads from its environment.
+type config struct {
+	DatabaseURL string
+	Addr        string
+	PublicURL   string // empty: derived from the listening address
+	Ring        *secrets.Ring
+	LogLevel    zerolog.Level
+	LogFormat   string
+	Endpoints   elements.Endpoints
+}
+
+// envProblems collects every bad variable so one message names them all.
+type envProblems []string
+
+func (p *envProblems) add(format string, args ...any) { *p = append(*p, fmt.Sprintf(format, args...)) }
+
+func (p envProblems) err() error {
+	if len(p) == 0 {
+		return nil
+	}
+	return errors.New("configuration: " + strings.Join(p, "; "))
+}
+
+func databaseURL(getenv func(string) string, p *envProblems) string {
+	v := strings.TrimSpace(getenv("DATABASE_URL"))
+	if v == "" {
+		p.add("DATABASE_URL is required (for example postgres://postgres@127.0.0.1:5432/connectord?sslmode=disable)")
+	} else if u, err := url.Parse(v); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		p.add("DATABASE_URL must be a postgres:// URL")
+	}
+	return v
+}
+
+// loadServeConfig reads the whole configuration serve needs.
+func loadServeConfig(getenv func(string) string) (config, error) {
+	var p envProblems
+	c := config{DatabaseURL: databaseURL(getenv, &p)}
+
+	c.Addr = orDefault(getenv("CONNECTORD_ADDR"), ":8080")
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		p.add("CONNECTORD_ADDR %q is not host:port (for example :8080 or 127.0.0.1:8080)", c.Addr)
+	}
+	if v := strings.TrimSpace(getenv("CONNECTORD_PUBLIC_URL")); v != "" {
+		if !instances.IsHTTPURL(v) {
+			p.add("CONNECTORD_PUBLIC_URL %q is not an absolute http or https URL", v)
+		}
+		c.PublicURL = strings.TrimRight(v, "/")
+	}
+
+	var current secrets.Key
+	if v := strings.TrimSpace(getenv("CONNECTORD_ENCRYPTION_KEY")); v == "" {
+		p.add("CONNECTORD_ENCRYPTION_KEY is required: base64 of 32 random bytes (head -c 32 /dev/urandom | base64)")
+	} else if k, err := secrets.ParseKey(v); err != nil {
+		p.add("CONNECTORD_ENCRYPTION_KEY %v: it must be base64 of exactly 32 bytes", err)
+	} else {
+		current = k
+	}
+	var previous []secrets.Key
+	for _, v := range strings.Split(getenv("CONNECTORD_ENCRYPTION_KEY_PREVIOUS"), ",") {
+		if v = strings.TrimSpace(v); v == "" {
+			continue
+		}
+		k, err := secrets.ParseKey(v)
+		if err != nil {
+			p.add("CONNECTORD_ENCRYPTION_KEY_PREVIOUS %v: each comma-separated key must be base64 of exactly 32 bytes", err)
+			continue
+		}
+		previous = append(previous, k)
+	}
+	if current.ID != "" {
+		c.Ring = secrets.NewRing(current, previous...)
+	}
+
+	level, err := zerolog.ParseLevel(strings.ToLower(orDefault(getenv("CONNECTORD_LOG_LEVEL"), "info")))
+	if err != nil || level == zerolog.NoLevel {
+		p.add("CONNECTORD_LOG_LEVEL %q is not one of trace, debug, info, warn, error", getenv("CONNECTORD_LOG_LEVEL"))
+	}
+	c.LogLevel = level
+	c.LogFormat = orDefault(getenv("CONNECTORD_LOG_FORMAT"), "json")
+	if c.LogFormat != "json" && c.LogFormat != "console" {
+		p.add("CONNECTORD_LOG_FORMAT %q is not json or console", c.LogFormat)
+	}
+
+	c.Endpoints = elements.Endpoints{
+		AuthorizationURL: providerURL(getenv, &p, "CONNECTORD_INFUSIONSOFT_AUTH_URL", "https://accounts.infusionsoft.com/app/oauth/authorize"),
+		TokenURL:         providerURL(getenv, &p, "CONNECTORD_INFUSIONSOFT_TOKEN_URL", "https://api.infusionsoft.com/token"),
+		APIURL:           strings.TrimRight(providerURL(getenv, &p, "CONNECTORD_INFUSIONSOFT_API_URL", "https://api.infusionsoft.com"), "/"),
+		LegacyXMLRPCURL:  providerURL(getenv, &p, "CONNECTORD_INFUSIONSOFT_LEGACY_XMLRPC_URL", "https://{app}.infusionsoft.com/api/xmlrpc"),
+	}
+	if !strings.Contains(c.Endpoints.LegacyXMLRPCURL, "{app}") {
+		p.add("CONNECTORD_INFUSIONSOFT_LEGACY_XMLRPC_URL must contain {app}, where the application name goes")
+	}
+	return c, p.err()
+}
+
+func providerURL(getenv func(string) string, p *envProblems, name, def string) string {
+	v := orDefault(getenv(name), def)
+	if !instances.IsHTTPURL(strings.ReplaceAll(v, "{app}", "ab123")) {
+		p.add("%s %q is not an absolute http or https URL", name, v)
+	}
+	return v
+}
+
+func orDefault(v, def string) string {
+	if v = strings.TrimSpace(v); v == "" {
+		return def
+	}
+	return v
+}

@@ -1,0 +1,286 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/connectord/connectord/internal/apperr"
+	"github.com/connectord/connectord/internal/elements"
+	"github.com/connectord/connectord/internal/fakekeap"
+	"github.com/connectord/connectord/internal/httpapi"
+	"github.com/connectord/connectord/internal/instances"
+	"github.com/connectord/connectord/internal/keap"
+	"github.com/connectord/connectord/internal/store"
+	"github.com/connectord/connectord/internal/tenants"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+const usage = `connectord — a self-hosted integration connector service for Infusionsoft (Keap)
+
+Usage:
+  connectord [serve] [--sandbox]          run the HTTP API (the default)
+  connectord migrate                      apply pending database migrations and exit
+  connectord orgs create --name N --email E
+                                          create an organization and its first user;
+                                          prints their secrets once, as JSON
+  connectord version                      print the version
+
+Run 'connectord COMMAND --help' for a command's flags. Configuration is read from
+the environment; see README.md for the table.
+`
+
+// run is the whole program: main only supplies the process's arguments,
+// environment and streams.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cmd := "serve"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, args = args[0], args[1:]
+	} else if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help") {
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	switch cmd {
+	case "serve":
+		return serve(ctx, args, getenv, stdout, stderr)
+	case "migrate":
+		return migrateCmd(ctx, args, getenv, stdout, stderr)
+	case "orgs":
+		return orgsCmd(ctx, args, getenv, stdout, stderr)
+	case "version":
+		if len(args) > 0 {
+			fmt.Fprintln(stdout, "Usage: connectord version\n\nPrints the version of this build.")
+			return nil
+		}
+		fmt.Fprintln(stdout, "connectord", version)
+		return nil
+	case "help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	return fmt.Errorf("unknown command %q; run 'connectord --help'", cmd)
+}
+
+// parseFlags parses a subcommand's flags; --help prints its usage and is not an error.
+func parseFlags(fs *flag.FlagSet, args []string, stdout io.Writer, help string) (bool, error) {
+	fs.SetOutput(io.Discard)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(stdout, help)
+			fs.SetOutput(stdout)
+			fs.PrintDefaults()
+			return true, nil
+		}
+		return false, fmt.Errorf("%w; run with --help", err)
+	}
+	if fs.NArg() > 0 {
+		return false, fmt.Errorf("unexpected arguments %q; run with --help", fs.Args())
+	}
+	return false, nil
+}
+
+func migrateCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
+	if help, err := parseFlags(fs, args, stdout, "Usage: connectord migrate\n\nApplies every pending migration to DATABASE_URL and exits.\n"); help || err != nil {
+		return err
+	}
+	var p envProblems
+	url := databaseURL(getenv, &p)
+	if err := p.err(); err != nil {
+		return err
+	}
+	db, err := store.Open(ctx, url, nil)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if err := db.Migrate(ctx); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "migrations applied")
+	return nil
+}
+
+func orgsCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	const help = "Usage: connectord orgs create --name NAME --email EMAIL\n\nCreates an organization and its first user and prints one JSON object with\ntheir ids and secrets. This is the only time the secrets are shown.\n\n"
+	if len(args) == 0 || args[0] != "create" {
+		if len(args) > 0 && (args[0] == "--help" || args[0] == "-h") {
+			fmt.Fprint(stdout, help)
+			return nil
+		}
+		return errors.New("usage: connectord orgs create --name NAME --email EMAIL")
+	}
+	fs := flag.NewFlagSet("orgs create", flag.ContinueOnError)
+	name := fs.String("name", "", "the organization's name (required)")
+	email := fs.String("email", "", "the first user's email address (required)")
+	if help, err := parseFlags(fs, args[1:], stdout, help); help || err != nil {
+		return err
+	}
+	var missing []string
+	if *name == "" {
+		missing = append(missing, "--name")
+	}
+	if *email == "" {
+		missing = append(missing, "--email")
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("missing %s; run 'connectord orgs create --help'", strings.Join(missing, " and "))
+	}
+	var p envProblems
+	url := databaseURL(getenv, &p)
+	if err := p.err(); err != nil {
+		return err
+	}
+	db, err := store.Open(ctx, url, nil)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if err := db.Migrate(ctx); err != nil {
+		return err
+	}
+	created, err := tenants.NewService(db).CreateOrganization(ctx, *name, *email)
+	if err != nil {
+		if e, ok := apperrMessage(err); ok {
+			return errors.New(e)
+		}
+		return err
+	}
+	return json.NewEncoder(stdout).Encode(created)
+}
+
+func newLogger(c config, w io.Writer) zerolog.Logger {
+	if c.LogFormat == "console" {
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
+	}
+	return zerolog.New(w).Level(c.LogLevel).With().Timestamp().Logger()
+}
+
+// Sandbox credentials: the fake Keap that `serve --sandbox` runs accepts these.
+const (
+	sandboxClientID     = "sandbox-client-id"
+	sandboxClientSecret = "sandbox-client-secret"
+	sandboxServiceKey   = "KeapAK-sandbox-service-account-key"
+	sandboxLegacyApp    = "ab123"
+	sandboxLegacyKey    = "sandbox-legacy-encrypted-key"
+)
+
+func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	sandbox := fs.Bool("sandbox", false, "run a fake Keap in-process at /sandbox/keap and point the Infusionsoft endpoints at it")
+	if help, err := parseFlags(fs, args, stdout, "Usage: connectord serve [--sandbox]\n\nApplies pending migrations and serves the HTTP API on CONNECTORD_ADDR.\n\n"); help || err != nil {
+		return err
+	}
+	cfg, err := loadServeConfig(getenv)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg, stderr)
+
+	db, err := store.Open(ctx, cfg.DatabaseURL, cfg.Ring)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if err := db.Migrate(ctx); err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("CONNECTORD_ADDR %s: %w", cfg.Addr, err)
+	}
+	defer ln.Close()
+	selfURL := "http://" + loopbackAddr(ln.Addr())
+	if cfg.PublicURL == "" {
+		cfg.PublicURL = selfURL
+	}
+
+	var fake http.Handler
+	if *sandbox {
+		fk := fakekeap.New(fakekeap.Options{Logger: log.With().Str("component", "fakekeap").Logger()})
+		defer fk.Close()
+		fk.RegisterClient(sandboxClientID, sandboxClientSecret)
+		fk.AddServiceAccountKey(sandboxServiceKey)
+		fk.AddLegacyKey(sandboxLegacyApp, sandboxLegacyKey)
+		fk.SeedContacts(25)
+		fake = fk
+		cfg.Endpoints = elements.Endpoints{
+			AuthorizationURL: cfg.PublicURL + "/sandbox/keap/app/oauth/authorize",
+			TokenURL:         selfURL + "/sandbox/keap/token",
+			APIURL:           selfURL + "/sandbox/keap",
+			LegacyXMLRPCURL:  selfURL + "/sandbox/keap/legacy/{app}/api/xmlrpc",
+		}
+		log.Warn().Str("client_id", sandboxClientID).Str("client_secret", sandboxClientSecret).
+			Str("service_account_key", sandboxServiceKey).Str("legacy_app", sandboxLegacyApp).Str("legacy_key", sandboxLegacyKey).
+			Msg("sandbox: a fake Keap runs at /sandbox/keap and accepts these made-up credentials; nothing reaches the real Keap")
+	}
+
+	catalog, err := elements.Load(map[string]elements.Endpoints{"infusionsoft": cfg.Endpoints})
+	if err != nil {
+		return err
+	}
+	client := &http.Client{Timeout: 30 * time.Second}
+	handler := httpapi.Routes(httpapi.Deps{
+		Log:       log,
+		Catalog:   catalog,
+		Tenants:   tenants.NewService(db),
+		Instances: instances.NewService(db, catalog, &keap.Client{HTTP: client}, client, time.Now),
+		DB:        db,
+		Sandbox:   fake,
+	})
+
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		BaseContext:       func(net.Listener) context.Context { return log.WithContext(context.WithoutCancel(ctx)) },
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info().Str("addr", ln.Addr().String()).Str("public_url", cfg.PublicURL).Str("version", version).Bool("sandbox", *sandbox).Msg("listening")
+
+	select {
+	case err := <-errc:
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+	defer cancel()
+	log.Info().Msg("shutting down")
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}
+
+// loopbackAddr turns a wildcard listening address into one this process can call.
+func loopbackAddr(a net.Addr) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// apperrMessage returns the caller-facing message of an application error.
+func apperrMessage(err error) (string, bool) {
+	if e, ok := apperr.As(err); ok && e.Code != apperr.Internal {
+		return e.Message, true
+	}
+	return "", false
+}

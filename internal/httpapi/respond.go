@@ -1,0 +1,216 @@
+// Package httpapi is connectord's HTTP transport: routes, middleware
+// (request ids, request logs, body limits, authentication), JSON decoding and the
+// one function that writes every error response.
+//
+// It must not hold business rules: handlers decode, call a service, and encode.
+// HTTP types stop here.
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"reflect"
+	"sort"
+	"strings"
+
+	"github.com/rs/zerolog"
+
+	"github.com/connectord/connectord/internal/apperr"
+)
+
+// MaxBodyBytes is the largest request body connectord reads.
+const MaxBodyBytes = 1 << 20
+
+// statusOf maps every error code to its one status.
+var statusOf = map[apperr.Code]int{
+	apperr.Invalid:          http.StatusBadRequest,
+	apperr.Unauthorized:     http.StatusUnauthorized,
+	apperr.Forbidden:        http.StatusForbidden,
+	apperr.NotFound:         http.StatusNotFound,
+	apperr.Conflict:         http.StatusConflict,
+	apperr.TooLarge:         http.StatusRequestEntityTooLarge,
+	apperr.Unsupported:      http.StatusUnsupportedMediaType,
+	apperr.MethodNotAllowed: http.StatusMethodNotAllowed,
+	apperr.ProviderRefused:  http.StatusBadRequest,
+	apperr.ProviderDown:     http.StatusBadGateway,
+	apperr.ProviderTimeout:  http.StatusGatewayTimeout,
+	apperr.Unavailable:      http.StatusServiceUnavailable,
+	apperr.Internal:         http.StatusInternalServerError,
+}
+
+// errorBody is the Open Connectors error shape.
+type errorBody struct {
+	RequestID       string `json:"requestId"`
+	Message         string `json:"message"`
+	ProviderMessage string `json:"providerMessage,omitempty"`
+}
+
+// writeError writes err as the caller should see it. Errors that are not
+// *apperr.Error are internal: logged in full, shown as a generic message.
+func writeError(w http.ResponseWriter, r *http.Request, err error) {
+	id := RequestID(r.Context())
+	e, ok := apperr.As(err)
+	if !ok || e.Code == apperr.Internal {
+		zerolog.Ctx(r.Context()).Error().Err(err).Str("request_id", id).Msg("internal error")
+		e = &apperr.Error{Code: apperr.Internal, Message: "internal error; quote request id " + id + " when reporting it"}
+	} else if e.Err != nil {
+		zerolog.Ctx(r.Context()).Warn().Err(e.Err).Str("request_id", id).Str("code", string(e.Code)).Msg(e.Message)
+	}
+	status, ok := statusOf[e.Code]
+	if !ok {
+		status = http.StatusInternalServerError
+	}
+	writeJSON(w, status, errorBody{RequestID: id, Message: e.Message, ProviderMessage: e.ProviderMessage})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+}
+
+// decodeJSON reads a JSON object body into v strictly: the body must be JSON,
+// at most MaxBodyBytes, well formed, and name only fields v has. Every unknown
+// field is named in the one error.
+func decodeJSON(r *http.Request, v any) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || mt != "application/json" && !strings.HasSuffix(mt, "+json") {
+			return apperr.Errorf(apperr.Unsupported, "Content-Type %q is not supported: send Content-Type: application/json", ct)
+		}
+	}
+	data, err := io.ReadAll(r.Body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return apperr.Errorf(apperr.TooLarge, "request body is larger than %d bytes", mbe.Limit)
+		}
+		return apperr.Errorf(apperr.Invalid, "request body could not be read")
+	}
+	return decodeStrict(data, v)
+}
+
+func decodeStrict(data []byte, v any) error {
+	if len(strings.TrimSpace(string(data))) == 0 {
+		return apperr.Errorf(apperr.Invalid, "request body is empty: send a JSON object")
+	}
+	var generic any
+	if err := json.Unmarshal(data, &generic); err != nil {
+		var se *json.SyntaxError
+		if errors.As(err, &se) {
+			line, col := position(data, se.Offset)
+			return apperr.Errorf(apperr.Invalid, "malformed JSON at line %d, column %d (byte %d): %s", line, col, se.Offset, se.Error())
+		}
+		return apperr.Errorf(apperr.Invalid, "malformed JSON: %s", err.Error())
+	}
+	if _, ok := generic.(map[string]any); !ok {
+		return apperr.Errorf(apperr.Invalid, "request body must be a JSON object")
+	}
+	if unknown := unknownFields(generic, reflect.TypeOf(v), ""); len(unknown) > 0 {
+		sort.Strings(unknown)
+		return apperr.Errorf(apperr.Invalid, "unknown fields in request body: %s", strings.Join(unknown, ", "))
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return apperr.Errorf(apperr.Invalid, "field %s must be %s, not %s", te.Field, jsonKind(te.Type), te.Value)
+		}
+		return apperr.Errorf(apperr.Invalid, "request body does not fit: %s", err.Error())
+	}
+	return nil
+}
+
+// position turns a byte offset into a 1-based line and column.
+func position(data []byte, offset int64) (line, col int) {
+	line, col = 1, 1
+	for i := int64(0); i < offset-1 && i < int64(len(data)); i++ {
+		if data[i] == '\n' {
+			line, col = line+1, 1
+		} else {
+			col++
+		}
+	}
+	return line, col
+}
+
+// unknownFields lists the object keys in data that type t has no field for.
+// Maps are free-form and not checked.
+func unknownFields(data any, t reflect.Type, prefix string) []string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		obj, ok := data.(map[string]any)
+		if !ok {
+			return nil
+		}
+		var out []string
+		for key, val := range obj {
+			f, ok := fieldFor(t, key)
+			if !ok {
+				out = append(out, prefix+key)
+				continue
+			}
+			out = append(out, unknownFields(val, f.Type, prefix+key+".")...)
+		}
+		return out
+	case reflect.Slice, reflect.Array:
+		arr, ok := data.([]any)
+		if !ok {
+			return nil
+		}
+		var out []string
+		for i, e := range arr {
+			out = append(out, unknownFields(e, t.Elem(), fmt.Sprintf("%s%d.", prefix, i))...)
+		}
+		return out
+	}
+	return nil
+}
+
+// fieldFor finds the struct field encoding/json would fill for key.
+func fieldFor(t reflect.Type, key string) (reflect.StructField, bool) {
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "-" {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		if strings.EqualFold(name, key) {
+			return f, true
+		}
+	}
+	return reflect.StructField{}, false
+}
+
+func jsonKind(t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int64, reflect.Int32, reflect.Float64:
+		return "a number"
+	case reflect.Slice:
+		return "an array"
+	case reflect.Map, reflect.Struct:
+		return "an object"
+	}
+	return t.String()
+}

@@ -1,0 +1,62 @@
+package httpapi
+
+import (
+	"net/http"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/rs/zerolog"
+
+	"github.com/connectord/connectord/internal/elements"
+	"github.com/connectord/connectord/internal/tenants"
+)
+
+// OpenConnectorsPrefix is Open Connectors' base path; the whole API is served
+// under it too, so existing scripts work by changing only the host.
+const OpenConnectorsPrefix = "/elements/api-v2"
+
+// Deps are what the routes are built from.
+type Deps struct {
+	Log       zerolog.Logger
+	Catalog   *elements.Catalog
+	Tenants   authenticator
+	Instances instanceService
+	DB        pinger
+	Sandbox   http.Handler // the fake Keap, mounted at /sandbox/keap in sandbox mode
+}
+
+// Routes lists every route connectord serves.
+func Routes(d Deps) http.Handler {
+	r := chi.NewRouter()
+	r.Use(withRequestID(d.Log), principalHolder, logRequests, recoverPanics, limitBody)
+	r.NotFound(notFound().ServeHTTP)
+	r.MethodNotAllowed(methodNotAllowed().ServeHTTP)
+
+	r.Method(http.MethodGet, "/healthz", healthz())
+	r.Method(http.MethodGet, "/readyz", readyz(d.DB))
+	if d.Sandbox != nil {
+		r.Mount("/sandbox/keap", http.StripPrefix("/sandbox/keap", d.Sandbox))
+	}
+
+	api := func(r chi.Router) {
+		r.Method(http.MethodGet, "/elements", listElements(d.Catalog))
+		r.Method(http.MethodGet, "/elements/{keyOrId}", getElement(d.Catalog))
+		r.Method(http.MethodGet, "/elements/{keyOrId}/oauth/url", oauthURL(d.Catalog))
+
+		r.Group(func(r chi.Router) {
+			r.Use(authenticate(d.Tenants, tenants.NeedOrganization))
+			r.Method(http.MethodPost, "/elements/{keyOrId}/instances", createInstance(d.Instances))
+			r.Method(http.MethodPost, "/instances", createInstance(d.Instances))
+			r.Method(http.MethodGet, "/instances", listInstances(d.Instances))
+			r.Method(http.MethodGet, "/instances/{id}", getInstance(d.Instances))
+			r.Method(http.MethodPatch, "/instances/{id}", patchInstance(d.Instances))
+			r.Method(http.MethodPut, "/instances/{id}", putInstance(d.Instances))
+			r.Method(http.MethodDelete, "/instances/{id}", deleteInstance(d.Instances))
+			r.Method(http.MethodGet, "/instances/{id}/configuration", getConfiguration(d.Instances))
+			r.Method(http.MethodGet, "/instances/{id}/configuration/{configKey}", getConfigEntry(d.Instances))
+			r.Method(http.MethodPatch, "/instances/{id}/configuration/{configKey}", patchConfigEntry(d.Instances))
+		})
+	}
+	r.Group(api)
+	r.Route(OpenConnectorsPrefix, api)
+	return r
+}
