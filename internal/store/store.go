@@ -79,8 +79,12 @@ func (db *DB) Migrate(ctx context.Context) error {
 	}
 	m, err := migrate.NewWithInstance("iofs", src, "pgx5", drv)
 	if err != nil {
+		drv.Close()
 		return fmt.Errorf("migrations: %w", err)
 	}
+	// Close hands the driver's connection back to the pool; without it the
+	// pool's Close would wait for it forever.
+	defer m.Close()
 	if err := m.Up(); err != nil && !errors.Is(err, migrate.ErrNoChange) {
 		return fmt.Errorf("apply migrations: %w", err)
 	}
