@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/connectord/connectord/internal/fakekeap"
 	"github.com/connectord/connectord/internal/testdb"
 )
@@ -350,4 +352,20 @@ func scanLines(s string) []string {
 		out = append(out, sc.Text())
 	}
 	return out
+}
+
+// count returns the number of rows in a table of the server's database.
+func (s *server) count(table string) int {
+	s.t.Helper()
+	ctx := context.Background()
+	c, err := pgx.Connect(ctx, s.dbURL)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	var n int
+	if err := c.QueryRow(ctx, "SELECT count(*) FROM "+pgx.Identifier{table}.Sanitize()).Scan(&n); err != nil {
+		s.t.Fatal(err)
+	}
+	return n
 }

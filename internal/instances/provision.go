@@ -108,6 +108,7 @@ func (s *Service) Replace(ctx context.Context, p tenants.Principal, id int64, re
 		}
 	}
 	updated, err := s.store.UpdateInstance(ctx, p.OrganizationID, id, func(inst *Instance) error {
+		previous := inst.Config
 		inst.Name, inst.Tags, inst.AuthType, inst.Config = name, tags, authType, fresh.Config
 		tokens := map[string]string{}
 		if reconnected {
@@ -121,7 +122,8 @@ func (s *Service) Replace(ctx context.Context, p tenants.Principal, id int64, re
 					tokens[k] = v
 				}
 			}
-			if v, ok := inst.Config[KeyAppName]; ok && fresh.Config[KeyAppName] == nil {
+			// The application name came from the token; it stays with the tokens.
+			if v, ok := previous[KeyAppName]; ok && fresh.Config[KeyAppName] == nil {
 				fresh.Config[KeyAppName] = v
 			}
 		}
