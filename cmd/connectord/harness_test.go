@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -20,6 +21,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/connectord/connectord/internal/fakekeap"
+	"github.com/connectord/connectord/internal/store"
 	"github.com/connectord/connectord/internal/testdb"
 )
 
@@ -368,4 +370,45 @@ func (s *server) count(table string) int {
 		s.t.Fatal(err)
 	}
 	return n
+}
+
+// instanceSecrets decrypts an instance's stored credentials with the server's keys.
+func (s *server) instanceSecrets(id string) map[string]string {
+	s.t.Helper()
+	cfg, err := loadServeConfig(getenvFrom(s.env))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	ctx := context.Background()
+	db, err := store.Open(ctx, s.dbURL, cfg.Ring)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer db.Close()
+	n, _ := strconv.ParseInt(id, 10, 64)
+	var org int64
+	if err := db.Pool().QueryRow(ctx, "SELECT organization_id FROM instances WHERE id = $1", n).Scan(&org); err != nil {
+		s.t.Fatal(err)
+	}
+	inst, err := db.Instance(ctx, org, n)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return inst.Secrets
+}
+
+// ciphertext returns the raw sealed credentials of an instance.
+func (s *server) ciphertext(id string) []byte {
+	s.t.Helper()
+	ctx := context.Background()
+	c, err := pgx.Connect(ctx, s.dbURL)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	var ct []byte
+	if err := c.QueryRow(ctx, "SELECT ciphertext FROM instance_credentials WHERE instance_id = $1", id).Scan(&ct); err != nil {
+		s.t.Fatal(err)
+	}
+	return ct
 }
