@@ -35,6 +35,8 @@ Usage:
   connectord orgs create --name N --email E
                                           create an organization and its first user;
                                           prints their secrets once, as JSON
+  connectord keys rotate                  re-encrypt stored credentials under
+                                          CONNECTORD_ENCRYPTION_KEY
   connectord version                      print the version
 
 Run 'connectord COMMAND --help' for a command's flags. Configuration is read from
@@ -58,6 +60,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return migrateCmd(ctx, args, getenv, stdout, stderr)
 	case "orgs":
 		return orgsCmd(ctx, args, getenv, stdout, stderr)
+	case "keys":
+		return keysCmd(ctx, args, getenv, stdout)
 	case "version":
 		if len(args) > 0 {
 			fmt.Fprintln(stdout, "Usage: connectord version\n\nPrints the version of this build.")
@@ -196,6 +200,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err := db.Migrate(ctx); err != nil {
 		return err
 	}
+	if err := checkKeys(ctx, db, cfg); err != nil {
+		return err
+	}
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -283,4 +290,59 @@ func apperrMessage(err error) (string, bool) {
 		return e.Message, true
 	}
 	return "", false
+}
+
+// checkKeys refuses to start when stored credentials were sealed with a key the
+// configuration no longer holds: better a clear message now than failures later.
+func checkKeys(ctx context.Context, db *store.DB, cfg config) error {
+	inUse, err := db.KeyIDsInUse(ctx)
+	if err != nil {
+		return err
+	}
+	var unknown []string
+	for id, n := range inUse {
+		if !cfg.Ring.Has(id) {
+			unknown = append(unknown, fmt.Sprintf("key %s sealed %d instances", id, n))
+		}
+	}
+	if len(unknown) > 0 {
+		return fmt.Errorf("configuration: stored credentials were encrypted with keys that are not configured (%s): set CONNECTORD_ENCRYPTION_KEY_PREVIOUS to the old key", strings.Join(unknown, "; "))
+	}
+	return nil
+}
+
+func keysCmd(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	const help = "Usage: connectord keys rotate\n\nRe-encrypts every instance's stored credentials under CONNECTORD_ENCRYPTION_KEY.\nRun it after moving the old key to CONNECTORD_ENCRYPTION_KEY_PREVIOUS; when it\nfinishes, the previous key is no longer needed.\n"
+	if len(args) == 0 || args[0] != "rotate" {
+		if len(args) > 0 && (args[0] == "--help" || args[0] == "-h") {
+			fmt.Fprint(stdout, help)
+			return nil
+		}
+		return errors.New("usage: connectord keys rotate")
+	}
+	fs := flag.NewFlagSet("keys rotate", flag.ContinueOnError)
+	if help, err := parseFlags(fs, args[1:], stdout, help); help || err != nil {
+		return err
+	}
+	cfg, err := loadServeConfig(getenv)
+	if err != nil {
+		return err
+	}
+	db, err := store.Open(ctx, cfg.DatabaseURL, cfg.Ring)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if err := db.Migrate(ctx); err != nil {
+		return err
+	}
+	if err := checkKeys(ctx, db, cfg); err != nil {
+		return err
+	}
+	n, err := db.ResealCredentials(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "re-encrypted the credentials of %d instances under key %s\n", n, cfg.Ring.CurrentID())
+	return nil
 }

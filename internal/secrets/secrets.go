@@ -75,6 +75,12 @@ func NewRing(current Key, previous ...Key) *Ring {
 // CurrentID is the identifier of the key new ciphertexts are made with.
 func (r *Ring) CurrentID() string { return r.current.ID }
 
+// Has reports whether the ring holds the key named id.
+func (r *Ring) Has(id string) bool {
+	_, ok := r.byID[id]
+	return ok
+}
+
 // ErrUnknownKey means a ciphertext was made with a key the ring does not hold.
 var ErrUnknownKey = errors.New("secrets: ciphertext was encrypted with a key that is not configured (set CONNECTORD_ENCRYPTION_KEY_PREVIOUS)")
 

@@ -177,3 +177,46 @@ func (db *DB) DeleteInstance(ctx context.Context, orgID, id int64) error {
 	}
 	return nil
 }
+
+// KeyIDsInUse lists the encryption key ids that sealed stored credentials, with
+// how many instances each sealed.
+func (db *DB) KeyIDsInUse(ctx context.Context) (map[string]int, error) {
+	rows, err := db.pool.Query(ctx, `SELECT key_id, count(*) FROM instance_credentials GROUP BY key_id`)
+	if err != nil {
+		return nil, interpret(err)
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var id string
+		var n int
+		if err := rows.Scan(&id, &n); err != nil {
+			return nil, interpret(err)
+		}
+		out[id] = n
+	}
+	return out, interpret(rows.Err())
+}
+
+// ResealCredentials re-encrypts, under the current key, every instance's
+// credentials that an older key sealed, one instance per transaction. It
+// returns how many it re-encrypted.
+func (db *DB) ResealCredentials(ctx context.Context) (int, error) {
+	n := 0
+	for {
+		var id, org int64
+		err := db.pool.QueryRow(ctx, `
+			SELECT i.id, i.organization_id FROM instance_credentials c JOIN instances i ON i.id = c.instance_id
+			WHERE c.key_id <> $1 ORDER BY i.id LIMIT 1`, db.ring.CurrentID()).Scan(&id, &org)
+		if apperr.CodeOf(interpret(err)) == apperr.NotFound {
+			return n, nil
+		}
+		if err != nil {
+			return n, interpret(err)
+		}
+		if _, err := db.UpdateInstance(ctx, org, id, func(*instances.Instance) error { return nil }); err != nil {
+			return n, fmt.Errorf("re-encrypt instance %d: %w", id, err)
+		}
+		n++
+	}
+}
