@@ -22,6 +22,17 @@ log() { printf 'devrun: %s\n' "$*" >&2; }
 exports="$(scripts/devdb.sh)" || { log "no database available (see above)"; exit 1; }
 eval "$exports"
 
+# Keep the dev data in its own database rather than the server's maintenance
+# database "postgres" (when psql is there to create it).
+if [[ $DATABASE_URL == */postgres || $DATABASE_URL == */postgres\?* ]] && command -v psql >/dev/null 2>&1; then
+	base="${DATABASE_URL%%\?*}"
+	dev_url="${base%/postgres}/connectord_dev${DATABASE_URL#"$base"}"
+	if ! psql "$dev_url" -Atqc 'select 1' >/dev/null 2>&1; then
+		psql "$DATABASE_URL" -qc 'CREATE DATABASE connectord_dev' >/dev/null && log "created database connectord_dev"
+	fi
+	export DATABASE_URL="$dev_url"
+fi
+
 mkdir -p .dev
 chmod 0700 .dev
 
@@ -76,6 +87,8 @@ user_secret="$(field user secret)"
 		echo "  user:          $user_email   secret: $user_secret"
 		echo "  header:"
 		echo "    Authorization: User $user_secret, Organization $org_secret"
+		echo "  for the README's curl journey, in another terminal:"
+		echo "    export USER_SECRET=$user_secret ORG_SECRET=$org_secret"
 	else
 		echo "  (could not read the secrets from .dev/org.json; see that file)"
 	fi
