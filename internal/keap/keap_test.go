@@ -69,3 +69,20 @@ func TestErrorMessage_KeapShapes(t *testing.T) {
 		}
 	}
 }
+
+func FuzzDecodeResponse(f *testing.F) {
+	for _, s := range []string{
+		`<methodResponse><params><param><value><int>1</int></value></param></params></methodResponse>`,
+		`<methodResponse><fault><value><struct><member><name>faultCode</name><value><int>2</int></value></member></struct></value></fault></methodResponse>`,
+		`<methodResponse><params><param><value><array><data><value><struct></struct></value></data></array></value></param></params></methodResponse>`,
+		`<methodResponse>`, ``,
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		v, err := DecodeResponse([]byte(in))
+		if err == nil && v == nil && !strings.Contains(in, "nil") {
+			t.Fatalf("no value and no error for %q", in)
+		}
+	})
+}
