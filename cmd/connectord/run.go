@@ -20,6 +20,7 @@ import (
 	"github.com/connectord/connectord/internal/httpapi"
 	"github.com/connectord/connectord/internal/instances"
 	"github.com/connectord/connectord/internal/keap"
+	"github.com/connectord/connectord/internal/secrets"
 	"github.com/connectord/connectord/internal/store"
 	"github.com/connectord/connectord/internal/tenants"
 )
@@ -104,14 +105,11 @@ func migrateCmd(ctx context.Context, args []string, getenv func(string) string, 
 	if err := p.err(); err != nil {
 		return err
 	}
-	db, err := store.Open(ctx, url, nil)
+	db, err := openMigrated(ctx, url, nil)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	if err := db.Migrate(ctx); err != nil {
-		return err
-	}
 	fmt.Fprintln(stdout, "migrations applied")
 	return nil
 }
@@ -146,14 +144,11 @@ func orgsCmd(ctx context.Context, args []string, getenv func(string) string, std
 	if err := p.err(); err != nil {
 		return err
 	}
-	db, err := store.Open(ctx, url, nil)
+	db, err := openMigrated(ctx, url, nil)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	if err := db.Migrate(ctx); err != nil {
-		return err
-	}
 	created, err := tenants.NewService(db).CreateOrganization(ctx, *name, *email)
 	if err != nil {
 		if e, ok := apperrMessage(err); ok {
@@ -192,14 +187,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	log := newLogger(cfg, stderr)
 
-	db, err := store.Open(ctx, cfg.DatabaseURL, cfg.Ring)
+	db, err := openMigrated(ctx, cfg.DatabaseURL, cfg.Ring)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	if err := db.Migrate(ctx); err != nil {
-		return err
-	}
 	if err := checkKeys(ctx, db, cfg); err != nil {
 		return err
 	}
@@ -328,14 +320,11 @@ func keysCmd(ctx context.Context, args []string, getenv func(string) string, std
 	if err != nil {
 		return err
 	}
-	db, err := store.Open(ctx, cfg.DatabaseURL, cfg.Ring)
+	db, err := openMigrated(ctx, cfg.DatabaseURL, cfg.Ring)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	if err := db.Migrate(ctx); err != nil {
-		return err
-	}
 	if err := checkKeys(ctx, db, cfg); err != nil {
 		return err
 	}
@@ -345,4 +334,18 @@ func keysCmd(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	fmt.Fprintf(stdout, "re-encrypted the credentials of %d instances under key %s\n", n, cfg.Ring.CurrentID())
 	return nil
+}
+
+// openMigrated opens the database and applies pending migrations: every command
+// that touches data starts from the current schema.
+func openMigrated(ctx context.Context, url string, ring *secrets.Ring) (*store.DB, error) {
+	db, err := store.Open(ctx, url, ring)
+	if err != nil {
+		return nil, err
+	}
+	if err := db.Migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
 }

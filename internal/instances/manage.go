@@ -7,16 +7,13 @@ import (
 	"maps"
 
 	"github.com/connectord/connectord/internal/apperr"
+	"github.com/connectord/connectord/internal/elements"
 	"github.com/connectord/connectord/internal/tenants"
 )
 
 // Get returns one of the organization's instances.
 func (s *Service) Get(ctx context.Context, p tenants.Principal, id int64) (*View, error) {
-	inst, err := s.store.Instance(ctx, p.OrganizationID, id)
-	if err != nil {
-		return nil, err
-	}
-	el, err := s.elementOf(inst)
+	inst, el, err := s.load(ctx, p, id)
 	if err != nil {
 		return nil, err
 	}
@@ -52,11 +49,7 @@ type UpdateRequest struct {
 // Update changes an instance in place. A new API key or application name is
 // checked with the provider before it is saved; a new secret is encrypted anew.
 func (s *Service) Update(ctx context.Context, p tenants.Principal, id int64, req UpdateRequest) (*View, error) {
-	cur, err := s.store.Instance(ctx, p.OrganizationID, id)
-	if err != nil {
-		return nil, err
-	}
-	el, err := s.elementOf(cur)
+	cur, el, err := s.load(ctx, p, id)
 	if err != nil {
 		return nil, err
 	}
@@ -114,6 +107,19 @@ func (s *Service) Update(ctx context.Context, p tenants.Principal, id int64, req
 	return s.render(el, updated), nil
 }
 
+// load reads one of the organization's instances and its element.
+func (s *Service) load(ctx context.Context, p tenants.Principal, id int64) (*Instance, *elements.Element, error) {
+	inst, err := s.store.Instance(ctx, p.OrganizationID, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	el, err := s.elementOf(inst)
+	if err != nil {
+		return nil, nil, err
+	}
+	return inst, el, nil
+}
+
 // Delete removes an instance and its credentials.
 func (s *Service) Delete(ctx context.Context, p tenants.Principal, id int64) error {
 	return s.store.DeleteInstance(ctx, p.OrganizationID, id)
@@ -121,11 +127,7 @@ func (s *Service) Delete(ctx context.Context, p tenants.Principal, id int64) err
 
 // Configuration lists an instance's configuration entries, secrets masked.
 func (s *Service) Configuration(ctx context.Context, p tenants.Principal, id int64) ([]ConfigEntry, error) {
-	inst, err := s.store.Instance(ctx, p.OrganizationID, id)
-	if err != nil {
-		return nil, err
-	}
-	el, err := s.elementOf(inst)
+	inst, el, err := s.load(ctx, p, id)
 	if err != nil {
 		return nil, err
 	}

@@ -79,11 +79,7 @@ func (s *Service) Create(ctx context.Context, p tenants.Principal, pathElement s
 // as for Create. With providerData.code it exchanges the code anew, which repairs
 // an instance whose tokens were lost; without one an OAuth instance keeps its tokens.
 func (s *Service) Replace(ctx context.Context, p tenants.Principal, id int64, req CreateRequest) (*View, error) {
-	cur, err := s.store.Instance(ctx, p.OrganizationID, id)
-	if err != nil {
-		return nil, err
-	}
-	el, err := s.elementOf(cur)
+	cur, el, err := s.load(ctx, p, id)
 	if err != nil {
 		return nil, err
 	}
