@@ -135,10 +135,18 @@ func (db *DB) Instances(ctx context.Context, orgID int64, tags []string) ([]*ins
 func (db *DB) UpdateInstance(ctx context.Context, orgID, id int64, fn func(*instances.Instance) error) (*instances.Instance, error) {
 	var out *instances.Instance
 	err := db.inTx(ctx, func(tx pgx.Tx) error {
-		inst, err := db.scanInstance(tx.QueryRow(ctx, `SELECT `+instanceColumns+instanceFrom+`WHERE i.organization_id = $1 AND i.id = $2 FOR UPDATE OF i`, orgID, id))
-		if apperr.CodeOf(err) == apperr.NotFound {
+		// Lock first, read after: a SELECT … FOR UPDATE that waits re-reads only the
+		// locked row, not the credentials joined to it, so reading in the same
+		// statement could return credentials another transaction just replaced.
+		var locked int64
+		err := tx.QueryRow(ctx, `SELECT id FROM instances WHERE organization_id = $1 AND id = $2 FOR UPDATE`, orgID, id).Scan(&locked)
+		if apperr.CodeOf(interpret(err)) == apperr.NotFound {
 			return notFound(id)
 		}
+		if err != nil {
+			return interpret(err)
+		}
+		inst, err := db.scanInstance(tx.QueryRow(ctx, `SELECT `+instanceColumns+instanceFrom+`WHERE i.id = $1`, id))
 		if err != nil {
 			return err
 		}
