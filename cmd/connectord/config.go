@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -23,6 +25,14 @@ type config struct {
 	LogLevel    zerolog.Level
 	LogFormat   string
 	Endpoints   elements.Endpoints
+	Refresh     refreshConfig
+}
+
+// refreshConfig tunes the token refresher.
+type refreshConfig struct {
+	Margin       time.Duration
+	PollInterval time.Duration
+	Workers      int
 }
 
 // envProblems collects every bad variable so one message names them all.
@@ -106,7 +116,31 @@ func loadServeConfig(getenv func(string) string) (config, error) {
 	if !strings.Contains(c.Endpoints.LegacyXMLRPCURL, "{app}") {
 		p.add("CONNECTORD_INFUSIONSOFT_LEGACY_XMLRPC_URL must contain {app}, where the application name goes")
 	}
+	c.Refresh.Margin = duration(getenv, &p, "CONNECTORD_REFRESH_MARGIN", 15*time.Minute)
+	c.Refresh.PollInterval = duration(getenv, &p, "CONNECTORD_REFRESH_POLL_INTERVAL", 5*time.Second)
+	c.Refresh.Workers = 4
+	if v := strings.TrimSpace(getenv("CONNECTORD_REFRESH_WORKERS")); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 64 {
+			p.add("CONNECTORD_REFRESH_WORKERS %q is not a whole number from 1 to 64", v)
+		}
+		c.Refresh.Workers = n
+	}
 	return c, p.err()
+}
+
+// duration reads a positive Go duration such as 15m or 90s.
+func duration(getenv func(string) string, p *envProblems, name string, def time.Duration) time.Duration {
+	v := strings.TrimSpace(getenv(name))
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		p.add("%s %q is not a positive duration (for example 15m or 90s)", name, v)
+		return def
+	}
+	return d
 }
 
 func providerURL(getenv func(string) string, p *envProblems, name, def string) string {

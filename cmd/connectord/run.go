@@ -23,6 +23,7 @@ import (
 	"github.com/connectord/connectord/internal/secrets"
 	"github.com/connectord/connectord/internal/store"
 	"github.com/connectord/connectord/internal/tenants"
+	"github.com/connectord/connectord/internal/tokens"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -231,11 +232,16 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	client := &http.Client{Timeout: 30 * time.Second}
+	tok := tokens.New(db, catalog, tokens.Options{
+		Margin: cfg.Refresh.Margin, PollInterval: cfg.Refresh.PollInterval, Workers: cfg.Refresh.Workers,
+		Client: client, Log: log.With().Str("component", "tokens").Logger(),
+	})
 	handler := httpapi.Routes(httpapi.Deps{
 		Log:       log,
 		Catalog:   catalog,
 		Tenants:   tenants.NewService(db),
 		Instances: instances.NewService(db, catalog, &keap.Client{HTTP: client}, client, time.Now),
+		Tokens:    tok,
 		DB:        db,
 		Sandbox:   fake,
 	})
@@ -248,6 +254,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	// The refresher stops claiming work when ctx ends; refreshes under way finish
+	// and are saved before run returns and the pool closes.
+	refresher := make(chan struct{})
+	go func() { defer close(refresher); tok.Run(ctx) }()
+	defer func() { <-refresher }()
 	log.Info().Str("addr", ln.Addr().String()).Str("public_url", cfg.PublicURL).Str("version", version).Bool("sandbox", *sandbox).Msg("listening")
 
 	select {

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/connectord/connectord/internal/fakekeap"
+	"github.com/connectord/connectord/internal/secrets"
 	"github.com/connectord/connectord/internal/testdb"
 )
 
@@ -119,8 +120,21 @@ func TestEncryptionKeyRotation_PreviousKeyDecryptsAndKeysRotateReseals(t *testin
 	}
 	s2.stop()
 	var out strings.Builder
-	if err := run(context.Background(), []string{"keys", "rotate"}, getenvFrom(newEnv), &out, &strings.Builder{}); err != nil || !strings.Contains(out.String(), "1 instances") {
+	if err := run(context.Background(), []string{"keys", "rotate"}, getenvFrom(newEnv), &out, &strings.Builder{}); err != nil || !strings.Contains(out.String(), "re-encrypted the credentials of") {
 		t.Fatalf("keys rotate: %v %q", err, out.String())
+	}
+	newKey, err := secrets.ParseKey(newEnv["CONNECTORD_ENCRYPTION_KEY"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stale int
+	c, err := pgx.Connect(context.Background(), dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(context.Background())
+	if err := c.QueryRow(context.Background(), "SELECT count(*) FROM instance_credentials WHERE key_id <> $1", newKey.ID).Scan(&stale); err != nil || stale != 0 {
+		t.Fatalf("%d credentials still sealed with the old key (%v)", stale, err)
 	}
 
 	// After rotation the old key is no longer needed.

@@ -20,6 +20,7 @@ type Deps struct {
 	Catalog   *elements.Catalog
 	Tenants   authenticator
 	Instances instanceService
+	Tokens    tokenRefresher
 	DB        pinger
 	Sandbox   http.Handler // the fake Keap, mounted at /sandbox/keap in sandbox mode
 }
@@ -54,6 +55,7 @@ func Routes(d Deps) http.Handler {
 			r.Method(http.MethodGet, "/instances/{id}/configuration", getConfiguration(d.Instances))
 			r.Method(http.MethodGet, "/instances/{id}/configuration/{configKey}", getConfigEntry(d.Instances))
 			r.Method(http.MethodPatch, "/instances/{id}/configuration/{configKey}", patchConfigEntry(d.Instances))
+			r.Method(http.MethodPut, "/instances/{id}/tokens/refresh", refreshTokens(d.Tokens))
 		})
 	}
 	r.Group(api)

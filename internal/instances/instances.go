@@ -9,6 +9,7 @@ package instances
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"time"
 
@@ -31,6 +32,7 @@ const (
 	KeyAccessToken     = "oauth.user.token"
 	KeyRefreshToken    = "oauth.user.refresh_token"
 	KeyRefreshTime     = "oauth.user.refresh_time"
+	KeyRefreshInterval = "oauth.user.refresh_interval"
 	KeyScope           = "oauth.scope"
 	KeyAuthorizeURL    = "oauth.authorization.url"
 	KeyTokenURL        = "oauth.token.url"
@@ -61,8 +63,24 @@ type Instance struct {
 	Secrets        map[string]string  // secret configuration and tokens
 	TokenExpiresAt *time.Time
 	RefreshedAt    *time.Time
-	CreatedAt      time.Time
-	UpdatedAt      time.Time
+	// Refresh scheduling, owned by the token refresher: nil RefreshDueAt means
+	// "look at this instance as soon as possible".
+	RefreshDueAt       *time.Time
+	RefreshFailures    int
+	LastRefreshError   string
+	LastRefreshErrorAt *time.Time
+	CreatedAt          time.Time
+	UpdatedAt          time.Time
+}
+
+// ErrUnchanged, returned by an update function, leaves the instance as it was:
+// nothing is written.
+var ErrUnchanged = errors.New("instances: unchanged")
+
+// Value is the effective value of one of inst's non-secret configuration
+// entries: what was set, else the element's default.
+func Value(el *elements.Element, inst *Instance, key string) string {
+	return value(el, inst.Config, key)
 }
 
 // Store is what this package needs from the database. Every method is one

@@ -31,6 +31,9 @@ type View struct {
 	TraceLoggingEnabled   bool               `json:"traceLoggingEnabled"`
 	AuthenticationType    string             `json:"authenticationType"`
 	TokenExpiresDate      *time.Time         `json:"tokenExpiresDate,omitempty"`
+	NextRefreshDate       *time.Time         `json:"nextRefreshDate,omitempty"`
+	LastRefreshError      string             `json:"lastRefreshError,omitempty"`
+	LastRefreshErrorDate  *time.Time         `json:"lastRefreshErrorDate,omitempty"`
 	CreatedDate           time.Time          `json:"createdDate"`
 	UpdatedDate           time.Time          `json:"updatedDate"`
 }
@@ -60,6 +63,7 @@ func (s *Service) render(el *elements.Element, inst *Instance) *View {
 		Disabled: inst.Disabled, Configuration: cfg, Tags: tags,
 		EventsEnabled:      value(el, inst.Config, KeyEventsEnabled) == "true",
 		AuthenticationType: inst.AuthType, TokenExpiresDate: inst.TokenExpiresAt,
+		NextRefreshDate: inst.RefreshDueAt, LastRefreshError: inst.LastRefreshError, LastRefreshErrorDate: inst.LastRefreshErrorAt,
 		CreatedDate: inst.CreatedAt, UpdatedDate: inst.UpdatedAt,
 	}
 }

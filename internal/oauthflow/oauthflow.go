@@ -9,6 +9,7 @@ package oauthflow
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/url"
@@ -135,4 +136,33 @@ func providerError(doing string, err error) error {
 		return &apperr.Error{Code: apperr.ProviderTimeout, Message: "the provider did not answer in time while " + doing, Err: err}
 	}
 	return &apperr.Error{Code: apperr.ProviderDown, Message: "the provider could not be reached while " + doing, Err: err}
+}
+
+// ErrRefreshRefused marks a refresh the provider refused for good (the refresh
+// token is invalid, used, expired or revoked, or the client is no longer
+// accepted): only a new authorization repairs it.
+var ErrRefreshRefused = errors.New("oauthflow: the provider refused the refresh token")
+
+// Refresh trades a refresh token for new tokens. Keap rotates refresh tokens:
+// the answer carries a new one and the old one stops working, so the caller must
+// persist the result before anything else uses it. A refusal wraps
+// ErrRefreshRefused; anything else (time-outs, 5xx, 429) is transient.
+func (p *Provider) Refresh(ctx context.Context, clientID, clientSecret, refreshToken string) (Token, error) {
+	cfg := p.config(clientID, clientSecret, "")
+	// Keap documents HTTP Basic client authentication for the refresh grant.
+	cfg.Endpoint.AuthStyle = oauth2.AuthStyleInHeader
+	tok, err := cfg.TokenSource(p.ctx(ctx), &oauth2.Token{RefreshToken: refreshToken}).Token()
+	if err != nil {
+		var re *oauth2.RetrieveError
+		if errors.As(err, &re) && re.Response != nil && (re.Response.StatusCode == http.StatusBadRequest || re.Response.StatusCode == http.StatusUnauthorized) {
+			switch re.ErrorCode {
+			case "invalid_grant", "invalid_request", "invalid_client", "unauthorized_client":
+				return Token{}, fmt.Errorf("%w: %w", ErrRefreshRefused, providerError("refreshing the token", err))
+			}
+		}
+		return Token{}, providerError("refreshing the token", err)
+	}
+	// When the answer has no refresh token, oauth2 keeps the one we sent: the
+	// provider did not rotate it, so it is still the one to use.
+	return fromOAuth2(tok), nil
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -15,7 +16,8 @@ import (
 
 const instanceColumns = `i.id, i.organization_id, coalesce(i.created_by, 0), i.element_key, i.name, i.auth_type,
 	i.token_hash, i.tags, i.disabled, i.valid, coalesce(i.invalid_reason, ''), i.configuration,
-	i.created_at, i.updated_at, c.key_id, c.ciphertext, c.token_expires_at, c.refreshed_at`
+	i.created_at, i.updated_at, c.key_id, c.ciphertext, c.token_expires_at, c.refreshed_at,
+	c.due_at, coalesce(c.refresh_failures, 0), coalesce(c.last_refresh_error, ''), c.last_refresh_error_at`
 
 const instanceFrom = ` FROM instances i LEFT JOIN instance_credentials c ON c.instance_id = i.id `
 
@@ -58,11 +60,16 @@ func (db *DB) saveCredentials(ctx context.Context, tx pgx.Tx, inst *instances.In
 		return err
 	}
 	_, err = tx.Exec(ctx, `
-		INSERT INTO instance_credentials (instance_id, key_id, ciphertext, token_expires_at, refreshed_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, now())
+		INSERT INTO instance_credentials (instance_id, key_id, ciphertext, token_expires_at, refreshed_at,
+			due_at, refresh_failures, last_refresh_error, last_refresh_error_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, nullif($8, ''), $9, now())
 		ON CONFLICT (instance_id) DO UPDATE SET key_id = excluded.key_id, ciphertext = excluded.ciphertext,
-			token_expires_at = excluded.token_expires_at, refreshed_at = excluded.refreshed_at, updated_at = now()`,
-		inst.ID, keyID, ct, inst.TokenExpiresAt, inst.RefreshedAt)
+			token_expires_at = excluded.token_expires_at, refreshed_at = excluded.refreshed_at,
+			due_at = excluded.due_at, refresh_failures = excluded.refresh_failures,
+			last_refresh_error = excluded.last_refresh_error, last_refresh_error_at = excluded.last_refresh_error_at,
+			updated_at = now()`,
+		inst.ID, keyID, ct, inst.TokenExpiresAt, inst.RefreshedAt,
+		inst.RefreshDueAt, inst.RefreshFailures, inst.LastRefreshError, inst.LastRefreshErrorAt)
 	return interpret(err)
 }
 
@@ -74,7 +81,8 @@ func (db *DB) scanInstance(row pgx.Row) (*instances.Instance, error) {
 	var expires, refreshed *time.Time
 	err := row.Scan(&inst.ID, &inst.OrganizationID, &inst.CreatedBy, &inst.ElementKey, &inst.Name, &inst.AuthType,
 		&inst.TokenHash, &inst.Tags, &inst.Disabled, &inst.Valid, &inst.InvalidReason, &cfg,
-		&inst.CreatedAt, &inst.UpdatedAt, &keyID, &ct, &expires, &refreshed)
+		&inst.CreatedAt, &inst.UpdatedAt, &keyID, &ct, &expires, &refreshed,
+		&inst.RefreshDueAt, &inst.RefreshFailures, &inst.LastRefreshError, &inst.LastRefreshErrorAt)
 	if err != nil {
 		return nil, interpret(err)
 	}
@@ -135,43 +143,86 @@ func (db *DB) Instances(ctx context.Context, orgID int64, tags []string) ([]*ins
 func (db *DB) UpdateInstance(ctx context.Context, orgID, id int64, fn func(*instances.Instance) error) (*instances.Instance, error) {
 	var out *instances.Instance
 	err := db.inTx(ctx, func(tx pgx.Tx) error {
-		// Lock first, read after: a SELECT … FOR UPDATE that waits re-reads only the
-		// locked row, not the credentials joined to it, so reading in the same
-		// statement could return credentials another transaction just replaced.
-		var locked int64
-		err := tx.QueryRow(ctx, `SELECT id FROM instances WHERE organization_id = $1 AND id = $2 FOR UPDATE`, orgID, id).Scan(&locked)
-		if apperr.CodeOf(interpret(err)) == apperr.NotFound {
+		var err error
+		out, err = db.updateLocked(ctx, tx, `SELECT id FROM instances WHERE organization_id = $1 AND id = $2 FOR UPDATE`, []any{orgID, id}, fn)
+		if apperr.CodeOf(err) == apperr.NotFound {
 			return notFound(id)
 		}
-		if err != nil {
-			return interpret(err)
-		}
-		inst, err := db.scanInstance(tx.QueryRow(ctx, `SELECT `+instanceColumns+instanceFrom+`WHERE i.id = $1`, id))
-		if err != nil {
-			return err
-		}
-		if err := fn(inst); err != nil {
-			return err
-		}
-		cfg, err := json.Marshal(inst.Config)
-		if err != nil {
-			return fmt.Errorf("store: configuration: %w", err)
-		}
-		err = tx.QueryRow(ctx, `
-			UPDATE instances SET name = $2, auth_type = $3, tags = $4, disabled = $5, valid = $6,
-				invalid_reason = nullif($7, ''), configuration = $8, updated_at = now()
-			WHERE id = $1 RETURNING updated_at`,
-			inst.ID, inst.Name, inst.AuthType, inst.Tags, inst.Disabled, inst.Valid, inst.InvalidReason, cfg).Scan(&inst.UpdatedAt)
-		if err != nil {
-			return interpret(err)
-		}
-		if err := db.saveCredentials(ctx, tx, inst); err != nil {
-			return err
-		}
-		out = inst
-		return nil
+		return err
 	})
 	return out, err
+}
+
+// UpdateInstanceByID is UpdateInstance for connectord's own background work,
+// which acts for every organization.
+func (db *DB) UpdateInstanceByID(ctx context.Context, id int64, fn func(*instances.Instance) error) (*instances.Instance, error) {
+	var out *instances.Instance
+	err := db.inTx(ctx, func(tx pgx.Tx) error {
+		var err error
+		out, err = db.updateLocked(ctx, tx, `SELECT id FROM instances WHERE id = $1 FOR UPDATE`, []any{id}, fn)
+		return err
+	})
+	return out, err
+}
+
+// UpdateDueInstance claims one valid OAuth instance whose refresh is due at now,
+// skipping instances another transaction holds (another worker or replica is on
+// them), applies fn under the lock and saves what fn left. It reports whether
+// there was one.
+func (db *DB) UpdateDueInstance(ctx context.Context, now time.Time, fn func(*instances.Instance) error) (bool, error) {
+	found := false
+	err := db.inTx(ctx, func(tx pgx.Tx) error {
+		_, err := db.updateLocked(ctx, tx, `
+			SELECT i.id FROM instance_credentials c JOIN instances i ON i.id = c.instance_id
+			WHERE (c.due_at IS NULL OR c.due_at <= $1) AND i.valid AND i.auth_type = 'oauth2'
+			ORDER BY c.due_at NULLS FIRST
+			LIMIT 1
+			FOR UPDATE OF i SKIP LOCKED`, []any{now}, fn)
+		if apperr.CodeOf(err) == apperr.NotFound {
+			return nil
+		}
+		found = err == nil
+		return err
+	})
+	return found, err
+}
+
+// updateLocked runs lockQuery (which must lock and return one instance id),
+// reads that instance, applies fn and saves the result, all in tx.
+//
+// It locks first and reads after: a SELECT … FOR UPDATE that waits re-reads only
+// the locked row, not the credentials joined to it, so reading in the same
+// statement could return credentials another transaction just replaced.
+func (db *DB) updateLocked(ctx context.Context, tx pgx.Tx, lockQuery string, args []any, fn func(*instances.Instance) error) (*instances.Instance, error) {
+	var id int64
+	if err := tx.QueryRow(ctx, lockQuery, args...).Scan(&id); err != nil {
+		return nil, interpret(err)
+	}
+	inst, err := db.scanInstance(tx.QueryRow(ctx, `SELECT `+instanceColumns+instanceFrom+`WHERE i.id = $1`, id))
+	if err != nil {
+		return nil, err
+	}
+	if err := fn(inst); errors.Is(err, instances.ErrUnchanged) {
+		return inst, nil
+	} else if err != nil {
+		return nil, err
+	}
+	cfg, err := json.Marshal(inst.Config)
+	if err != nil {
+		return nil, fmt.Errorf("store: configuration: %w", err)
+	}
+	err = tx.QueryRow(ctx, `
+		UPDATE instances SET name = $2, auth_type = $3, tags = $4, disabled = $5, valid = $6,
+			invalid_reason = nullif($7, ''), configuration = $8, updated_at = now()
+		WHERE id = $1 RETURNING updated_at`,
+		inst.ID, inst.Name, inst.AuthType, inst.Tags, inst.Disabled, inst.Valid, inst.InvalidReason, cfg).Scan(&inst.UpdatedAt)
+	if err != nil {
+		return nil, interpret(err)
+	}
+	if err := db.saveCredentials(ctx, tx, inst); err != nil {
+		return nil, err
+	}
+	return inst, nil
 }
 
 // DeleteInstance removes an instance; its credentials go with it.
