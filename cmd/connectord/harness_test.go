@@ -98,13 +98,19 @@ type keapServer struct {
 	URL string
 }
 
-func newKeap(t *testing.T, opts fakekeap.Options) *keapServer {
+func newKeap(t testing.TB, opts fakekeap.Options) *keapServer {
+	t.Helper()
+	return newKeapWrapped(t, opts, func(h http.Handler) http.Handler { return h })
+}
+
+// newKeapWrapped serves the fake through wrap, to add latency or failures at the wire.
+func newKeapWrapped(t testing.TB, opts fakekeap.Options, wrap func(http.Handler) http.Handler) *keapServer {
 	t.Helper()
 	fk := fakekeap.New(opts)
 	fk.RegisterClient(testClientID, testClientSecret)
 	fk.AddServiceAccountKey(testServiceKey)
 	fk.AddLegacyKey(testLegacyApp, testLegacyKey)
-	srv := httptest.NewServer(fk)
+	srv := httptest.NewServer(wrap(fk))
 	t.Cleanup(func() { srv.Close(); fk.Close() })
 	return &keapServer{Server: fk, URL: srv.URL}
 }
