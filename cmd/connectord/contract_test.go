@@ -59,7 +59,7 @@ func loadContract() (*openapi3.T, routers.Router, error) {
 // the response strictly (status, headers, body), and the request too when the
 // server accepted it (status below 400), since a deliberately wrong request
 // is expected to break the documented request schema.
-func checkContract(t *testing.T, req *http.Request, reqBody []byte, r response) {
+func checkContract(t testing.TB, req *http.Request, reqBody []byte, r response) {
 	t.Helper()
 	if strings.HasPrefix(req.URL.Path, "/sandbox/") {
 		return // the fake Keap imitates Keap, not connectord

@@ -72,7 +72,7 @@ func (l *logBuffer) Lines() []string {
 func (l *logBuffer) String() string { return strings.Join(l.Lines(), "\n") }
 
 // waitFor returns the first log line whose message is msg.
-func (l *logBuffer) waitFor(t *testing.T, msg string, done <-chan error) map[string]any {
+func (l *logBuffer) waitFor(t testing.TB, msg string, done <-chan error) map[string]any {
 	t.Helper()
 	deadline := time.After(30 * time.Second)
 	for {
@@ -117,7 +117,7 @@ func newKeapWrapped(t testing.TB, opts fakekeap.Options, wrap func(http.Handler)
 
 // server is one connectord started through run, as the binary starts.
 type server struct {
-	t       *testing.T
+	t       testing.TB
 	URL     string
 	env     map[string]string
 	logs    *logBuffer
@@ -128,7 +128,7 @@ type server struct {
 	stopped bool
 }
 
-func newEncryptionKey(t *testing.T) string {
+func newEncryptionKey(t testing.TB) string {
 	t.Helper()
 	b := make([]byte, 32)
 	if _, err := rand.Read(b); err != nil {
@@ -138,7 +138,7 @@ func newEncryptionKey(t *testing.T) string {
 }
 
 // baseEnv is the environment a test server runs with, talking to fake k.
-func baseEnv(t *testing.T, dbURL string, k *keapServer) map[string]string {
+func baseEnv(t testing.TB, dbURL string, k *keapServer) map[string]string {
 	return map[string]string{
 		"DATABASE_URL":                              dbURL,
 		"CONNECTORD_ADDR":                           "127.0.0.1:0",
@@ -156,14 +156,14 @@ func getenvFrom(env map[string]string) func(string) string {
 }
 
 // startServer runs `connectord serve` against a fresh database and a fake Keap.
-func startServer(t *testing.T) *server {
+func startServer(t testing.TB) *server {
 	t.Helper()
 	k := newKeap(t, fakekeap.Options{})
 	dbURL := testdb.New(t)
 	return startServerWith(t, baseEnv(t, dbURL, k), k, nil)
 }
 
-func startServerWith(t *testing.T, env map[string]string, k *keapServer, args []string) *server {
+func startServerWith(t testing.TB, env map[string]string, k *keapServer, args []string) *server {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &server{t: t, env: env, logs: newLogBuffer(), cancel: cancel, done: make(chan error, 1), keap: k, dbURL: env["DATABASE_URL"]}
@@ -230,7 +230,7 @@ type response struct {
 	Body   []byte
 }
 
-func (r response) JSON(t *testing.T) map[string]any {
+func (r response) JSON(t testing.TB) map[string]any {
 	t.Helper()
 	var m map[string]any
 	if err := json.Unmarshal(r.Body, &m); err != nil {
@@ -239,7 +239,7 @@ func (r response) JSON(t *testing.T) map[string]any {
 	return m
 }
 
-func (r response) Array(t *testing.T) []any {
+func (r response) Array(t testing.TB) []any {
 	t.Helper()
 	var a []any
 	if err := json.Unmarshal(r.Body, &a); err != nil {
@@ -300,7 +300,7 @@ func (s *server) send(req *http.Request, reqBody []byte) response {
 
 // authorize walks the browser part of the OAuth flow: it follows the oauthUrl
 // connectord returned to the fake Keap and returns the code Keap redirected with.
-func authorize(t *testing.T, oauthURL string) (code, state string) {
+func authorize(t testing.TB, oauthURL string) (code, state string) {
 	t.Helper()
 	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	resp, err := c.Get(oauthURL)

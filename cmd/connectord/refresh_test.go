@@ -22,7 +22,7 @@ import (
 )
 
 // refreshEnv is the environment of a replica refreshing short-lived tokens fast.
-func refreshEnv(t *testing.T, k *keapServer) map[string]string {
+func refreshEnv(t testing.TB, k *keapServer) map[string]string {
 	env := baseEnv(t, testdb.New(t), k)
 	env["CONNECTORD_REFRESH_MARGIN"] = "1s"
 	env["CONNECTORD_REFRESH_POLL_INTERVAL"] = "200ms"
@@ -57,7 +57,7 @@ type tokenUser struct {
 	keap *keapServer
 }
 
-func newTokenUser(t *testing.T, env map[string]string, k *keapServer) *tokenUser {
+func newTokenUser(t testing.TB, env map[string]string, k *keapServer) *tokenUser {
 	t.Helper()
 	cfg, err := loadServeConfig(getenvFrom(env))
 	if err != nil {
@@ -112,7 +112,7 @@ func (u *tokenUser) use(ctx context.Context, org, id int64) error {
 
 // checkAllHealthy asserts every instance is valid, holds a refresh token Keap
 // still accepts, and can make a call.
-func checkAllHealthy(t *testing.T, u *tokenUser, org int64, ids []int64) {
+func checkAllHealthy(t testing.TB, u *tokenUser, org int64, ids []int64) {
 	t.Helper()
 	st := u.keap.Stats()
 	if st.RefreshTokenReuse != 0 || st.InvalidRefreshAttempts != 0 {

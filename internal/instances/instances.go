@@ -63,8 +63,8 @@ type Instance struct {
 	Secrets        map[string]string  // secret configuration and tokens
 	TokenExpiresAt *time.Time
 	RefreshedAt    *time.Time
-	// Refresh scheduling, owned by the token refresher: nil RefreshDueAt means
-	// "look at this instance as soon as possible".
+	// Refresh scheduling, owned by the token refresher. Only valid OAuth
+	// instances have a RefreshDueAt; a new or repaired one is due at once.
 	RefreshDueAt       *time.Time
 	RefreshFailures    int
 	LastRefreshError   string

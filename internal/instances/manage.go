@@ -99,8 +99,9 @@ func (s *Service) Update(ctx context.Context, p tenants.Principal, id int64, req
 		if inst.AuthType == AuthAPIKey && (keyChanged || appChanged) {
 			inst.Valid, inst.InvalidReason = true, ""
 		}
-		if _, ok := changes[KeyRefreshInterval]; ok {
-			inst.RefreshDueAt = nil // the refresher reschedules it
+		if _, ok := changes[KeyRefreshInterval]; ok && inst.RefreshDueAt != nil {
+			now := s.now()
+			inst.RefreshDueAt = &now // the refresher reschedules it at once
 		}
 		return nil
 	})

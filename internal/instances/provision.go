@@ -110,7 +110,7 @@ func (s *Service) Replace(ctx context.Context, p tenants.Principal, id int64, re
 		if reconnected {
 			tokens, inst.TokenExpiresAt, inst.RefreshedAt = fresh.Secrets, fresh.TokenExpiresAt, fresh.RefreshedAt
 			inst.Valid, inst.InvalidReason = true, ""
-			inst.RefreshDueAt, inst.RefreshFailures, inst.LastRefreshError, inst.LastRefreshErrorAt = nil, 0, "", nil
+			inst.RefreshDueAt, inst.RefreshFailures, inst.LastRefreshError, inst.LastRefreshErrorAt = fresh.RefreshDueAt, 0, "", nil
 		} else {
 			// Keep the tokens as they are now, under the lock: a refresh may have
 			// rotated them since this request read the instance.
@@ -158,6 +158,7 @@ func (s *Service) connect(ctx context.Context, el *elements.Element, inst *Insta
 			inst.TokenExpiresAt = &exp
 		}
 		inst.RefreshedAt = &now
+		inst.RefreshDueAt = &now // the refresher computes the schedule at once
 		if app := tok.AppName(); app != "" && keap.ValidAppName(app) {
 			inst.Config[KeyAppName] = &app
 		}

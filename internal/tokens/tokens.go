@@ -140,6 +140,10 @@ func (s *Service) RefreshNextDue(ctx context.Context) (bool, error) {
 	defer cancel()
 	return s.store.UpdateDueInstance(work, s.opt.Now(), func(inst *instances.Instance) error {
 		now := s.opt.Now()
+		if !inst.Valid || inst.AuthType != instances.AuthOAuth2 {
+			inst.RefreshDueAt = nil // nothing to refresh: leave the schedule
+			return nil
+		}
 		if !s.due(inst, now) {
 			next := s.nextDue(inst, now)
 			inst.RefreshDueAt = &next
