@@ -272,3 +272,73 @@ func TestRefresh_ServerCancelledMidRefreshLosesNoToken(t *testing.T) {
 		t.Fatalf("%d invalid instances (%v)", invalid, err)
 	}
 }
+
+func TestForceRefresh_InvalidationAndRepairThroughTheAPI(t *testing.T) {
+	t.Parallel()
+	s := startServer(t)
+	o := s.createOrg("Acme", "dev@acme.test")
+	other := s.createOrg("Other", "dev@other.test")
+	inst := s.provisionOAuth(o, "infusionsoftcrm", "forced")
+	id := fmt.Sprint(inst["id"])
+	before := inst["configuration"].(map[string]any)["oauth.user.refresh_time"].(string)
+
+	time.Sleep(5 * time.Millisecond)
+	r := s.do("PUT", "/elements/api-v2/instances/"+id+"/tokens/refresh", o.auth(), nil)
+	if r.Status != 200 {
+		t.Fatalf("forced refresh: %d %s", r.Status, r.Body)
+	}
+	after := r.JSON(t)["oauth.user.refresh_time"].(string)
+	if after <= before {
+		t.Fatalf("refresh_time did not move: %s -> %s", before, after)
+	}
+	got := s.do("GET", "/instances/"+id, o.auth(), nil).JSON(t)
+	if got["configuration"].(map[string]any)["oauth.user.refresh_time"] != after || got["tokenExpiresDate"] == nil || got["nextRefreshDate"] == nil {
+		t.Fatalf("the instance does not show the refresh: %v", got)
+	}
+	if r := s.do("PUT", "/instances/"+id+"/tokens/refresh", other.auth(), nil); r.Status != 404 {
+		t.Fatalf("another organization refreshed it: %d", r.Status)
+	}
+	keyed := s.do("POST", "/instances", o.auth(), apiKeyBody("infusionsoftcrm", testServiceKey, "")).JSON(t)
+	if r := s.do("PUT", fmt.Sprintf("/instances/%v/tokens/refresh", keyed["id"]), o.auth(), nil); r.Status != 409 {
+		t.Fatalf("API-key instance: %d %s", r.Status, r.Body)
+	}
+
+	// Keap down: 502, the instance stays valid and shows the error.
+	s.keap.SetDown(true)
+	r = s.do("PUT", "/instances/"+id+"/tokens/refresh", o.auth(), nil)
+	s.keap.SetDown(false)
+	if r.Status != 502 {
+		t.Fatalf("provider down: %d %s", r.Status, r.Body)
+	}
+	got = s.do("GET", "/instances/"+id, o.auth(), nil).JSON(t)
+	if got["valid"] != true || got["lastRefreshError"] == nil {
+		t.Fatalf("after a transient failure: %v", got)
+	}
+
+	// The user revokes access at Keap: the refresh is refused, the instance
+	// becomes invalid with the reason.
+	s.keap.RevokeRefreshTokens(testClientID)
+	r = s.do("PUT", "/instances/"+id+"/tokens/refresh", o.auth(), nil)
+	if r.Status != 400 || r.JSON(t)["providerMessage"] == nil {
+		t.Fatalf("refused refresh: %d %s", r.Status, r.Body)
+	}
+	got = s.do("GET", "/instances/"+id, o.auth(), nil).JSON(t)
+	if got["valid"] != false || !strings.Contains(fmt.Sprint(got["invalidReason"]), "authorize again") {
+		t.Fatalf("refused instance: %v", got)
+	}
+
+	// Re-provisioning with a new code repairs it.
+	code, _ := s.keap.IssueCode(testClientID, "https://www.yourcallbackurl.com")
+	r = s.do("PUT", "/instances/"+id, o.auth(), seedBody("infusionsoftcrm", code, "forced"))
+	if r.Status != 200 || r.JSON(t)["valid"] != true || r.JSON(t)["invalidReason"] != nil || r.JSON(t)["lastRefreshError"] != nil {
+		t.Fatalf("repair: %d %s", r.Status, r.Body)
+	}
+	if r := s.do("PUT", "/instances/"+id+"/tokens/refresh", o.auth(), nil); r.Status != 200 {
+		t.Fatalf("refresh after repair: %d %s", r.Status, r.Body)
+	}
+	for _, secret := range s.instanceSecrets(id) {
+		if strings.Contains(s.logs.String(), secret) {
+			t.Fatal("a token or secret reached the logs")
+		}
+	}
+}
