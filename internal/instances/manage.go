@@ -170,3 +170,23 @@ func (s *Service) SetConfiguration(ctx context.Context, p tenants.Principal, id 
 	}
 	return s.ConfigEntryFor(ctx, p, id, key)
 }
+
+// Resolve returns the instance an Element token authenticated, with its element,
+// ready for calls to the provider: a disabled instance is refused (403), an
+// invalid one too (409, with the reason and how to repair it).
+func (s *Service) Resolve(ctx context.Context, p tenants.Principal) (*Instance, *elements.Element, error) {
+	if p.InstanceID == 0 {
+		return nil, nil, apperr.Errorf(apperr.Unauthorized, "this call needs an Element part in the Authorization header: 'User <user secret>, Element <instance token>'")
+	}
+	inst, el, err := s.load(ctx, p, p.InstanceID)
+	if err != nil {
+		return nil, nil, err
+	}
+	if inst.Disabled {
+		return nil, nil, apperr.Errorf(apperr.Forbidden, "instance %d is disabled; enable it with PATCH /instances/%d {\"disabled\": false}", inst.ID, inst.ID)
+	}
+	if !inst.Valid {
+		return nil, nil, apperr.Errorf(apperr.Conflict, "instance %d is not valid: %s", inst.ID, inst.InvalidReason)
+	}
+	return inst, el, nil
+}

@@ -47,7 +47,7 @@ func (c *Client) VerifyServiceAccountKey(ctx context.Context, restBase, key stri
 	req.Header.Set("Accept", "application/json")
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
-		return transportError("checking the API key", err)
+		return TransportError("checking the API key", err)
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
@@ -75,7 +75,7 @@ func (c *Client) VerifyLegacyKey(ctx context.Context, legacyURL, key string) err
 	req.Header.Set("Content-Type", "text/xml")
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
-		return transportError("checking the legacy API key", err)
+		return TransportError("checking the legacy API key", err)
 	}
 	defer resp.Body.Close()
 	data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
@@ -95,7 +95,9 @@ func (c *Client) VerifyLegacyKey(ctx context.Context, legacyURL, key string) err
 	return nil
 }
 
-func transportError(doing string, err error) error {
+// TransportError classifies a failure to get any answer from Keap: a time-out
+// (504) or Keap unreachable (502).
+func TransportError(doing string, err error) error {
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, context.DeadlineExceeded) {
 		return &apperr.Error{Code: apperr.ProviderTimeout, Message: "Keap did not answer in time while " + doing, Err: err}

@@ -84,8 +84,8 @@ func (f *fixture) provision(t *testing.T) *instances.Instance {
 	inst := &instances.Instance{
 		OrganizationID: f.org.ID, ElementKey: "infusionsoftcrm", Name: "i", AuthType: instances.AuthOAuth2,
 		TokenHash: secrets.Hash(secrets.NewToken()), Tags: []string{}, Valid: true,
-		Config:  map[string]*string{instances.KeyClientID: &cid, instances.KeyCallbackURL: &cb},
-		Secrets: map[string]string{instances.KeyClientSecret: clientSecret, instances.KeyAccessToken: tok.AccessToken, instances.KeyRefreshToken: tok.RefreshToken},
+		Config:         map[string]*string{instances.KeyClientID: &cid, instances.KeyCallbackURL: &cb},
+		Secrets:        map[string]string{instances.KeyClientSecret: clientSecret, instances.KeyAccessToken: tok.AccessToken, instances.KeyRefreshToken: tok.RefreshToken},
 		TokenExpiresAt: &tok.Expiry, RefreshedAt: &now,
 	}
 	if err := f.db.CreateInstance(context.Background(), inst); err != nil {

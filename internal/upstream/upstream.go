@@ -1,0 +1,316 @@
+// Package upstream owns connectord's calls to Keap on behalf of one instance:
+// where they go, which credential they carry, how fast they may be sent, and
+// what happens when Keap says no — a 401 refreshes the token once and retries;
+// a 429 or a 5xx on a safe or idempotent request is retried with exponential
+// backoff and jitter, honouring Retry-After, a bounded number of times; POST and
+// PATCH are retried only on 429.
+//
+// It must not interpret Keap's answers beyond that: the proxy passes them through
+// and the hubs reshape them. It never logs a credential.
+package upstream
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/time/rate"
+
+	"github.com/connectord/connectord/internal/elements"
+	"github.com/connectord/connectord/internal/instances"
+	"github.com/connectord/connectord/internal/keap"
+)
+
+// Target is what a call needs to know about the instance it is made for.
+type Target struct {
+	InstanceID int64
+	OrgID      int64
+	AuthType   string // instances.AuthOAuth2 or instances.AuthAPIKey
+	ClientID   string // OAuth: Keap's quota is per client id, shared by its instances
+	APIKey     string // a service account key, or a legacy key
+	Legacy     bool   // a legacy key: XML-RPC only, to LegacyURL, key in the body
+	APIURL     string // Keap's API host, e.g. https://api.infusionsoft.com
+	RESTBase   string // APIURL + /crm/rest/v1
+	LegacyURL  string // the application's legacy XML-RPC URL
+}
+
+// TargetFor describes inst of element el.
+func TargetFor(el *elements.Element, inst *instances.Instance) Target {
+	t := Target{
+		InstanceID: inst.ID, OrgID: inst.OrganizationID, AuthType: inst.AuthType,
+		APIURL: strings.TrimRight(el.Endpoints.APIURL, "/"), RESTBase: el.Endpoints.RESTBase(),
+	}
+	switch inst.AuthType {
+	case instances.AuthOAuth2:
+		t.ClientID = instances.Value(el, inst, instances.KeyClientID)
+	case instances.AuthAPIKey:
+		t.APIKey = inst.Secrets[instances.KeyAPIKey]
+		if !keap.IsServiceAccountKey(t.APIKey) {
+			t.Legacy = true
+			t.LegacyURL = el.Endpoints.LegacyURL(instances.Value(el, inst, instances.KeyAppName))
+		}
+	}
+	return t
+}
+
+// TokenSource hands out OAuth access tokens (the tokens package).
+type TokenSource interface {
+	AccessToken(ctx context.Context, orgID, id int64) (string, error)
+	Renew(ctx context.Context, orgID, id int64, rejected string) (string, error)
+}
+
+// Options tune the client. Zero values take the defaults.
+type Options struct {
+	MaxRetries    int           // retries after the first attempt; default 3
+	BackoffBase   time.Duration // default 250ms
+	BackoffMax    time.Duration // default 8s
+	MaxRetryAfter time.Duration // a longer Retry-After is not waited for; default 30s
+	KeyRate       rate.Limit    // per service account or legacy key; default 10/s (Keap's limit)
+	KeyBurst      int           // default 10
+	ClientRate    rate.Limit    // per OAuth client id; default 1500/min
+	ClientBurst   int           // default 25
+	HTTP          *http.Client
+	Log           zerolog.Logger
+}
+
+// Client calls Keap.
+type Client struct {
+	opt    Options
+	tokens TokenSource
+
+	mu       sync.Mutex
+	limiters map[string]*limiter
+}
+
+// New returns a Client.
+func New(tokens TokenSource, opt Options) *Client {
+	if opt.MaxRetries == 0 {
+		opt.MaxRetries = 3
+	}
+	if opt.BackoffBase <= 0 {
+		opt.BackoffBase = 250 * time.Millisecond
+	}
+	if opt.BackoffMax <= 0 {
+		opt.BackoffMax = 8 * time.Second
+	}
+	if opt.MaxRetryAfter <= 0 {
+		opt.MaxRetryAfter = 30 * time.Second
+	}
+	if opt.KeyRate == 0 {
+		opt.KeyRate, opt.KeyBurst = 10, 10
+	}
+	if opt.ClientRate == 0 {
+		opt.ClientRate, opt.ClientBurst = rate.Limit(1500.0/60), 25
+	}
+	if opt.HTTP == nil {
+		opt.HTTP = &http.Client{Timeout: 60 * time.Second}
+	}
+	return &Client{opt: opt, tokens: tokens, limiters: map[string]*limiter{}}
+}
+
+// limiter keeps one quota: a token bucket, plus a pause Keap asked for through
+// its throttle headers.
+type limiter struct {
+	bucket *rate.Limiter
+	mu     sync.Mutex
+	until  time.Time
+}
+
+func (c *Client) limiterFor(t Target) *limiter {
+	key, r, b := "instance:"+strconv.FormatInt(t.InstanceID, 10), c.opt.KeyRate, c.opt.KeyBurst
+	if t.AuthType == instances.AuthOAuth2 {
+		key, r, b = "client:"+t.ClientID, c.opt.ClientRate, c.opt.ClientBurst
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	l, ok := c.limiters[key]
+	if !ok {
+		l = &limiter{bucket: rate.NewLimiter(r, b)}
+		c.limiters[key] = l
+	}
+	return l
+}
+
+func (l *limiter) wait(ctx context.Context) error {
+	l.mu.Lock()
+	pause := time.Until(l.until)
+	l.mu.Unlock()
+	if pause > 0 {
+		if err := sleep(ctx, pause); err != nil {
+			return err
+		}
+	}
+	return l.bucket.Wait(ctx)
+}
+
+// observe reads Keap's throttle headers: when Keap says nothing is left in the
+// current interval, everyone sharing the quota waits for the next one.
+func (l *limiter) observe(h http.Header) {
+	avail := h.Get("x-keap-product-throttle-available")
+	if avail == "" {
+		avail = h.Get("x-keap-tenant-throttle-available")
+	}
+	if n, err := strconv.Atoi(avail); err != nil || n > 0 {
+		return
+	}
+	pause := time.Second
+	if strings.EqualFold(h.Get("x-keap-product-throttle-time-unit"), "minute") {
+		pause = 5 * time.Second // Keap's minute windows slide: wait a little, then ask again
+	}
+	l.mu.Lock()
+	if until := time.Now().Add(pause); until.After(l.until) {
+		l.until = until
+	}
+	l.mu.Unlock()
+}
+
+// idempotent methods may be retried on 5xx; the others only on 429.
+func idempotent(method string) bool {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodPut, http.MethodDelete:
+		return true
+	}
+	return false
+}
+
+// Do sends req, whose URL must already point at Keap, for t. body is the whole
+// request body (so the request can be sent again). It returns Keap's last
+// answer, whatever its status; the caller closes its body. Errors are
+// *apperr.Error: 502 when Keap cannot be reached, 504 on a time-out.
+func (c *Client) Do(ctx context.Context, t Target, req *http.Request, body []byte) (*http.Response, error) {
+	lim := c.limiterFor(t)
+	renewed := false
+	var rejected string
+	for attempt := 0; ; attempt++ {
+		if err := lim.wait(ctx); err != nil {
+			return nil, keap.TransportError("waiting for Keap's rate limit", err)
+		}
+		out := req.Clone(ctx)
+		out.Body, out.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
+		if body == nil {
+			out.Body = nil
+		}
+		token, err := c.authorize(ctx, t, out, rejected)
+		if err != nil {
+			return nil, err
+		}
+		resp, err := c.opt.HTTP.Do(out)
+		retryable := attempt < c.opt.MaxRetries && idempotent(req.Method)
+		if err != nil {
+			if ctx.Err() == nil && retryable {
+				if werr := sleep(ctx, c.backoff(attempt)); werr == nil {
+					continue
+				}
+			}
+			return nil, keap.TransportError("calling Keap", err)
+		}
+		if resp.StatusCode != http.StatusTooManyRequests {
+			lim.observe(resp.Header) // a 429 is governed by its Retry-After or the backoff
+		}
+		var wait time.Duration
+		switch {
+		case resp.StatusCode == http.StatusUnauthorized && t.AuthType == instances.AuthOAuth2 && !renewed:
+			// The token may have expired or been replaced elsewhere: renew it
+			// once and try again; this does not count as a retry.
+			renewed, rejected = true, token
+			drain(resp)
+			attempt--
+			continue
+		case resp.StatusCode == http.StatusTooManyRequests && attempt < c.opt.MaxRetries:
+			ra, ok := retryAfter(resp.Header.Get("Retry-After"))
+			if ok && ra > c.opt.MaxRetryAfter {
+				return resp, nil // Keap asks for longer than a caller should wait
+			}
+			wait = ra
+			if !ok {
+				wait = c.backoff(attempt)
+			}
+		case resp.StatusCode >= 500 && retryable:
+			wait = c.backoff(attempt)
+			if ra, ok := retryAfter(resp.Header.Get("Retry-After")); ok && ra <= c.opt.MaxRetryAfter {
+				wait = max(wait, ra)
+			}
+		default:
+			return resp, nil
+		}
+		c.opt.Log.Debug().Int64("instance_id", t.InstanceID).Int("status", resp.StatusCode).Int("attempt", attempt+1).Dur("wait", wait).Msg("retrying Keap call")
+		drain(resp)
+		if err := sleep(ctx, wait); err != nil {
+			return nil, keap.TransportError("waiting to retry Keap", err)
+		}
+	}
+}
+
+// authorize puts the instance's credential on req and returns the OAuth token used.
+func (c *Client) authorize(ctx context.Context, t Target, req *http.Request, rejected string) (string, error) {
+	req.Header.Del("Authorization")
+	req.Header.Del("X-Keap-API-Key")
+	switch {
+	case t.AuthType == instances.AuthOAuth2:
+		var token string
+		var err error
+		if rejected != "" {
+			token, err = c.tokens.Renew(ctx, t.OrgID, t.InstanceID, rejected)
+		} else {
+			token, err = c.tokens.AccessToken(ctx, t.OrgID, t.InstanceID)
+		}
+		if err != nil {
+			return "", err
+		}
+		req.Header.Set("Authorization", "Bearer "+token)
+		return token, nil
+	case t.Legacy:
+		return "", nil // the key travels as the XML-RPC call's first parameter
+	default:
+		req.Header.Set("X-Keap-API-Key", t.APIKey)
+		return "", nil
+	}
+}
+
+// backoff is exponential with jitter: base·2^attempt, capped, times [0.5, 1.5).
+func (c *Client) backoff(attempt int) time.Duration {
+	d := c.opt.BackoffBase << min(attempt, 20)
+	d = min(d, c.opt.BackoffMax)
+	return d/2 + rand.N(d)
+}
+
+// retryAfter parses a Retry-After header: seconds, or an HTTP date.
+func retryAfter(v string) (time.Duration, bool) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0, false
+	}
+	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+		return time.Duration(n) * time.Second, true
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(time.Until(t), 0), true
+	}
+	return 0, false
+}
+
+func drain(resp *http.Response) {
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

@@ -1,0 +1,156 @@
+package upstream
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/connectord/connectord/internal/apperr"
+	"github.com/connectord/connectord/internal/fakekeap"
+	"github.com/connectord/connectord/internal/instances"
+)
+
+const sak = "KeapAK-upstream-test"
+
+func setup(t *testing.T, opt Options) (*fakekeap.Server, *Client, Target) {
+	t.Helper()
+	fk := fakekeap.New(fakekeap.Options{})
+	fk.AddServiceAccountKey(sak)
+	srv := httptest.NewServer(fk)
+	t.Cleanup(func() { srv.Close(); fk.Close() })
+	if opt.BackoffBase == 0 {
+		opt.BackoffBase = 10 * time.Millisecond
+	}
+	return fk, New(nil, opt), Target{InstanceID: 1, AuthType: instances.AuthAPIKey, APIKey: sak, APIURL: srv.URL, RESTBase: srv.URL + "/crm/rest/v1"}
+}
+
+func call(t *testing.T, c *Client, tg Target, method, path, body string) (*http.Response, error) {
+	t.Helper()
+	req, _ := http.NewRequest(method, tg.RESTBase+path, nil)
+	var b []byte
+	if body != "" {
+		b = []byte(body)
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.Do(context.Background(), tg, req, b)
+	if resp != nil {
+		t.Cleanup(func() { resp.Body.Close() })
+	}
+	return resp, err
+}
+
+func TestDo_RetryPolicy(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name       string
+		method     string
+		failN      int
+		status     int
+		retryAfter string
+		wantStatus int
+		wantCalls  int
+	}{
+		{"GET 503 retried until it heals", "GET", 2, 503, "", 200, 3},
+		{"GET 500 gives up after the retries", "GET", 10, 500, "", 500, 4},
+		{"GET 429 without Retry-After backs off and heals", "GET", 1, 429, "", 200, 2},
+		{"GET 429 honours Retry-After", "GET", 1, 429, "1", 200, 2},
+		{"POST 503 is not retried", "POST", 1, 503, "", 503, 1},
+		{"POST 429 is retried", "POST", 1, 429, "", 201, 2},
+		{"PUT 502 is retried (idempotent)", "PUT", 1, 502, "", 200, 2},
+		{"Retry-After beyond the cap is handed back", "GET", 1, 429, "3600", 429, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			fk, c, tg := setup(t, Options{})
+			fk.FailNext(tt.failN, tt.status, tt.retryAfter)
+			path, body := "/contacts", ""
+			switch tt.method {
+			case "POST":
+				body = `{"email_addresses":[{"email":"a@b.test","field":"EMAIL1"}]}`
+			case "PUT":
+				body = `{"email_addresses":[{"email":"a@b.test","field":"EMAIL1"}],"duplicate_option":"Email"}`
+			}
+			start := time.Now()
+			resp, err := call(t, c, tg, tt.method, path, body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode != tt.wantStatus && !(tt.method == "PUT" && resp.StatusCode == 201) {
+				t.Fatalf("status %d, want %d", resp.StatusCode, tt.wantStatus)
+			}
+			if got := fk.Stats().APICalls; got != tt.wantCalls {
+				t.Fatalf("Keap saw %d calls, want %d", got, tt.wantCalls)
+			}
+			if tt.retryAfter == "1" && time.Since(start) < 900*time.Millisecond {
+				t.Fatalf("Retry-After: 1 was not waited for (%v)", time.Since(start))
+			}
+		})
+	}
+}
+
+func TestDo_KeyRateLimitHoldsTenPerSecond(t *testing.T) {
+	t.Parallel()
+	fk, c, tg := setup(t, Options{})
+	start := time.Now()
+	for range 25 {
+		if resp, err := call(t, c, tg, "GET", "/account/profile", ""); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("%v %v", resp, err)
+		}
+	}
+	// A burst of 10, then 10 per second: 25 calls cannot take less than 1.5 s.
+	if took := time.Since(start); took < 1400*time.Millisecond {
+		t.Fatalf("25 calls took %v: the 10/s limit was not kept", took)
+	}
+	if fk.Stats().APICalls != 25 {
+		t.Fatalf("calls %d", fk.Stats().APICalls)
+	}
+}
+
+func TestDo_UnreachableAndTimeout(t *testing.T) {
+	t.Parallel()
+	_, c, tg := setup(t, Options{MaxRetries: 1})
+	tg.RESTBase = "http://127.0.0.1:1/crm/rest/v1"
+	if _, err := call(t, c, tg, "GET", "/contacts", ""); apperr.CodeOf(err) != apperr.ProviderDown {
+		t.Fatalf("unreachable: %v", err)
+	}
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(300 * time.Millisecond)
+	}))
+	defer slow.Close()
+	c2 := New(nil, Options{MaxRetries: -1, HTTP: &http.Client{Timeout: 50 * time.Millisecond}})
+	tg.RESTBase = slow.URL
+	_, err := call(t, c2, tg, "GET", "/x", "")
+	if apperr.CodeOf(err) != apperr.ProviderTimeout || !strings.Contains(err.Error(), "time") {
+		t.Fatalf("time-out: %v", err)
+	}
+}
+
+// A successful answer saying the quota is used up makes every caller sharing it
+// wait for the next interval before asking again.
+func TestDo_ThrottleHeaderPausesTheQuota(t *testing.T) {
+	t.Parallel()
+	calls := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls++
+		if calls == 1 {
+			w.Header().Set("x-keap-product-throttle-available", "0")
+			w.Header().Set("x-keap-product-throttle-time-unit", "second")
+		}
+	}))
+	defer srv.Close()
+	c := New(nil, Options{})
+	tg := Target{InstanceID: 9, AuthType: instances.AuthAPIKey, APIKey: sak, RESTBase: srv.URL}
+	start := time.Now()
+	for range 2 {
+		if _, err := call(t, c, tg, "GET", "/x", ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if took := time.Since(start); took < 900*time.Millisecond {
+		t.Fatalf("the second call did not wait for the next interval (%v)", took)
+	}
+}
