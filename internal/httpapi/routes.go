@@ -58,6 +58,8 @@ func Routes(d Deps) http.Handler {
 			r.Method(http.MethodPut, "/instances/{id}/tokens/refresh", refreshTokens(d.Tokens))
 		})
 	}
+	// ---- instance-scoped routes (issue 4): hubs and proxy ----
+
 	r.Group(api)
 	r.Route(OpenConnectorsPrefix, api)
 	return r
