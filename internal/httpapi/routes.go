@@ -57,9 +57,13 @@ func Routes(d Deps) http.Handler {
 			r.Method(http.MethodPatch, "/instances/{id}/configuration/{configKey}", patchConfigEntry(d.Instances))
 			r.Method(http.MethodPut, "/instances/{id}/tokens/refresh", refreshTokens(d.Tokens))
 		})
-	}
-	// ---- instance-scoped routes (issue 4): hubs and proxy ----
 
+		r.Group(func(r chi.Router) {
+			r.Use(authenticate(d.Tenants, tenants.NeedElement))
+			// ---- hub routes (issue 4) ----
+			// ---- proxy routes (issue 4) ----
+		})
+	}
 	r.Group(api)
 	r.Route(OpenConnectorsPrefix, api)
 	return r
