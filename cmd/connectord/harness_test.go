@@ -362,8 +362,8 @@ func scanLines(s string) []string {
 	return out
 }
 
-// count returns the number of rows in a table of the server's database.
-func (s *server) count(table string) int {
+// queryRow runs one query on the server's database and scans its row into dest.
+func (s *server) queryRow(sql string, args []any, dest ...any) {
 	s.t.Helper()
 	ctx := context.Background()
 	c, err := pgx.Connect(ctx, s.dbURL)
@@ -371,10 +371,16 @@ func (s *server) count(table string) int {
 		s.t.Fatal(err)
 	}
 	defer c.Close(ctx)
-	var n int
-	if err := c.QueryRow(ctx, "SELECT count(*) FROM "+pgx.Identifier{table}.Sanitize()).Scan(&n); err != nil {
+	if err := c.QueryRow(ctx, sql, args...).Scan(dest...); err != nil {
 		s.t.Fatal(err)
 	}
+}
+
+// count returns the number of rows in a table of the server's database.
+func (s *server) count(table string) int {
+	s.t.Helper()
+	var n int
+	s.queryRow("SELECT count(*) FROM "+pgx.Identifier{table}.Sanitize(), nil, &n)
 	return n
 }
 
@@ -406,15 +412,7 @@ func (s *server) instanceSecrets(id string) map[string]string {
 // ciphertext returns the raw sealed credentials of an instance.
 func (s *server) ciphertext(id string) []byte {
 	s.t.Helper()
-	ctx := context.Background()
-	c, err := pgx.Connect(ctx, s.dbURL)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	defer c.Close(ctx)
 	var ct []byte
-	if err := c.QueryRow(ctx, "SELECT ciphertext FROM instance_credentials WHERE instance_id = $1", id).Scan(&ct); err != nil {
-		s.t.Fatal(err)
-	}
+	s.queryRow("SELECT ciphertext FROM instance_credentials WHERE instance_id = $1", []any{id}, &ct)
 	return ct
 }

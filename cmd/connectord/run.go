@@ -101,12 +101,7 @@ func migrateCmd(ctx context.Context, args []string, getenv func(string) string, 
 	if help, err := parseFlags(fs, args, stdout, "Usage: connectord migrate\n\nApplies every pending migration to DATABASE_URL and exits.\n"); help || err != nil {
 		return err
 	}
-	var p envProblems
-	url := databaseURL(getenv, &p)
-	if err := p.err(); err != nil {
-		return err
-	}
-	db, err := openMigrated(ctx, url, nil)
+	db, err := openFromEnv(ctx, getenv)
 	if err != nil {
 		return err
 	}
@@ -140,12 +135,7 @@ func orgsCmd(ctx context.Context, args []string, getenv func(string) string, std
 	if len(missing) > 0 {
 		return fmt.Errorf("missing %s; run 'connectord orgs create --help'", strings.Join(missing, " and "))
 	}
-	var p envProblems
-	url := databaseURL(getenv, &p)
-	if err := p.err(); err != nil {
-		return err
-	}
-	db, err := openMigrated(ctx, url, nil)
+	db, err := openFromEnv(ctx, getenv)
 	if err != nil {
 		return err
 	}
@@ -345,6 +335,16 @@ func keysCmd(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	fmt.Fprintf(stdout, "re-encrypted the credentials of %d instances under key %s\n", n, cfg.Ring.CurrentID())
 	return nil
+}
+
+// openFromEnv opens DATABASE_URL, migrated, for the commands that need no keys.
+func openFromEnv(ctx context.Context, getenv func(string) string) (*store.DB, error) {
+	var p envProblems
+	url := databaseURL(getenv, &p)
+	if err := p.err(); err != nil {
+		return nil, err
+	}
+	return openMigrated(ctx, url, nil)
 }
 
 // openMigrated opens the database and applies pending migrations: every command
