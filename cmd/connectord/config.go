@@ -26,6 +26,12 @@ type config struct {
 	LogFormat   string
 	Endpoints   elements.Endpoints
 	Refresh     refreshConfig
+	// KeapRateLimitOff turns off the client-side limits on calls to Keap
+	// (10/s per key, 1500/min per OAuth client), for benchmarks and sandboxes.
+	KeapRateLimitOff bool
+	// AuthCacheTTL is how long an authenticated caller and its resolved
+	// instance are remembered; 0 turns the caches off.
+	AuthCacheTTL time.Duration
 }
 
 // refreshConfig tunes the token refresher.
@@ -125,6 +131,21 @@ func loadServeConfig(getenv func(string) string) (config, error) {
 			p.add("CONNECTORD_REFRESH_WORKERS %q is not a whole number from 1 to 64", v)
 		}
 		c.Refresh.Workers = n
+	}
+	if v := strings.TrimSpace(getenv("CONNECTORD_KEAP_RATE_LIMIT_OFF")); v != "" {
+		off, err := strconv.ParseBool(v)
+		if err != nil {
+			p.add("CONNECTORD_KEAP_RATE_LIMIT_OFF %q is not true or false", v)
+		}
+		c.KeapRateLimitOff = off
+	}
+	c.AuthCacheTTL = 5 * time.Second
+	if v := strings.TrimSpace(getenv("CONNECTORD_AUTH_CACHE_TTL")); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 || d > time.Minute {
+			p.add("CONNECTORD_AUTH_CACHE_TTL %q is not a duration from 0s (off) to 1m, for example 5s", v)
+		}
+		c.AuthCacheTTL = d
 	}
 	return c, p.err()
 }

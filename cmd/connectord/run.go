@@ -13,17 +13,21 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"golang.org/x/time/rate"
 
 	"github.com/connectord/connectord/internal/apperr"
 	"github.com/connectord/connectord/internal/elements"
 	"github.com/connectord/connectord/internal/fakekeap"
 	"github.com/connectord/connectord/internal/httpapi"
+	"github.com/connectord/connectord/internal/hubs"
 	"github.com/connectord/connectord/internal/instances"
 	"github.com/connectord/connectord/internal/keap"
+	"github.com/connectord/connectord/internal/proxy"
 	"github.com/connectord/connectord/internal/secrets"
 	"github.com/connectord/connectord/internal/store"
 	"github.com/connectord/connectord/internal/tenants"
 	"github.com/connectord/connectord/internal/tokens"
+	"github.com/connectord/connectord/internal/upstream"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -221,19 +225,33 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return err
 	}
-	client := &http.Client{Timeout: 30 * time.Second}
+	// Keap is one host that every proxied and hub call goes to: keep enough
+	// idle connections to it for concurrent callers (the default keeps 2).
+	keapTransport := http.DefaultTransport.(*http.Transport).Clone()
+	keapTransport.MaxIdleConns, keapTransport.MaxIdleConnsPerHost = 512, 256
+	client := &http.Client{Timeout: 30 * time.Second, Transport: keapTransport}
 	tok := tokens.New(db, catalog, tokens.Options{
 		Margin: cfg.Refresh.Margin, PollInterval: cfg.Refresh.PollInterval, Workers: cfg.Refresh.Workers,
 		Client: client, Log: log.With().Str("component", "tokens").Logger(),
 	})
+	keapOpts := upstream.Options{HTTP: client, Log: log.With().Str("component", "upstream").Logger()}
+	if cfg.KeapRateLimitOff {
+		keapOpts.KeyRate, keapOpts.ClientRate = rate.Inf, rate.Inf
+		log.Warn().Msg("CONNECTORD_KEAP_RATE_LIMIT_OFF: calls to Keap are not rate-limited; Keap will refuse bursts over its quotas")
+	}
+	keapClient := upstream.New(tok, keapOpts)
+	insts := instances.NewService(db, catalog, &keap.Client{HTTP: client}, client, time.Now)
+	insts.CacheResolved(cfg.AuthCacheTTL)
 	handler := httpapi.Routes(httpapi.Deps{
 		Log:       log,
 		Catalog:   catalog,
-		Tenants:   tenants.NewService(db),
-		Instances: instances.NewService(db, catalog, &keap.Client{HTTP: client}, client, time.Now),
+		Tenants:   tenants.NewAuthCache(tenants.NewService(db), cfg.AuthCacheTTL, time.Now),
+		Instances: insts,
 		Tokens:    tok,
 		DB:        db,
 		Sandbox:   fake,
+		Hubs:      hubs.New(insts, keapClient, hubs.Options{}),
+		Proxy:     proxy.New(insts, keapClient, log),
 	})
 
 	srv := &http.Server{

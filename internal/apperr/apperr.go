@@ -31,6 +31,9 @@ const (
 	Internal         Code = "internal"         // a bug or an unexpected failure; details are logged only
 )
 
+// ProviderThrottled: the provider's rate limit still refused after connectord's retries.
+const ProviderThrottled Code = "provider_throttled"
+
 // Error is an error meant for the caller of connectord's API.
 type Error struct {
 	Code            Code

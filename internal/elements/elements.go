@@ -60,17 +60,43 @@ type ConfigField struct {
 
 // Resource describes how a hub resource maps onto the provider's REST API.
 type Resource struct {
-	Name        string                `json:"name"`
-	Path        string                `json:"path"`
-	IDField     string                `json:"idField,omitempty"`
-	ListKey     string                `json:"listKey,omitempty"`
-	Methods     []string              `json:"methods"`
-	Parent      string                `json:"parent,omitempty"`
+	Name    string `json:"name"`
+	Path    string `json:"path"`
+	IDField string `json:"idField,omitempty"`
+	ListKey string `json:"listKey,omitempty"`
+	// Methods are allowed on the collection (PUT there is the upsert), and
+	// ItemMethods on one record, /{id}.
+	Methods     []string `json:"methods"`
+	ItemMethods []string `json:"itemMethods,omitempty"`
+	// A child resource lives under one record of Parent, at /{id}/{Segment};
+	// its Path holds one {placeholder} for the parent's id.
+	Parent  string `json:"parent,omitempty"`
+	Segment string `json:"segment,omitempty"`
+	// Filters map CEQL fields onto the provider's list parameters, compared
+	// with =; ParamTypes give a parameter's type when it is not a string
+	// (integer or boolean).
 	Filters     map[string]string     `json:"filters,omitempty"`
+	ParamTypes  map[string]string     `json:"paramTypes,omitempty"`
 	DateFilters map[string]DateFilter `json:"dateFilters,omitempty"`
 	OrderBy     map[string]string     `json:"orderBy,omitempty"`
-	Upsert      *Upsert               `json:"upsert,omitempty"`
-	Events      *ResourceEvents       `json:"events,omitempty"`
+	// OrderDirection is the provider's sort direction parameter; empty when
+	// the provider offers none.
+	OrderDirection string `json:"orderDirection,omitempty"`
+	// MethodParams are query parameters a method on the collection passes
+	// through to the provider under the same name, e.g. ids on DELETE of
+	// contact tags.
+	MethodParams map[string]map[string]Param `json:"methodParams,omitempty"`
+	// AddressFields are the body members holding addresses (an object or an
+	// array of them) whose country and region codes are checked before a write.
+	AddressFields []string        `json:"addressFields,omitempty"`
+	Upsert        *Upsert         `json:"upsert,omitempty"`
+	Events        *ResourceEvents `json:"events,omitempty"`
+}
+
+// Param is a query parameter passed through to the provider.
+type Param struct {
+	Type     string `json:"type"` // string, integer, boolean or integerList (comma-separated)
+	Required bool   `json:"required,omitempty"`
 }
 
 // DateFilter maps a CEQL date field onto the provider's lower and upper bound parameters.
@@ -228,6 +254,9 @@ func load(fsys fs.FS, override map[string]Endpoints) (*Catalog, error) {
 				return fmt.Errorf("%s: resource %q is not defined by provider %q", p, name, pf.Key)
 			}
 			r.Name = name
+			if err := checkResource(r, pf.Resources); err != nil {
+				return fmt.Errorf("%s: %w", p, err)
+			}
 			el.Resources = append(el.Resources, r)
 		}
 		c.elements = append(c.elements, el)
@@ -240,6 +269,37 @@ func load(fsys fs.FS, override map[string]Endpoints) (*Catalog, error) {
 	}
 	sort.Slice(c.elements, func(i, j int) bool { return c.elements[i].ID < c.elements[j].ID })
 	return c, nil
+}
+
+// checkResource refuses a resource definition the hubs could not serve.
+func checkResource(r Resource, all map[string]Resource) error {
+	methods := []string{"GET", "POST", "PUT", "PATCH", "DELETE"}
+	for _, m := range slices.Concat(r.Methods, r.ItemMethods) {
+		if !slices.Contains(methods, m) {
+			return fmt.Errorf("resource %s: unknown method %q", r.Name, m)
+		}
+	}
+	if slices.Contains(r.Methods, "PUT") && r.Upsert == nil {
+		return fmt.Errorf("resource %s: PUT on the collection is an upsert and needs \"upsert\"", r.Name)
+	}
+	if r.Parent != "" {
+		if _, ok := all[r.Parent]; !ok || r.Segment == "" || strings.Count(r.Path, "{") != 1 {
+			return fmt.Errorf("resource %s: a child needs a known parent, a segment and one {placeholder} in its path", r.Name)
+		}
+	}
+	for _, t := range r.ParamTypes {
+		if !slices.Contains([]string{"string", "integer", "boolean"}, t) {
+			return fmt.Errorf("resource %s: unknown parameter type %q", r.Name, t)
+		}
+	}
+	for m, params := range r.MethodParams {
+		for name, p := range params {
+			if !slices.Contains(methods, m) || !slices.Contains([]string{"string", "integer", "boolean", "integerList"}, p.Type) {
+				return fmt.Errorf("resource %s: method parameter %s %s has an unknown method or type", r.Name, m, name)
+			}
+		}
+	}
+	return nil
 }
 
 func decodeFile(fsys fs.FS, p string, v any) error {

@@ -1,7 +1,10 @@
 // Package fakekeap is an in-memory fake of Keap (Infusionsoft) for connectord's
 // tests and for `connectord serve --sandbox`: the OAuth 2.0 authorize and token
 // endpoints with rotating refresh tokens, a slice of REST v1 (account, contacts,
-// tags, companies, locales, REST hooks with the verification handshake),
+// tags, companies, locales, REST hooks with the verification handshake, and
+// generic opportunities, notes, tasks, campaigns, emails, orders, products,
+// transactions and subscriptions, refusing query parameters Keap's OpenAPI
+// document does not list),
 // XML-RPC for OAuth, service account and legacy keys, throttling headers and
 // injectable failures.
 //
@@ -91,6 +94,8 @@ type Server struct {
 	baseURL   string
 	closed    bool
 	pending   sync.WaitGroup // hook deliveries in flight
+
+	records map[string]map[int64]record // the generic resources of resources.go, by path
 }
 
 // New returns an empty fake Keap.
@@ -145,6 +150,7 @@ func (s *Server) routes() http.Handler {
 
 	r.Route("/crm/rest/v1", func(r chi.Router) {
 		r.Use(s.gate(authAPI), middleware.StripSlashes) // Keap's own next URLs read /contacts/?…
+		r.Use(checkParams)
 		r.Get("/account/profile", s.handleAccountProfile)
 		r.Get("/oauth/connect/userinfo", s.handleUserInfo)
 		r.Get("/contacts", s.handleListContacts)
@@ -173,6 +179,7 @@ func (s *Server) routes() http.Handler {
 		r.Delete("/hooks/{key}", s.handleDeleteHook)
 		r.Post("/hooks/{key}/verify", s.handleVerifyHook)
 		r.Post("/hooks/{key}/delayedVerify", s.handleDelayedVerifyHook)
+		s.resourceRoutes(r)
 	})
 
 	r.With(s.gate(authAPIOrLegacyKey)).Post("/crm/xmlrpc/v1", s.handleXMLRPC)

@@ -40,6 +40,8 @@ var statusOf = map[apperr.Code]int{
 	apperr.ProviderTimeout:  http.StatusGatewayTimeout,
 	apperr.Unavailable:      http.StatusServiceUnavailable,
 	apperr.Internal:         http.StatusInternalServerError,
+
+	apperr.ProviderThrottled: http.StatusTooManyRequests,
 }
 
 // errorBody is the Open Connectors error shape.

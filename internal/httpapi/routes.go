@@ -23,6 +23,14 @@ type Deps struct {
 	Tokens    tokenRefresher
 	DB        pinger
 	Sandbox   http.Handler // the fake Keap, mounted at /sandbox/keap in sandbox mode
+	Hubs      hubService   // the normalised resources at /hubs/… (internal/hubs)
+	Proxy     proxier      // the pass-through to Keap at /proxy/… (internal/proxy); nil serves none
+}
+
+// proxier builds the /proxy/… handler from how this layer knows the caller
+// and writes errors.
+type proxier interface {
+	Handler(who func(*http.Request) tenants.Principal, fail func(http.ResponseWriter, *http.Request, error)) http.Handler
 }
 
 // Routes lists every route connectord serves.
@@ -61,7 +69,22 @@ func Routes(d Deps) http.Handler {
 		r.Group(func(r chi.Router) {
 			r.Use(authenticate(d.Tenants, tenants.NeedElement))
 			// ---- hub routes (issue 4) ----
+			r.Method(http.MethodGet, "/hubs/{hub}/lookups/countries", hubCountries(d.Hubs))
+			r.Method(http.MethodGet, "/hubs/{hub}/lookups/countries/{code}/provinces", hubProvinces(d.Hubs))
+			// The element definitions say which resource allows which method; the hubs answer 405 for the rest.
+			for _, p := range []string{"/hubs/{hub}/{resource}", "/hubs/{hub}/{resource}/{id}",
+				"/hubs/{hub}/{resource}/{id}/{sub}", "/hubs/{hub}/{resource}/{id}/{sub}/{subId}"} {
+				for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+					r.Method(m, p, hubResource(d.Hubs))
+				}
+			}
 			// ---- proxy routes (issue 4) ----
+			if d.Proxy != nil {
+				proxy := d.Proxy.Handler(principal, writeError)
+				for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions} {
+					r.Method(m, "/proxy/*", proxy)
+				}
+			}
 		})
 	}
 	r.Group(api)

@@ -107,6 +107,8 @@ type Service struct {
 	keys    KeyVerifier
 	client  *http.Client
 	now     func() time.Time
+
+	resolved *resolveCache // nil unless CacheResolved was called
 }
 
 // NewService returns a Service. client is used for the provider's token endpoint.

@@ -173,11 +173,16 @@ func (s *Service) SetConfiguration(ctx context.Context, p tenants.Principal, id 
 
 // Resolve returns the instance an Element token authenticated, with its element,
 // ready for calls to the provider: a disabled instance is refused (403), an
-// invalid one too (409, with the reason and how to repair it).
+// invalid one too (409, with the reason and how to repair it). With
+// CacheResolved the instance may be shared with other callers: read it only.
 func (s *Service) Resolve(ctx context.Context, p tenants.Principal) (*Instance, *elements.Element, error) {
 	if p.InstanceID == 0 {
 		return nil, nil, apperr.Errorf(apperr.Unauthorized, "this call needs an Element part in the Authorization header: 'User <user secret>, Element <instance token>'")
 	}
+	if inst, el, ok := s.resolved.get(p.OrganizationID, p.InstanceID); ok {
+		return inst, el, nil
+	}
+	gen := s.resolved.generation()
 	inst, el, err := s.load(ctx, p, p.InstanceID)
 	if err != nil {
 		return nil, nil, err
@@ -188,5 +193,6 @@ func (s *Service) Resolve(ctx context.Context, p tenants.Principal) (*Instance, 
 	if !inst.Valid {
 		return nil, nil, apperr.Errorf(apperr.Conflict, "instance %d is not valid: %s", inst.ID, inst.InvalidReason)
 	}
+	s.resolved.put(gen, inst, el)
 	return inst, el, nil
 }

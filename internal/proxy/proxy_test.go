@@ -1,0 +1,130 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/rs/zerolog"
+
+	"github.com/connectord/connectord/internal/apperr"
+	"github.com/connectord/connectord/internal/elements"
+	"github.com/connectord/connectord/internal/instances"
+	"github.com/connectord/connectord/internal/tenants"
+	"github.com/connectord/connectord/internal/upstream"
+)
+
+const sak = "KeapAK-proxy-unit-test"
+
+// oneInstance resolves every caller to one service-account-key instance of Keap at apiURL.
+type oneInstance struct{ apiURL string }
+
+func (o oneInstance) Resolve(context.Context, tenants.Principal) (*instances.Instance, *elements.Element, error) {
+	el := &elements.Element{Key: "infusionsoftcrm"}
+	el.Endpoints = elements.Endpoints{APIURL: o.apiURL, RESTPath: "/crm/rest/v1", XMLRPCPath: "/crm/xmlrpc/v1"}
+	return &instances.Instance{ID: 1, OrganizationID: 1, AuthType: instances.AuthAPIKey, Secrets: map[string]string{instances.KeyAPIKey: sak}}, el, nil
+}
+
+// serve mounts the proxy as the HTTP layer does, with a fail that writes the
+// error's code as the body.
+func serve(t *testing.T, upstreamURL string, opt upstream.Options) *httptest.Server {
+	t.Helper()
+	p := New(oneInstance{upstreamURL}, upstream.New(nil, opt), zerolog.Nop())
+	fail := func(w http.ResponseWriter, r *http.Request, err error) {
+		w.WriteHeader(599)
+		_, _ = io.WriteString(w, string(apperr.CodeOf(err)))
+	}
+	r := chi.NewRouter()
+	r.Handle("/proxy/*", p.Handler(func(*http.Request) tenants.Principal { return tenants.Principal{OrganizationID: 1, InstanceID: 1} }, fail))
+	srv := httptest.NewServer(r)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func TestProxy_StreamsWhatKeapHasSentWithoutWaitingForTheRest(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	keap := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("X-Keap-API-Key") != sak {
+			w.WriteHeader(401)
+			return
+		}
+		_, _ = io.WriteString(w, "first line\n")
+		w.(http.Flusher).Flush()
+		<-release
+		_, _ = io.WriteString(w, "second line\n")
+	}))
+	defer keap.Close()
+	defer close(release)
+	srv := serve(t, keap.URL, upstream.Options{})
+	resp, err := http.Get(srv.URL + "/proxy/stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	got := make(chan string, 1)
+	go func() {
+		line, _ := bufio.NewReader(resp.Body).ReadString('\n')
+		got <- line
+	}()
+	select {
+	case line := <-got:
+		if line != "first line\n" {
+			t.Fatalf("first line %q", line)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the first part was held back until Keap finished")
+	}
+}
+
+func TestProxy_SmallChunkedAnswerGoesOutWithItsLength(t *testing.T) {
+	t.Parallel()
+	body := strings.Repeat("x", 5000) // over net/http's 2 KiB, so Keap's side is chunked
+	keap := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Keap", "kept")
+		w.WriteHeader(207)
+		_, _ = io.WriteString(w, body)
+	}))
+	defer keap.Close()
+	resp, err := http.Get(serve(t, keap.URL, upstream.Options{}).URL + "/proxy/small")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 207 || string(b) != body || resp.ContentLength != int64(len(body)) || resp.Header.Get("X-Keap") != "kept" {
+		t.Fatalf("%d, %d bytes, length %d, %v", resp.StatusCode, len(b), resp.ContentLength, resp.Header)
+	}
+}
+
+func TestProxy_TimeoutAndUnreachableAreConnectordsErrors(t *testing.T) {
+	t.Parallel()
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(500 * time.Millisecond)
+	}))
+	defer slow.Close()
+	for _, tc := range []struct {
+		name, url string
+		want      apperr.Code
+	}{
+		{"time-out", slow.URL, apperr.ProviderTimeout},
+		{"unreachable", "http://127.0.0.1:1", apperr.ProviderDown},
+	} {
+		srv := serve(t, tc.url, upstream.Options{MaxRetries: -1, HTTP: &http.Client{Timeout: 100 * time.Millisecond}})
+		resp, err := http.Get(srv.URL + "/proxy/crm/rest/v1/contacts")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 599 || apperr.Code(b) != tc.want {
+			t.Errorf("%s: %d %s, want %s", tc.name, resp.StatusCode, b, tc.want)
+		}
+	}
+}
