@@ -12,6 +12,8 @@ package upstream
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -124,7 +126,10 @@ type limiter struct {
 }
 
 func (c *Client) limiterFor(t Target) *limiter {
-	key, r, b := "instance:"+strconv.FormatInt(t.InstanceID, 10), c.opt.KeyRate, c.opt.KeyBurst
+	// Keap's quota is the key's, however many instances hold it: key the
+	// limiter by a hash of the key, not by the instance.
+	sum := sha256.Sum256([]byte(t.APIKey))
+	key, r, b := "key:"+hex.EncodeToString(sum[:]), c.opt.KeyRate, c.opt.KeyBurst
 	if t.AuthType == instances.AuthOAuth2 {
 		key, r, b = "client:"+t.ClientID, c.opt.ClientRate, c.opt.ClientBurst
 	}

@@ -154,3 +154,25 @@ func TestDo_ThrottleHeaderPausesTheQuota(t *testing.T) {
 		t.Fatalf("the second call did not wait for the next interval (%v)", took)
 	}
 }
+
+// Keap counts a service account key's calls however many instances hold it.
+func TestDo_InstancesSharingAKeyShareItsLimit(t *testing.T) {
+	t.Parallel()
+	_, c, tg := setup(t, Options{})
+	other := tg
+	other.InstanceID = 2
+	start := time.Now()
+	for i := range 20 {
+		target := tg
+		if i%2 == 1 {
+			target = other
+		}
+		if resp, err := call(t, c, target, "GET", "/account/profile", ""); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("%v %v", resp, err)
+		}
+	}
+	// A burst of 10, then 10 per second: 20 calls cannot take less than 1 s.
+	if took := time.Since(start); took < 900*time.Millisecond {
+		t.Fatalf("20 calls on one key from two instances took %v: each instance had its own limit", took)
+	}
+}
