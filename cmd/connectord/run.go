@@ -100,6 +100,19 @@ func parseFlags(fs *flag.FlagSet, args []string, stdout io.Writer, help string) 
 	return false, nil
 }
 
+// subcommand checks that args start with verb, the one a command group has
+// (orgs create, keys rotate); --help in its place prints help and is done.
+func subcommand(args []string, verb, usage, help string, stdout io.Writer) (rest []string, done bool, err error) {
+	switch {
+	case len(args) > 0 && args[0] == verb:
+		return args[1:], false, nil
+	case len(args) > 0 && (args[0] == "--help" || args[0] == "-h"):
+		fmt.Fprint(stdout, help)
+		return nil, true, nil
+	}
+	return nil, true, errors.New("usage: " + usage)
+}
+
 func migrateCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
 	if help, err := parseFlags(fs, args, stdout, "Usage: connectord migrate\n\nApplies every pending migration to DATABASE_URL and exits.\n"); help || err != nil {
@@ -116,17 +129,14 @@ func migrateCmd(ctx context.Context, args []string, getenv func(string) string, 
 
 func orgsCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	const help = "Usage: connectord orgs create --name NAME --email EMAIL\n\nCreates an organization and its first user and prints one JSON object with\ntheir ids and secrets. This is the only time the secrets are shown.\n\n"
-	if len(args) == 0 || args[0] != "create" {
-		if len(args) > 0 && (args[0] == "--help" || args[0] == "-h") {
-			fmt.Fprint(stdout, help)
-			return nil
-		}
-		return errors.New("usage: connectord orgs create --name NAME --email EMAIL")
+	rest, done, err := subcommand(args, "create", "connectord orgs create --name NAME --email EMAIL", help, stdout)
+	if done || err != nil {
+		return err
 	}
 	fs := flag.NewFlagSet("orgs create", flag.ContinueOnError)
 	name := fs.String("name", "", "the organization's name (required)")
 	email := fs.String("email", "", "the first user's email address (required)")
-	if help, err := parseFlags(fs, args[1:], stdout, help); help || err != nil {
+	if help, err := parseFlags(fs, rest, stdout, help); help || err != nil {
 		return err
 	}
 	var missing []string
@@ -324,15 +334,12 @@ func checkKeys(ctx context.Context, db *store.DB, cfg config) error {
 
 func keysCmd(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	const help = "Usage: connectord keys rotate\n\nRe-encrypts every instance's stored credentials under CONNECTORD_ENCRYPTION_KEY.\nRun it after moving the old key to CONNECTORD_ENCRYPTION_KEY_PREVIOUS; when it\nfinishes, the previous key is no longer needed.\n"
-	if len(args) == 0 || args[0] != "rotate" {
-		if len(args) > 0 && (args[0] == "--help" || args[0] == "-h") {
-			fmt.Fprint(stdout, help)
-			return nil
-		}
-		return errors.New("usage: connectord keys rotate")
+	rest, done, err := subcommand(args, "rotate", "connectord keys rotate", help, stdout)
+	if done || err != nil {
+		return err
 	}
 	fs := flag.NewFlagSet("keys rotate", flag.ContinueOnError)
-	if help, err := parseFlags(fs, args[1:], stdout, help); help || err != nil {
+	if help, err := parseFlags(fs, rest, stdout, help); help || err != nil {
 		return err
 	}
 	cfg, err := loadServeConfig(getenv)
