@@ -34,6 +34,11 @@ func TestServeConfiguration_BadValuesNameTheVariable(t *testing.T) {
 		{"bad token url", "CONNECTORD_INFUSIONSOFT_TOKEN_URL", "ftp://x", "CONNECTORD_INFUSIONSOFT_TOKEN_URL"},
 		{"bad api url", "CONNECTORD_INFUSIONSOFT_API_URL", "x", "CONNECTORD_INFUSIONSOFT_API_URL"},
 		{"legacy without app", "CONNECTORD_INFUSIONSOFT_LEGACY_XMLRPC_URL", "https://x.infusionsoft.com/api/xmlrpc", "{app}"},
+		{"bad keap timeout", "CONNECTORD_KEAP_TIMEOUT", "soon", "CONNECTORD_KEAP_TIMEOUT"},
+		{"bad refresh margin", "CONNECTORD_REFRESH_MARGIN", "-5m", "CONNECTORD_REFRESH_MARGIN"},
+		{"bad refresh workers", "CONNECTORD_REFRESH_WORKERS", "0", "CONNECTORD_REFRESH_WORKERS"},
+		{"bad auth cache ttl", "CONNECTORD_AUTH_CACHE_TTL", "1h", "CONNECTORD_AUTH_CACHE_TTL"},
+		{"bad rate limit switch", "CONNECTORD_KEAP_RATE_LIMIT_OFF", "maybe", "CONNECTORD_KEAP_RATE_LIMIT_OFF"},
 		{"database unreachable", "", "", "not reachable"},
 	}
 	for _, tt := range tests {

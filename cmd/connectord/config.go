@@ -32,6 +32,8 @@ type config struct {
 	// AuthCacheTTL is how long an authenticated caller and its resolved
 	// instance are remembered; 0 turns the caches off.
 	AuthCacheTTL time.Duration
+	// KeapTimeout bounds one call to Keap (token endpoint, REST, XML-RPC).
+	KeapTimeout time.Duration
 }
 
 // refreshConfig tunes the token refresher.
@@ -147,6 +149,7 @@ func loadServeConfig(getenv func(string) string) (config, error) {
 		}
 		c.AuthCacheTTL = d
 	}
+	c.KeapTimeout = duration(getenv, &p, "CONNECTORD_KEAP_TIMEOUT", 30*time.Second)
 	return c, p.err()
 }
 

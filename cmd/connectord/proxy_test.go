@@ -535,3 +535,41 @@ func TestREADMEProxy_RunsAgainstSandbox(t *testing.T) {
 		}
 	}
 }
+
+// A Keap that does not answer within CONNECTORD_KEAP_TIMEOUT is a 504, in
+// connectord's error shape, through the proxy and the hubs alike.
+func TestKeapTimeout_Is504ThroughProxyAndHubs(t *testing.T) {
+	t.Parallel()
+	var slow atomic.Bool
+	k := newKeapWrapped(t, fakekeap.Options{}, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if slow.Load() {
+				time.Sleep(time.Second)
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+	env := baseEnv(t, testdb.New(t), k)
+	env["CONNECTORD_KEAP_TIMEOUT"] = "200ms"
+	s := startServerWith(t, env, k, nil)
+	o := s.createOrg("Acme", "dev@acme.test")
+	r := s.do("POST", "/instances", o.auth(), apiKeyBody("infusionsoftcrm", testServiceKey, ""))
+	if r.Status != 200 {
+		t.Fatalf("provision: %d %s", r.Status, r.Body)
+	}
+	auth := "User " + o.User.Secret + ", Element " + r.JSON(t)["token"].(string)
+	slow.Store(true)
+	for _, c := range []struct{ method, path, body string }{
+		{"POST", "/proxy/crm/rest/v1/contacts", `{"email_addresses":[{"email":"a@b.test","field":"EMAIL1"}]}`},
+		{"GET", "/hubs/crm/contacts?pageSize=5", ""},
+	} {
+		var body any
+		if c.body != "" {
+			body = c.body
+		}
+		r := s.do(c.method, c.path, auth, body)
+		if r.Status != 504 || r.JSON(t)["requestId"] == nil || !strings.Contains(r.JSON(t)["message"].(string), "in time") {
+			t.Errorf("%s %s: %d %s", c.method, c.path, r.Status, r.Body)
+		}
+	}
+}

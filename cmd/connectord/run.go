@@ -239,7 +239,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	// idle connections to it for concurrent callers (the default keeps 2).
 	keapTransport := http.DefaultTransport.(*http.Transport).Clone()
 	keapTransport.MaxIdleConns, keapTransport.MaxIdleConnsPerHost = 512, 256
-	client := &http.Client{Timeout: 30 * time.Second, Transport: keapTransport}
+	client := &http.Client{Timeout: cfg.KeapTimeout, Transport: keapTransport}
 	tok := tokens.New(db, catalog, tokens.Options{
 		Margin: cfg.Refresh.Margin, PollInterval: cfg.Refresh.PollInterval, Workers: cfg.Refresh.Workers,
 		Client: client, Log: log.With().Str("component", "tokens").Logger(),
