@@ -28,6 +28,21 @@ func TestSecrets_NeverInClearInAnyTableOrLogLine(t *testing.T) {
 	if r := s.do("PATCH", "/instances/"+oid, o.auth(), map[string]any{"configuration": map[string]any{"event.notification.signature.key": signatureKey}}); r.Status != 200 || strings.Contains(string(r.Body), signatureKey) {
 		t.Fatalf("set signature key: %d %s", r.Status, r.Body)
 	}
+	// Use the instances the way applications do all day: hubs and proxy, with
+	// a token renewal on the way, so their logs are checked too.
+	for _, tok := range []string{oauth["token"].(string), sak["token"].(string)} {
+		el := "User " + o.User.Secret + ", Element " + tok
+		if r := s.do("GET", "/hubs/crm/contacts?pageSize=2", el, nil); r.Status != 200 {
+			t.Fatalf("hub call: %d %s", r.Status, r.Body)
+		}
+		if r := s.do("GET", "/proxy/crm/rest/v1/contacts?limit=1", el, nil); r.Status != 200 {
+			t.Fatalf("proxy call: %d %s", r.Status, r.Body)
+		}
+	}
+	s.keap.ExpireAccessTokens()
+	if r := s.do("GET", "/proxy/crm/rest/v1/contacts?limit=1", "User "+o.User.Secret+", Element "+oauth["token"].(string), nil); r.Status != 200 {
+		t.Fatalf("proxy call after expiry: %d %s", r.Status, r.Body)
+	}
 	stored := s.instanceSecrets(oid)
 	secretsToFind := map[string]string{
 		"organization secret":   o.Organization.Secret,
