@@ -50,6 +50,8 @@ port="${CONNECTORD_ADDR##*:}"
 [[ $port =~ ^[0-9]+$ ]] || port=8080
 export CONNECTORD_PUBLIC_URL="${CONNECTORD_PUBLIC_URL:-http://localhost:${port}}"
 export CONNECTORD_LOG_FORMAT="${CONNECTORD_LOG_FORMAT:-console}"
+# In the sandbox, event callbacks to this machine are what one wants to try.
+export CONNECTORD_CALLBACK_ALLOW_PRIVATE="${CONNECTORD_CALLBACK_ALLOW_PRIVATE:-true}"
 
 log "building bin/connectord"
 go build -o bin/connectord ./cmd/connectord

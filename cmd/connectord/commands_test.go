@@ -39,6 +39,7 @@ func TestServeConfiguration_BadValuesNameTheVariable(t *testing.T) {
 		{"bad refresh workers", "CONNECTORD_REFRESH_WORKERS", "0", "CONNECTORD_REFRESH_WORKERS"},
 		{"bad auth cache ttl", "CONNECTORD_AUTH_CACHE_TTL", "1h", "CONNECTORD_AUTH_CACHE_TTL"},
 		{"bad rate limit switch", "CONNECTORD_KEAP_RATE_LIMIT_OFF", "maybe", "CONNECTORD_KEAP_RATE_LIMIT_OFF"},
+		{"bad callback switch", "CONNECTORD_CALLBACK_ALLOW_PRIVATE", "sometimes", "CONNECTORD_CALLBACK_ALLOW_PRIVATE"},
 		{"database unreachable", "", "", "not reachable"},
 	}
 	for _, tt := range tests {

@@ -32,6 +32,9 @@ type config struct {
 	// AuthCacheTTL is how long an authenticated caller and its resolved
 	// instance are remembered; 0 turns the caches off.
 	AuthCacheTTL time.Duration
+	// CallbackAllowPrivate lets event callbacks go to loopback, private and
+	// link-local addresses (tests and sandboxes).
+	CallbackAllowPrivate bool
 	// KeapTimeout bounds one call to Keap (token endpoint, REST, XML-RPC).
 	KeapTimeout time.Duration
 }
@@ -150,6 +153,13 @@ func loadServeConfig(getenv func(string) string) (config, error) {
 		c.AuthCacheTTL = d
 	}
 	c.KeapTimeout = duration(getenv, &p, "CONNECTORD_KEAP_TIMEOUT", 30*time.Second)
+	if v := strings.TrimSpace(getenv("CONNECTORD_CALLBACK_ALLOW_PRIVATE")); v != "" {
+		allow, err := strconv.ParseBool(v)
+		if err != nil {
+			p.add("CONNECTORD_CALLBACK_ALLOW_PRIVATE %q is not true or false", v)
+		}
+		c.CallbackAllowPrivate = allow
+	}
 	return c, p.err()
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -228,5 +229,52 @@ func TestAPIKeyInstances_ServiceAccountAndLegacy(t *testing.T) {
 	}
 	if n := s.count("instances"); n != 3 {
 		t.Fatalf("want the 3 good instances stored, got %d", n)
+	}
+}
+
+// Event callbacks must not point connectord at its own network: loopback,
+// private and link-local destinations are refused when configured, unless the
+// operator allows them.
+func TestEventCallback_PrivateDestinationsRefused(t *testing.T) {
+	t.Parallel()
+	s := startServer(t)
+	o := s.createOrg("Acme", "dev@acme.test")
+	withCallback := func(url string) map[string]any {
+		code, _ := s.keap.IssueCode(testClientID, "https://www.yourcallbackurl.com")
+		b := seedBody("infusionsoftcrm", code, "events")
+		c := b["configuration"].(map[string]any)
+		c["event.notification.enabled"] = true
+		c["event.notification.callback.url"] = url
+		return b
+	}
+	for _, url := range []string{"http://127.0.0.1:9000/events", "http://169.254.169.254/latest", "http://localhost/events", "http://10.0.0.5/events"} {
+		r := s.do("POST", "/instances", o.auth(), withCallback(url))
+		if r.Status != 400 || !strings.Contains(r.JSON(t)["message"].(string), "CONNECTORD_CALLBACK_ALLOW_PRIVATE") {
+			t.Errorf("callback %s: %d %s", url, r.Status, r.Body)
+		}
+	}
+	r := s.do("POST", "/instances", o.auth(), withCallback("https://hooks.example.test/events"))
+	if r.Status != 200 {
+		t.Fatalf("public callback: %d %s", r.Status, r.Body)
+	}
+	id := fmt.Sprint(r.JSON(t)["id"])
+	if r := s.do("PATCH", "/instances/"+id+"/configuration/event.notification.callback.url", o.auth(), map[string]any{"propertyValue": "http://192.168.1.10/cb"}); r.Status != 400 {
+		t.Fatalf("PATCH to a private callback: %d %s", r.Status, r.Body)
+	}
+	if r := s.do("PATCH", "/instances/"+id, o.auth(), map[string]any{"configuration": map[string]any{"event.notification.callback.url": "http://[::1]/cb"}}); r.Status != 400 {
+		t.Fatalf("PATCH to a loopback callback: %d %s", r.Status, r.Body)
+	}
+
+	// An operator who allows private destinations (tests, sandboxes) can use them.
+	k := newKeap(t, fakekeap.Options{})
+	env := baseEnv(t, testdb.New(t), k)
+	env["CONNECTORD_CALLBACK_ALLOW_PRIVATE"] = "true"
+	open := startServerWith(t, env, k, nil)
+	o2 := open.createOrg("Acme", "dev@acme.test")
+	code, _ := k.IssueCode(testClientID, "https://www.yourcallbackurl.com")
+	b := seedBody("infusionsoftcrm", code, "events")
+	b["configuration"].(map[string]any)["event.notification.callback.url"] = "http://127.0.0.1:9000/events"
+	if r := open.do("POST", "/instances", o2.auth(), b); r.Status != 200 {
+		t.Fatalf("allowed private callback: %d %s", r.Status, r.Body)
 	}
 }

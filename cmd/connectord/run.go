@@ -17,6 +17,7 @@ import (
 
 	"github.com/connectord/connectord/internal/apperr"
 	"github.com/connectord/connectord/internal/elements"
+	"github.com/connectord/connectord/internal/events"
 	"github.com/connectord/connectord/internal/fakekeap"
 	"github.com/connectord/connectord/internal/httpapi"
 	"github.com/connectord/connectord/internal/hubs"
@@ -250,7 +251,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		log.Warn().Msg("CONNECTORD_KEAP_RATE_LIMIT_OFF: calls to Keap are not rate-limited; Keap will refuse bursts over its quotas")
 	}
 	keapClient := upstream.New(tok, keapOpts)
-	insts := instances.NewService(db, catalog, &keap.Client{HTTP: client}, client, time.Now)
+	callbacks := events.CallbackPolicy{AllowPrivate: cfg.CallbackAllowPrivate}
+	insts := instances.NewService(db, catalog, &keap.Client{HTTP: client}, callbacks, client, time.Now)
 	insts.CacheResolved(cfg.AuthCacheTTL)
 	handler := httpapi.Routes(httpapi.Deps{
 		Log:       log,

@@ -100,20 +100,38 @@ type KeyVerifier interface {
 	VerifyLegacyKey(ctx context.Context, legacyURL, key string) error
 }
 
+// CallbackChecker decides whether an event callback URL may be configured (the
+// events package's policy: no loopback, private or link-local destinations).
+type CallbackChecker interface {
+	Check(ctx context.Context, url string) error
+}
+
 // Service provisions and manages instances.
 type Service struct {
-	store   Store
-	catalog *elements.Catalog
-	keys    KeyVerifier
-	client  *http.Client
-	now     func() time.Time
+	store     Store
+	catalog   *elements.Catalog
+	keys      KeyVerifier
+	callbacks CallbackChecker
+	client    *http.Client
+	now       func() time.Time
 
 	resolved *resolveCache // nil unless CacheResolved was called
 }
 
 // NewService returns a Service. client is used for the provider's token endpoint.
-func NewService(store Store, catalog *elements.Catalog, keys KeyVerifier, client *http.Client, now func() time.Time) *Service {
-	return &Service{store: store, catalog: catalog, keys: keys, client: client, now: now}
+func NewService(store Store, catalog *elements.Catalog, keys KeyVerifier, callbacks CallbackChecker, client *http.Client, now func() time.Time) *Service {
+	return &Service{store: store, catalog: catalog, keys: keys, callbacks: callbacks, client: client, now: now}
+}
+
+// checkCallback applies the callback policy to an event callback URL being set.
+func (s *Service) checkCallback(ctx context.Context, public map[string]*string, p *problems) {
+	v, ok := public[KeyEventCallback]
+	if !ok || v == nil || *v == "" {
+		return
+	}
+	if err := s.callbacks.Check(ctx, *v); err != nil {
+		p.add("configuration %s: %v", KeyEventCallback, err)
+	}
 }
 
 func (s *Service) oauth(el *elements.Element) *oauthflow.Provider {

@@ -69,6 +69,7 @@ func (s *Service) Update(ctx context.Context, p tenants.Principal, id int64, req
 	merged := split(el, changes, settings{public: maps.Clone(cur.Config), secrets: maps.Clone(cur.Secrets)})
 	merged.public[KeyAuthType] = &cur.AuthType
 	checkSettings(el, merged, false, false, &pr)
+	s.checkCallback(ctx, changes, &pr)
 	if err := pr.err(); err != nil {
 		return nil, err
 	}

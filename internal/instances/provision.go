@@ -54,6 +54,7 @@ func (s *Service) Create(ctx context.Context, p tenants.Principal, pathElement s
 	tags := checkTags(req.Tags, &pr)
 	st := split(el, parseConfig(el, req.Configuration, &pr), settings{public: map[string]*string{}, secrets: map[string]string{}})
 	authType := checkSettings(el, st, req.code() != "", true, &pr)
+	s.checkCallback(ctx, st.public, &pr)
 	if err := pr.err(); err != nil {
 		return nil, err
 	}
@@ -92,6 +93,7 @@ func (s *Service) Replace(ctx context.Context, p tenants.Principal, id int64, re
 	st := split(el, parseConfig(el, req.Configuration, &pr), settings{public: map[string]*string{}, secrets: map[string]string{}})
 	hasTokens := cur.AuthType == AuthOAuth2 && cur.Secrets[KeyRefreshToken] != ""
 	authType := checkSettings(el, st, req.code() != "", !hasTokens, &pr)
+	s.checkCallback(ctx, st.public, &pr)
 	if err := pr.err(); err != nil {
 		return nil, err
 	}
