@@ -40,6 +40,8 @@ func TestServeConfiguration_BadValuesNameTheVariable(t *testing.T) {
 		{"bad auth cache ttl", "CONNECTORD_AUTH_CACHE_TTL", "1h", "CONNECTORD_AUTH_CACHE_TTL"},
 		{"bad rate limit switch", "CONNECTORD_KEAP_RATE_LIMIT_OFF", "maybe", "CONNECTORD_KEAP_RATE_LIMIT_OFF"},
 		{"bad callback switch", "CONNECTORD_CALLBACK_ALLOW_PRIVATE", "sometimes", "CONNECTORD_CALLBACK_ALLOW_PRIVATE"},
+		{"bad delivery backoff", "CONNECTORD_DELIVERY_BACKOFF_BASE", "0s", "CONNECTORD_DELIVERY_BACKOFF_BASE"},
+		{"bad delivery lease", "CONNECTORD_DELIVERY_LEASE", "long", "CONNECTORD_DELIVERY_LEASE"},
 		{"database unreachable", "", "", "not reachable"},
 	}
 	for _, tt := range tests {

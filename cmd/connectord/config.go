@@ -37,6 +37,11 @@ type config struct {
 	CallbackAllowPrivate bool
 	// KeapTimeout bounds one call to Keap (token endpoint, REST, XML-RPC).
 	KeapTimeout time.Duration
+	// DeliveryBackoffBase scales event delivery retries: the n-th waits about base·4^n.
+	DeliveryBackoffBase time.Duration
+	// DeliveryLease is how long a claimed notification is kept from other
+	// workers; a crashed server's in-flight deliveries are retried after it.
+	DeliveryLease time.Duration
 }
 
 // refreshConfig tunes the token refresher.
@@ -160,6 +165,8 @@ func loadServeConfig(getenv func(string) string) (config, error) {
 		}
 		c.CallbackAllowPrivate = allow
 	}
+	c.DeliveryBackoffBase = duration(getenv, &p, "CONNECTORD_DELIVERY_BACKOFF_BASE", time.Second)
+	c.DeliveryLease = duration(getenv, &p, "CONNECTORD_DELIVERY_LEASE", 30*time.Second)
 	return c, p.err()
 }
 

@@ -264,6 +264,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Sandbox:   fake,
 		Hubs:      hubs.New(insts, keapClient, hubs.Options{}),
 		Proxy:     proxy.New(insts, keapClient, log),
+		Events:    db,
+	})
+	delivery := events.NewDelivery(db, catalog, events.DeliveryOptions{
+		BackoffBase: cfg.DeliveryBackoffBase, Lease: cfg.DeliveryLease, Policy: callbacks,
+		Log: log.With().Str("component", "delivery").Logger(),
 	})
 
 	srv := &http.Server{
@@ -279,6 +284,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	refresher := make(chan struct{})
 	go func() { defer close(refresher); tok.Run(ctx) }()
 	defer func() { <-refresher }()
+	// Delivery likewise stops claiming when ctx ends and records the deliveries
+	// under way before run returns.
+	delivering := make(chan struct{})
+	go func() { defer close(delivering); delivery.Run(ctx) }()
+	defer func() { <-delivering }()
 	log.Info().Str("addr", ln.Addr().String()).Str("public_url", cfg.PublicURL).Str("version", version).Bool("sandbox", *sandbox).Msg("listening")
 
 	select {

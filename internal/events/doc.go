@@ -4,8 +4,11 @@
 // URL, signed and retried.
 //
 // So far it holds the callback policy (which destinations deliveries may reach,
-// checked at configuration and at connect time) and the notification signature;
-// receiving, polling and delivery come with the events issue. It must not call
-// Keap for anything but events, and never deliver to a callback URL the policy
-// has not checked.
+// checked at configuration and at connect time), the notification signature,
+// the event and notification types, and Delivery, the workers that post stored
+// notifications to callbacks with retries (the store's EnqueueEvents is how
+// events get in); receiving and polling come with the rest of the events issue.
+// It must not call Keap for anything but events, must not import the store
+// (Delivery takes a small DeliveryStore interface), and never deliver to a
+// callback URL the policy has not checked.
 package events

@@ -25,6 +25,7 @@ type Deps struct {
 	Sandbox   http.Handler // the fake Keap, mounted at /sandbox/keap in sandbox mode
 	Hubs      hubService   // the normalised resources at /hubs/… (internal/hubs)
 	Proxy     proxier      // the pass-through to Keap at /proxy/… (internal/proxy); nil serves none
+	Events    eventLog     // instances' event notifications and their redelivery
 }
 
 // proxier builds the /proxy/… handler from how this layer knows the caller
@@ -64,6 +65,9 @@ func Routes(d Deps) http.Handler {
 			r.Method(http.MethodGet, "/instances/{id}/configuration/{configKey}", getConfigEntry(d.Instances))
 			r.Method(http.MethodPatch, "/instances/{id}/configuration/{configKey}", patchConfigEntry(d.Instances))
 			r.Method(http.MethodPut, "/instances/{id}/tokens/refresh", refreshTokens(d.Tokens))
+			r.Method(http.MethodGet, "/instances/{id}/events", listEvents(d.Events))
+			r.Method(http.MethodPost, "/instances/{id}/events/redeliver", redeliverEvents(d.Events))
+			r.Method(http.MethodPost, "/instances/{id}/events/{eventId}/redeliver", redeliverEvent(d.Events))
 		})
 
 		r.Group(func(r chi.Router) {

@@ -42,6 +42,9 @@ const (
 	KeyEventsEnabled   = "event.notification.enabled"
 	KeyEventVendorType = "event.vendor.type"
 	KeyEventCallback   = "event.notification.callback.url"
+	// KeyEventSignatureKey is secret: it lives in Instance.Secrets.
+	KeyEventSignatureKey = "event.notification.signature.key"
+	KeyEventBatchSize    = "event.notification.batch.size"
 )
 
 // Instance is a connector instance as stored. Secrets holds the secret

@@ -1,0 +1,94 @@
+package events
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Event types, as Open Connectors names them.
+const (
+	Created = "CREATED"
+	Updated = "UPDATED"
+	Deleted = "DELETED"
+)
+
+// ValidEventType reports whether t is one of Created, Updated and Deleted.
+func ValidEventType(t string) bool { return t == Created || t == Updated || t == Deleted }
+
+// Event is one normalised change of one provider object, as a notification
+// carries it.
+type Event struct {
+	Date       time.Time `json:"date"`
+	ElementKey string    `json:"elementKey"`
+	EventType  string    `json:"eventType"`
+	ObjectID   string    `json:"objectId"`
+	ObjectType string    `json:"objectType"`
+}
+
+// NotificationID identifies one stored notification (one callback delivery).
+type NotificationID int64
+
+// Notification statuses.
+const (
+	StatusPending   = "pending"   // waiting for its next try
+	StatusDelivered = "delivered" // the callback answered 2xx
+	StatusFailed    = "failed"    // every retry failed; kept for redelivery
+)
+
+// ValidStatus reports whether s is a notification status.
+func ValidStatus(s string) bool {
+	return s == StatusPending || s == StatusDelivered || s == StatusFailed
+}
+
+// Claimed is a notification a delivery worker has claimed for one try.
+type Claimed struct {
+	ID         NotificationID
+	EventID    string
+	InstanceID int64
+	Failures   int // failed tries since it was last (re)queued
+	Events     []Event
+	Raw        json.RawMessage
+}
+
+// Outcome is the result of one delivery try, for the store to record.
+type Outcome struct {
+	At         time.Time
+	Duration   time.Duration
+	HTTPStatus int    // 0 when no response came
+	Error      string // why the try failed; empty on success
+	Delivered  bool
+	Failed     bool      // no retry is left: the notification is marked failed
+	NextTry    time.Time // when neither Delivered nor Failed
+}
+
+// Notification is a stored notification as the API shows it.
+type Notification struct {
+	ID               NotificationID `json:"notificationId"`
+	EventID          string         `json:"eventId"`
+	InstanceID       int64          `json:"instanceId"`
+	Status           string         `json:"status"`
+	Attempts         int            `json:"attempts"`
+	NextAttemptDate  *time.Time     `json:"nextAttemptDate,omitempty"`
+	LastStatus       *int           `json:"lastStatus,omitempty"`
+	LastError        string         `json:"lastError,omitempty"`
+	CreatedDate      time.Time      `json:"createdDate"`
+	DeliveredDate    *time.Time     `json:"deliveredDate,omitempty"`
+	Events           []Event        `json:"events"`
+	DeliveryAttempts []Attempt      `json:"deliveryAttempts"`
+}
+
+// Attempt is one recorded delivery try.
+type Attempt struct {
+	Date       time.Time `json:"date"`
+	Status     int       `json:"status,omitempty"` // the callback's HTTP status
+	Error      string    `json:"error,omitempty"`
+	DurationMs int64     `json:"durationMs"`
+}
+
+// Filter selects one page of an instance's notifications, newest first.
+type Filter struct {
+	Status    string         // empty: any
+	EventType string         // empty: any; else notifications carrying at least one such event
+	PageSize  int            // 1..500
+	Before    NotificationID // 0: from the newest; else only older than this
+}
