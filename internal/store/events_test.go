@@ -8,17 +8,13 @@ import (
 
 	"github.com/connectord/connectord/internal/apperr"
 	"github.com/connectord/connectord/internal/events"
-	"github.com/connectord/connectord/internal/secrets"
 )
 
 func TestEnqueueEvents_BatchesClaimsAndRecords(t *testing.T) {
 	t.Parallel()
 	db := openTest(t)
 	ctx := context.Background()
-	org, _, err := db.CreateOrganization(ctx, "o", secrets.Hash("a"), "a@b.c", secrets.Hash("b"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	org := newOrganization(t, db)
 	inst := newInstance(t, db, org.ID, "r")
 	ev := func(typ string) events.Event {
 		return events.Event{Date: time.Now(), ElementKey: "infusionsoftcrm", EventType: typ, ObjectID: "1", ObjectType: "contacts"}

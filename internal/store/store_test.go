@@ -11,6 +11,7 @@ import (
 	"github.com/connectord/connectord/internal/apperr"
 	"github.com/connectord/connectord/internal/instances"
 	"github.com/connectord/connectord/internal/secrets"
+	"github.com/connectord/connectord/internal/tenants"
 	"github.com/connectord/connectord/internal/testdb"
 )
 
@@ -33,6 +34,15 @@ func openTest(t *testing.T) *DB {
 	return db
 }
 
+func newOrganization(t *testing.T, db *DB) tenants.Organization {
+	t.Helper()
+	org, _, err := db.CreateOrganization(context.Background(), "o", secrets.Hash(secrets.NewToken()), "a@b.c", secrets.Hash(secrets.NewToken()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return org
+}
+
 func newInstance(t *testing.T, db *DB, org int64, secret string) *instances.Instance {
 	t.Helper()
 	inst := &instances.Instance{
@@ -50,10 +60,7 @@ func TestCredentials_BoundToTheirInstance(t *testing.T) {
 	t.Parallel()
 	db := openTest(t)
 	ctx := context.Background()
-	org, _, err := db.CreateOrganization(ctx, "o", secrets.Hash("a"), "a@b.c", secrets.Hash("b"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	org := newOrganization(t, db)
 	a := newInstance(t, db, org.ID, "refresh-a")
 	b := newInstance(t, db, org.ID, "refresh-b")
 	got, err := db.Instance(ctx, org.ID, a.ID)
@@ -78,10 +85,7 @@ func TestUpdateInstance_SerialisesConcurrentChanges(t *testing.T) {
 	t.Parallel()
 	db := openTest(t)
 	ctx := context.Background()
-	org, _, err := db.CreateOrganization(ctx, "o", secrets.Hash("a"), "a@b.c", secrets.Hash("b"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	org := newOrganization(t, db)
 	inst := newInstance(t, db, org.ID, "r")
 	const workers, each = 8, 10
 	var wg sync.WaitGroup
