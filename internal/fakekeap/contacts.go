@@ -437,18 +437,7 @@ func (s *Server) handleListContacts(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleGetContact(w http.ResponseWriter, r *http.Request) {
-	id, ok := pathID(w, r)
-	if !ok {
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	c := s.contacts[id]
-	if c == nil {
-		writeMessage(w, http.StatusNotFound, fmt.Sprintf("Contact with id %d not found", id))
-		return
-	}
-	writeJSON(w, http.StatusOK, s.renderContactLocked(c))
+	serveOne(s, w, r, s.contacts, "Contact", s.renderContactLocked)
 }
 
 func (s *Server) handleCreateContact(w http.ResponseWriter, r *http.Request) {

@@ -159,18 +159,24 @@ func (s *Server) handleCreateTag(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleGetTag(w http.ResponseWriter, r *http.Request) {
+	serveOne(s, w, r, s.tags, "Tag", (*tag).render)
+}
+
+// serveOne answers GET /{resource}/{id} from records, as Keap does: the record,
+// or 404 with Keap's message.
+func serveOne[T any, R any](s *Server, w http.ResponseWriter, r *http.Request, records map[int64]*T, noun string, render func(*T) R) {
 	id, ok := pathID(w, r)
 	if !ok {
 		return
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	t := s.tags[id]
-	if t == nil {
-		writeMessage(w, http.StatusNotFound, fmt.Sprintf("Tag with id %d not found", id))
+	rec := records[id]
+	if rec == nil {
+		writeMessage(w, http.StatusNotFound, fmt.Sprintf("%s with id %d not found", noun, id))
 		return
 	}
-	writeJSON(w, http.StatusOK, t.render())
+	writeJSON(w, http.StatusOK, render(rec))
 }
 
 type company struct {
@@ -272,18 +278,7 @@ func (s *Server) handleCreateCompany(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleGetCompany(w http.ResponseWriter, r *http.Request) {
-	id, ok := pathID(w, r)
-	if !ok {
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	c := s.companies[id]
-	if c == nil {
-		writeMessage(w, http.StatusNotFound, fmt.Sprintf("Company with id %d not found", id))
-		return
-	}
-	writeJSON(w, http.StatusOK, c.render())
+	serveOne(s, w, r, s.companies, "Company", (*company).render)
 }
 
 func (s *Server) handlePatchCompany(w http.ResponseWriter, r *http.Request) {
