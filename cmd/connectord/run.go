@@ -289,6 +289,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	delivering := make(chan struct{})
 	go func() { defer close(delivering); delivery.Run(ctx) }()
 	defer func() { <-delivering }()
+	listening := make(chan struct{})
+	go func() {
+		defer close(listening)
+		db.ListenNotificationsDue(ctx, time.Second, delivery.Wake, func(err error) {
+			log.Warn().Err(err).Msg("listen for due notifications; deliveries fall back to polling until it reconnects")
+		})
+	}()
+	defer func() { <-listening }()
 	log.Info().Str("addr", ln.Addr().String()).Str("public_url", cfg.PublicURL).Str("version", version).Bool("sandbox", *sandbox).Msg("listening")
 
 	select {

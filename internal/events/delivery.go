@@ -89,10 +89,20 @@ type Delivery struct {
 	client  *http.Client
 	opt     DeliveryOptions
 
-	inflight atomic.Int64
+	inflight atomic.Int64 // deliveries under way or waiting for their host
 	freed    chan struct{}
+	woken    chan struct{}
 	mu       sync.Mutex
-	hosts    map[string]int // deliveries in flight per callback host
+	hosts    map[string]*hostQueue
+}
+
+// hostQueue is one callback host's share of the process: deliveries in flight
+// (at most PerHost) and claimed ones waiting for a free slot (at most PerHost
+// more, so a waiting claim is sent well within its lease even when every
+// delivery ahead of it runs to the time-out).
+type hostQueue struct {
+	busy    int
+	waiting []func()
 }
 
 // NewDelivery returns a Delivery whose every connection goes through
@@ -112,7 +122,17 @@ func NewDelivery(store DeliveryStore, catalog *elements.Catalog, opt DeliveryOpt
 			return http.ErrUseLastResponse // a redirect is an answer, not a 2xx
 		}},
 		freed: make(chan struct{}, 1),
-		hosts: map[string]int{},
+		woken: make(chan struct{}, 1),
+		hosts: map[string]*hostQueue{},
+	}
+}
+
+// Wake makes an idle dispatcher look for due notifications now rather than at
+// its next poll (the store's due signal calls it).
+func (d *Delivery) Wake() {
+	select {
+	case d.woken <- struct{}{}:
+	default:
 	}
 }
 
@@ -147,21 +167,26 @@ func (d *Delivery) Run(ctx context.Context) {
 				t = d.target(ctx, c.InstanceID)
 				targets[c.InstanceID] = t
 			}
-			if !d.acquire(t.host) {
-				busy = append(busy, c.ID)
-				continue
-			}
-			d.inflight.Add(1)
 			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer d.release(t.host)
-				d.deliver(ctx, c, t)
-			}()
+			start := func() {
+				go func() {
+					defer wg.Done()
+					defer d.release(t.host)
+					if ctx.Err() != nil {
+						return // shutting down before its turn came: its lease runs out and it is sent again
+					}
+					d.deliver(ctx, c, t)
+				}()
+			}
+			if !d.acquire(t.host, start) {
+				wg.Done()
+				busy = append(busy, c.ID)
+			}
 		}
 		if len(busy) > 0 {
-			// Their hosts are at their limit: hand them back for a moment rather
-			// than hold a worker waiting, so other consumers keep flowing.
+			// Their hosts are at their limit and have a full queue: hand them
+			// back for a moment rather than hold them, so other consumers keep
+			// flowing and the lease cannot run out while they wait.
 			wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 			if err := d.store.DeferNotifications(wctx, busy, 100*time.Millisecond+rand.N(200*time.Millisecond)); err != nil {
 				d.opt.Log.Error().Err(err).Msg("defer notifications") // their leases run out instead
@@ -192,26 +217,54 @@ func (d *Delivery) wait(ctx context.Context, dur time.Duration) {
 	case <-ctx.Done():
 	case <-t.C:
 	case <-d.freed:
+	case <-d.woken:
 	}
 }
 
-func (d *Delivery) acquire(host string) bool {
+// acquire starts a delivery to host now when the host has a free slot, or
+// queues it behind the ones in flight; it reports false, doing neither, when
+// the host's queue is full too.
+func (d *Delivery) acquire(host string, start func()) bool {
 	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.hosts[host] >= d.opt.PerHost {
+	q := d.hosts[host]
+	if q == nil {
+		q = &hostQueue{}
+		d.hosts[host] = q
+	}
+	switch {
+	case q.busy < d.opt.PerHost:
+		q.busy++
+	case len(q.waiting) < d.opt.PerHost:
+		q.waiting = append(q.waiting, start)
+		d.mu.Unlock()
+		d.inflight.Add(1)
+		return true
+	default:
+		d.mu.Unlock()
 		return false
 	}
-	d.hosts[host]++
+	d.mu.Unlock()
+	d.inflight.Add(1)
+	start()
 	return true
 }
 
+// release ends a delivery to host: its slot goes to the next one waiting for
+// the host, if any.
 func (d *Delivery) release(host string) {
 	d.mu.Lock()
-	if d.hosts[host]--; d.hosts[host] <= 0 {
+	q := d.hosts[host]
+	var next func()
+	if len(q.waiting) > 0 {
+		next, q.waiting = q.waiting[0], q.waiting[1:]
+	} else if q.busy--; q.busy == 0 {
 		delete(d.hosts, host)
 	}
 	d.mu.Unlock()
 	d.inflight.Add(-1)
+	if next != nil {
+		next()
+	}
 	select {
 	case d.freed <- struct{}{}:
 	default:

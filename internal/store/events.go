@@ -78,7 +78,7 @@ func (db *DB) EnqueueEvents(ctx context.Context, instanceID int64, evs []events.
 			}
 			ids = append(ids, id)
 		}
-		return nil
+		return signalDue(ctx, tx)
 	})
 	if err != nil {
 		return nil, err
@@ -325,7 +325,7 @@ func (db *DB) Redeliver(ctx context.Context, orgID, instanceID int64, eventID st
 		if tag.RowsAffected() == 0 {
 			return apperr.Errorf(apperr.NotFound, "instance %d has no event %s", instanceID, eventID)
 		}
-		return nil
+		return signalDue(ctx, tx)
 	})
 }
 
@@ -339,8 +339,13 @@ func (db *DB) RedeliverFailed(ctx context.Context, orgID, instanceID int64) (int
 		}
 		tag, err := tx.Exec(ctx, `UPDATE notifications SET status = 'pending', failures = 0, next_attempt_at = now()
 			WHERE instance_id = $1 AND status = 'failed'`, instanceID)
-		n = tag.RowsAffected()
-		return interpret(err)
+		if err != nil {
+			return interpret(err)
+		}
+		if n = tag.RowsAffected(); n > 0 {
+			return signalDue(ctx, tx)
+		}
+		return nil
 	})
 	return n, err
 }
