@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -372,7 +373,7 @@ func (d *Delivery) post(ctx context.Context, c Claimed, t *target) (int, string)
 	}
 	resp, err := d.client.Do(req)
 	if err != nil {
-		return 0, err.Error()
+		return 0, transportError(err)
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // lets the connection be reused
@@ -380,6 +381,20 @@ func (d *Delivery) post(ctx context.Context, c Claimed, t *target) (int, string)
 		return resp.StatusCode, "the callback answered " + strconv.Itoa(resp.StatusCode)
 	}
 	return resp.StatusCode, ""
+}
+
+// transportError says why a POST got no answer without repeating the callback
+// URL, whose query string may carry the consumer's own secret: the error is
+// stored with the notification and logged.
+func transportError(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return "the callback did not answer in time"
+	}
+	return "no answer from the callback: " + err.Error()
 }
 
 // Backoff is the wait before the n-th retry (n from 1): BackoffBase·4^n, times

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -215,4 +216,24 @@ func TestDelivery_WakeSendsWithoutWaitingForThePoll(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	t.Fatal("a woken dispatcher did not deliver within 5 s (its poll interval is an hour)")
+}
+
+// Why a POST failed is stored and logged, so it must not carry the callback
+// URL, whose query string may hold the consumer's own secret.
+func TestDelivery_TransportErrorsLeaveTheURLOut(t *testing.T) {
+	t.Parallel()
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { time.Sleep(time.Second) }))
+	defer slow.Close()
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closed.Close()
+	d := NewDelivery(nil, nil, DeliveryOptions{Timeout: 100 * time.Millisecond, Policy: CallbackPolicy{AllowPrivate: true}})
+	for _, tc := range []struct{ url, want string }{
+		{slow.URL + "/cb?token=s3cret", "the callback did not answer in time"},
+		{closed.URL + "/cb?token=s3cret", "no answer from the callback: "},
+	} {
+		status, why := d.post(context.Background(), Claimed{ID: 1}, &target{url: tc.url})
+		if status != 0 || !strings.HasPrefix(why, tc.want) || strings.Contains(why, "s3cret") || strings.Contains(why, "/cb") {
+			t.Errorf("POST to %s: status %d, error %q; want no status and %q without the URL", tc.url, status, why, tc.want)
+		}
+	}
 }
