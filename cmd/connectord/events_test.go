@@ -466,3 +466,46 @@ func TestEvents_SIGKILLMidDeliveryLosesNothing(t *testing.T) {
 		t.Fatalf("%d notifications delivered twice; only those in flight (at most 4 per host) may be", dup)
 	}
 }
+
+// When Keap refuses an instance's refresh token, its consumer hears it once:
+// one signed notification whose event is about the instance itself, saying
+// why; the refusals after that send nothing more.
+func TestEvents_InstanceInvalidSendsOneNotification(t *testing.T) {
+	t.Parallel()
+	k := newKeap(t, fakekeap.Options{})
+	s := startServerWith(t, eventsEnv(t, k), k, nil)
+	o := s.createOrg("Acme", "dev@acme.test")
+	rcv := newReceiver(t, "invalid-key")
+	id := s.eventsInstance(o, rcv.URL, "invalid-key", 0)
+
+	k.RevokeRefreshTokens(testClientID)
+	if r := s.do("PUT", fmt.Sprintf("/instances/%d/tokens/refresh", id), o.auth(), nil); r.Status != 400 {
+		t.Fatalf("refused refresh: %d %s", r.Status, r.Body)
+	}
+	waitUntil(t, "the invalid-instance notification", 15*time.Second, func() bool { return len(rcv.received()) >= 1 })
+	// Refused again: the instance was invalid already, so nothing more is sent.
+	if r := s.do("PUT", fmt.Sprintf("/instances/%d/tokens/refresh", id), o.auth(), nil); r.Status != 400 {
+		t.Fatalf("refresh of an invalid instance: %d %s", r.Status, r.Body)
+	}
+	time.Sleep(500 * time.Millisecond)
+	got := rcv.received()
+	if len(got) != 1 {
+		t.Fatalf("the callback got %d notifications, want exactly 1", len(got))
+	}
+	g := got[0]
+	evs, _ := g.Body["events"].([]any)
+	if !g.Signed || len(evs) != 1 {
+		t.Fatalf("notification signed %v with %d events: %v", g.Signed, len(evs), g.Body)
+	}
+	ev := evs[0].(map[string]any)
+	raw, _ := g.Body["raw"].(map[string]any)
+	if ev["objectType"] != "instance" || ev["objectId"] != fmt.Sprint(id) || ev["eventType"] != "UPDATED" || ev["elementKey"] != "infusionsoftcrm" {
+		t.Errorf("event %v, want an UPDATED event of objectType instance, objectId %d", ev, id)
+	}
+	if raw["valid"] != false || !strings.Contains(fmt.Sprint(raw["invalidReason"]), "authorize again") || raw["instanceId"] != float64(id) {
+		t.Errorf("raw %v, want valid false and the reason", raw)
+	}
+	if list := s.notifications(o, id, "?eventType=UPDATED"); len(list) != 1 || list[0]["status"] != "delivered" {
+		t.Errorf("GET events: %v", list)
+	}
+}

@@ -2,6 +2,7 @@ package events
 
 import (
 	"encoding/json"
+	"strconv"
 	"time"
 )
 
@@ -91,4 +92,21 @@ type Filter struct {
 	EventType string         // empty: any; else notifications carrying at least one such event
 	PageSize  int            // 1..500
 	Before    NotificationID // 0: from the newest; else only older than this
+}
+
+// ObjectInstance is the objectType of the events connectord sends about an
+// instance itself rather than a provider object.
+const ObjectInstance = "instance"
+
+// InstanceInvalid is the notification an instance sends, once, when it stops
+// being valid (Keap refused its refresh token): one UPDATED event whose
+// objectType is "instance" and objectId the instance id, so consumers that
+// parse the usual shape need nothing new, and raw saying why.
+func InstanceInvalid(elementKey string, instanceID int64, reason string, at time.Time) ([]Event, json.RawMessage, error) {
+	id := strconv.FormatInt(instanceID, 10)
+	raw, err := json.Marshal(map[string]any{"instanceId": instanceID, "valid": false, "invalidReason": reason, "date": at.UTC()})
+	if err != nil {
+		return nil, nil, err
+	}
+	return []Event{{Date: at.UTC(), ElementKey: elementKey, EventType: Updated, ObjectID: id, ObjectType: ObjectInstance}}, raw, nil
 }

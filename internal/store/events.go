@@ -31,6 +31,21 @@ func (db *DB) EnqueueEvents(ctx context.Context, instanceID int64, evs []events.
 	if len(evs) == 0 {
 		return nil, nil
 	}
+	var ids []events.NotificationID
+	err := db.inTx(ctx, func(tx pgx.Tx) error {
+		var err error
+		ids, err = enqueue(ctx, tx, instanceID, evs, raw)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return ids, nil
+}
+
+// enqueue is EnqueueEvents inside the caller's transaction, so a state change
+// and the events it causes commit together.
+func enqueue(ctx context.Context, tx pgx.Tx, instanceID int64, evs []events.Event, raw json.RawMessage) ([]events.NotificationID, error) {
 	for i, e := range evs {
 		if !events.ValidEventType(e.EventType) {
 			return nil, apperr.Errorf(apperr.Invalid, "event %d: eventType %q is not CREATED, UPDATED or DELETED", i, e.EventType)
@@ -39,51 +54,45 @@ func (db *DB) EnqueueEvents(ctx context.Context, instanceID int64, evs []events.
 	if len(raw) == 0 || !json.Valid(raw) {
 		raw = nil
 	}
-	var ids []events.NotificationID
-	err := db.inTx(ctx, func(tx pgx.Tx) error {
-		var batch *string
-		err := tx.QueryRow(ctx, `SELECT configuration->>$2 FROM instances WHERE id = $1`, instanceID, instances.KeyEventBatchSize).Scan(&batch)
-		if err != nil {
-			if apperr.CodeOf(interpret(err)) == apperr.NotFound {
-				return notFound(instanceID)
-			}
-			return interpret(err)
-		}
-		size := maxBatch
-		if batch != nil {
-			if n, err := strconv.Atoi(*batch); err == nil && n >= 1 && n < maxBatch {
-				size = n
-			}
-		}
-		for start := 0; start < len(evs); start += size {
-			chunk := evs[start:min(start+size, len(evs))]
-			eventID, err := newEventID()
-			if err != nil {
-				return err
-			}
-			var id events.NotificationID
-			if err := tx.QueryRow(ctx, `INSERT INTO notifications (event_id, instance_id, raw) VALUES ($1, $2, $3) RETURNING id`,
-				eventID, instanceID, raw).Scan(&id); err != nil {
-				return interpret(err)
-			}
-			types, otypes, oids, dates, keys := make([]string, len(chunk)), make([]string, len(chunk)), make([]string, len(chunk)), make([]time.Time, len(chunk)), make([]string, len(chunk))
-			for i, e := range chunk {
-				types[i], otypes[i], oids[i], dates[i], keys[i] = e.EventType, e.ObjectType, e.ObjectID, e.Date, e.ElementKey
-			}
-			if _, err := tx.Exec(ctx, `
-				INSERT INTO events (notification_id, instance_id, event_type, object_type, object_id, occurred_at, element_key)
-				SELECT $1, $2, t, ot, oi, d, k FROM unnest($3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::text[]) AS u(t, ot, oi, d, k)`,
-				id, instanceID, types, otypes, oids, dates, keys); err != nil {
-				return interpret(err)
-			}
-			ids = append(ids, id)
-		}
-		return signalDue(ctx, tx)
-	})
+	var batch *string
+	err := tx.QueryRow(ctx, `SELECT configuration->>$2 FROM instances WHERE id = $1`, instanceID, instances.KeyEventBatchSize).Scan(&batch)
 	if err != nil {
-		return nil, err
+		if apperr.CodeOf(interpret(err)) == apperr.NotFound {
+			return nil, notFound(instanceID)
+		}
+		return nil, interpret(err)
 	}
-	return ids, nil
+	size := maxBatch
+	if batch != nil {
+		if n, err := strconv.Atoi(*batch); err == nil && n >= 1 && n < maxBatch {
+			size = n
+		}
+	}
+	var ids []events.NotificationID
+	for start := 0; start < len(evs); start += size {
+		chunk := evs[start:min(start+size, len(evs))]
+		eventID, err := newEventID()
+		if err != nil {
+			return nil, err
+		}
+		var id events.NotificationID
+		if err := tx.QueryRow(ctx, `INSERT INTO notifications (event_id, instance_id, raw) VALUES ($1, $2, $3) RETURNING id`,
+			eventID, instanceID, raw).Scan(&id); err != nil {
+			return nil, interpret(err)
+		}
+		types, otypes, oids, dates, keys := make([]string, len(chunk)), make([]string, len(chunk)), make([]string, len(chunk)), make([]time.Time, len(chunk)), make([]string, len(chunk))
+		for i, e := range chunk {
+			types[i], otypes[i], oids[i], dates[i], keys[i] = e.EventType, e.ObjectType, e.ObjectID, e.Date, e.ElementKey
+		}
+		if _, err := tx.Exec(ctx, `
+			INSERT INTO events (notification_id, instance_id, event_type, object_type, object_id, occurred_at, element_key)
+			SELECT $1, $2, t, ot, oi, d, k FROM unnest($3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::text[]) AS u(t, ot, oi, d, k)`,
+			id, instanceID, types, otypes, oids, dates, keys); err != nil {
+			return nil, interpret(err)
+		}
+		ids = append(ids, id)
+	}
+	return ids, signalDue(ctx, tx)
 }
 
 // newEventID is a notification's stable, opaque eventId: 128 random bits.

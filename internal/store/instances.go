@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/connectord/connectord/internal/apperr"
+	"github.com/connectord/connectord/internal/events"
 	"github.com/connectord/connectord/internal/instances"
 )
 
@@ -208,6 +209,7 @@ func (db *DB) updateLocked(ctx context.Context, tx pgx.Tx, lockQuery string, arg
 	if err != nil {
 		return nil, err
 	}
+	wasValid := inst.Valid
 	if err := fn(inst); errors.Is(err, instances.ErrUnchanged) {
 		return inst, nil
 	} else if err != nil {
@@ -228,7 +230,23 @@ func (db *DB) updateLocked(ctx context.Context, tx pgx.Tx, lockQuery string, arg
 	if err := db.saveCredentials(ctx, tx, inst); err != nil {
 		return nil, err
 	}
+	if wasValid && !inst.Valid && eventsEnabled(inst) {
+		// The consumer hears once, in the same transaction, that no more
+		// events will come until the instance is repaired.
+		evs, raw, err := events.InstanceInvalid(inst.ElementKey, inst.ID, inst.InvalidReason, time.Now())
+		if err != nil {
+			return nil, fmt.Errorf("store: invalid-instance notification: %w", err)
+		}
+		if _, err := enqueue(ctx, tx, inst.ID, evs, raw); err != nil {
+			return nil, err
+		}
+	}
 	return inst, nil
+}
+
+func eventsEnabled(inst *instances.Instance) bool {
+	v := inst.Config[instances.KeyEventsEnabled]
+	return v != nil && *v == "true"
 }
 
 // DeleteInstance removes an instance; its credentials go with it.
