@@ -42,6 +42,8 @@ type config struct {
 	// DeliveryLease is how long a claimed notification is kept from other
 	// workers; a crashed server's in-flight deliveries are retried after it.
 	DeliveryLease time.Duration
+	// EventsRetention is how long delivered notifications are kept.
+	EventsRetention time.Duration
 }
 
 // refreshConfig tunes the token refresher.
@@ -167,6 +169,7 @@ func loadServeConfig(getenv func(string) string) (config, error) {
 	}
 	c.DeliveryBackoffBase = duration(getenv, &p, "CONNECTORD_DELIVERY_BACKOFF_BASE", time.Second)
 	c.DeliveryLease = duration(getenv, &p, "CONNECTORD_DELIVERY_LEASE", 30*time.Second)
+	c.EventsRetention = duration(getenv, &p, "CONNECTORD_EVENTS_RETENTION", 30*24*time.Hour)
 	return c, p.err()
 }
 

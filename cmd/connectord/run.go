@@ -297,6 +297,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		})
 	}()
 	defer func() { <-listening }()
+	go pruneDelivered(ctx, db, cfg.EventsRetention, log.With().Str("component", "retention").Logger())
 	log.Info().Str("addr", ln.Addr().String()).Str("public_url", cfg.PublicURL).Str("version", version).Bool("sandbox", *sandbox).Msg("listening")
 
 	select {
@@ -311,6 +312,27 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	return nil
+}
+
+// pruneDelivered deletes delivered notifications older than retention, at
+// start and then hourly, until ctx ends. Replicas doing it at once is harmless.
+func pruneDelivered(ctx context.Context, db *store.DB, retention time.Duration, log zerolog.Logger) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		n, err := db.PruneDelivered(ctx, time.Now().Add(-retention))
+		switch {
+		case err != nil && ctx.Err() == nil:
+			log.Warn().Err(err).Msg("prune delivered notifications; will try again in an hour")
+		case n > 0:
+			log.Info().Int64("deleted", n).Dur("retention", retention).Msg("pruned delivered notifications")
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // loopbackAddr turns a wildcard listening address into one this process can call.

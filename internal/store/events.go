@@ -358,3 +358,23 @@ func (db *DB) RedeliverFailed(ctx context.Context, orgID, instanceID int64) (int
 	})
 	return n, err
 }
+
+// PruneDelivered deletes the notifications delivered before t, with their
+// events and tries, a batch at a time so no transaction grows large, and
+// returns how many. Pending and failed notifications are kept whatever their
+// age: they are still owed to the consumer.
+func (db *DB) PruneDelivered(ctx context.Context, t time.Time) (int64, error) {
+	const batch = 5000
+	var total int64
+	for {
+		tag, err := db.pool.Exec(ctx, `DELETE FROM notifications WHERE id IN (
+			SELECT id FROM notifications WHERE status = 'delivered' AND delivered_at < $1 ORDER BY delivered_at LIMIT $2)`, t, batch)
+		if err != nil {
+			return total, interpret(err)
+		}
+		total += tag.RowsAffected()
+		if tag.RowsAffected() < batch {
+			return total, nil
+		}
+	}
+}

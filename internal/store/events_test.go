@@ -61,3 +61,56 @@ func TestEnqueueEvents_BatchesClaimsAndRecords(t *testing.T) {
 		t.Fatalf("another organization: %v", err)
 	}
 }
+
+// Delivered notifications older than the retention go, with their events and
+// tries; newer ones stay, and so do pending and failed ones of any age.
+func TestPruneDelivered_KeepsWhatIsStillOwed(t *testing.T) {
+	t.Parallel()
+	db := openTest(t)
+	ctx := context.Background()
+	org := newOrganization(t, db)
+	inst := newInstance(t, db, org.ID, "p")
+	ev := events.Event{Date: time.Now(), ElementKey: "infusionsoftcrm", EventType: events.Created, ObjectID: "1", ObjectType: "contacts"}
+	ids := make([]events.NotificationID, 4)
+	for i := range ids {
+		got, err := db.EnqueueEvents(ctx, inst.ID, []events.Event{ev}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[i] = got[0]
+	}
+	old, recent, failed, pending := ids[0], ids[1], ids[2], ids[3]
+	for _, id := range []events.NotificationID{old, recent} {
+		if err := db.RecordDelivery(ctx, id, events.Outcome{At: time.Now(), HTTPStatus: 200, Delivered: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.RecordDelivery(ctx, failed, events.Outcome{At: time.Now(), Error: "503", Failed: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Pool().Exec(ctx, `UPDATE notifications SET delivered_at = now() - interval '40 days' WHERE id = $1`, old); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Pool().Exec(ctx, `UPDATE notifications SET created_at = now() - interval '40 days' WHERE id = ANY($1)`, []int64{int64(failed), int64(pending)}); err != nil {
+		t.Fatal(err)
+	}
+
+	n, err := db.PruneDelivered(ctx, time.Now().Add(-30*24*time.Hour))
+	if err != nil || n != 1 {
+		t.Fatalf("pruned %d, %v; want the one delivered 40 days ago", n, err)
+	}
+	var left []int64
+	rows, _ := db.Pool().Query(ctx, `SELECT id FROM notifications ORDER BY id`)
+	for rows.Next() {
+		var id int64
+		_ = rows.Scan(&id)
+		left = append(left, id)
+	}
+	if rows.Err() != nil || len(left) != 3 || left[0] != int64(recent) || left[1] != int64(failed) || left[2] != int64(pending) {
+		t.Fatalf("left %v, want recent %d, failed %d, pending %d", left, recent, failed, pending)
+	}
+	var orphans int
+	if err := db.Pool().QueryRow(ctx, `SELECT (SELECT count(*) FROM events WHERE notification_id = $1) + (SELECT count(*) FROM notification_attempts WHERE notification_id = $1)`, old).Scan(&orphans); err != nil || orphans != 0 {
+		t.Fatalf("%d events or tries of the pruned notification left (%v)", orphans, err)
+	}
+}
