@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -233,5 +234,29 @@ func TestOpenAPIDocument_IsValid(t *testing.T) {
 		case c.want != "" && route.Operation.OperationID != c.want:
 			t.Errorf("%s %s routes to %s, want %s", c.method, c.url, route.Operation.OperationID, c.want)
 		}
+	}
+}
+
+// checkNotificationContract checks a body connectord POSTed to a callback
+// against the document's CallbackNotification schema.
+func checkNotificationContract(t testing.TB, body []byte) {
+	t.Helper()
+	doc, _, err := loadContract()
+	if err != nil {
+		t.Errorf("contract: %v", err)
+		return
+	}
+	ref := doc.Components.Schemas["CallbackNotification"]
+	if ref == nil || ref.Value == nil {
+		t.Errorf("contract: api/openapi.yaml has no components.schemas.CallbackNotification")
+		return
+	}
+	var v any
+	if err := json.Unmarshal(body, &v); err != nil {
+		t.Errorf("contract: a callback notification is not JSON: %v\nbody: %s", err, truncate(body))
+		return
+	}
+	if err := ref.Value.VisitJSON(v, openapi3.MultiErrors()); err != nil {
+		t.Errorf("contract: a callback notification breaks CallbackNotification: %v\nbody: %s", err, truncate(body))
 	}
 }

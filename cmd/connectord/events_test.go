@@ -40,6 +40,7 @@ func TestMain(m *testing.M) {
 // receiver is a consumer's callback endpoint on loopback. It verifies the
 // signature the way a consumer would: HMAC-SHA256 of the raw body bytes.
 type receiver struct {
+	t     testing.TB
 	URL   string
 	key   string
 	delay time.Duration
@@ -60,7 +61,7 @@ type received struct {
 
 func newReceiver(t testing.TB, key string) *receiver {
 	t.Helper()
-	r := &receiver{key: key, byID: map[string]int{}}
+	r := &receiver{t: t, key: key, byID: map[string]int{}}
 	srv := httptest.NewServer(http.HandlerFunc(r.serve))
 	t.Cleanup(srv.Close)
 	r.URL = srv.URL + "/events"
@@ -84,6 +85,7 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, "bad json", http.StatusBadRequest)
 		return
 	}
+	checkNotificationContract(r.t, body)
 	rec.EventID, _ = rec.Body["eventId"].(string)
 	if n := r.fails.Load(); n < 0 || (n > 0 && r.fails.CompareAndSwap(n, n-1)) {
 		rec.Status = http.StatusServiceUnavailable
