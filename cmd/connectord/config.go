@@ -42,6 +42,8 @@ type config struct {
 	// DeliveryLease is how long a claimed notification is kept from other
 	// workers; a crashed server's in-flight deliveries are retried after it.
 	DeliveryLease time.Duration
+	// HookCheckInterval is how often the status of registered Keap hooks is checked.
+	HookCheckInterval time.Duration
 }
 
 // refreshConfig tunes the token refresher.
@@ -167,6 +169,7 @@ func loadServeConfig(getenv func(string) string) (config, error) {
 	}
 	c.DeliveryBackoffBase = duration(getenv, &p, "CONNECTORD_DELIVERY_BACKOFF_BASE", time.Second)
 	c.DeliveryLease = duration(getenv, &p, "CONNECTORD_DELIVERY_LEASE", 30*time.Second)
+	c.HookCheckInterval = duration(getenv, &p, "CONNECTORD_HOOK_CHECK_INTERVAL", 15*time.Minute)
 	return c, p.err()
 }
 
