@@ -43,6 +43,7 @@ func TestServeConfiguration_BadValuesNameTheVariable(t *testing.T) {
 		{"bad delivery backoff", "CONNECTORD_DELIVERY_BACKOFF_BASE", "0s", "CONNECTORD_DELIVERY_BACKOFF_BASE"},
 		{"bad delivery lease", "CONNECTORD_DELIVERY_LEASE", "long", "CONNECTORD_DELIVERY_LEASE"},
 		{"bad events retention", "CONNECTORD_EVENTS_RETENTION", "30 days", "CONNECTORD_EVENTS_RETENTION"},
+		{"bad hook check interval", "CONNECTORD_HOOK_CHECK_INTERVAL", "0s", "CONNECTORD_HOOK_CHECK_INTERVAL"},
 		{"database unreachable", "", "", "not reachable"},
 	}
 	for _, tt := range tests {

@@ -44,6 +44,8 @@ type config struct {
 	DeliveryLease time.Duration
 	// EventsRetention is how long delivered notifications are kept.
 	EventsRetention time.Duration
+	// HookCheckInterval is how often the status of registered Keap hooks is checked.
+	HookCheckInterval time.Duration
 }
 
 // refreshConfig tunes the token refresher.
@@ -170,6 +172,7 @@ func loadServeConfig(getenv func(string) string) (config, error) {
 	c.DeliveryBackoffBase = duration(getenv, &p, "CONNECTORD_DELIVERY_BACKOFF_BASE", time.Second)
 	c.DeliveryLease = duration(getenv, &p, "CONNECTORD_DELIVERY_LEASE", 30*time.Second)
 	c.EventsRetention = duration(getenv, &p, "CONNECTORD_EVENTS_RETENTION", 30*24*time.Hour)
+	c.HookCheckInterval = duration(getenv, &p, "CONNECTORD_HOOK_CHECK_INTERVAL", 15*time.Minute)
 	return c, p.err()
 }
 

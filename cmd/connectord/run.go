@@ -254,6 +254,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	callbacks := events.CallbackPolicy{AllowPrivate: cfg.CallbackAllowPrivate}
 	insts := instances.NewService(db, catalog, &keap.Client{HTTP: client}, callbacks, client, time.Now)
 	insts.CacheResolved(cfg.AuthCacheTTL)
+	hooks := events.NewHooks(db, catalog, keapClient, events.HookOptions{
+		PublicURL: cfg.PublicURL, CheckInterval: cfg.HookCheckInterval, Log: log.With().Str("component", "hooks").Logger(),
+	})
+	insts.UseEventHooks(hooks)
 	handler := httpapi.Routes(httpapi.Deps{
 		Log:       log,
 		Catalog:   catalog,
@@ -265,6 +269,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Hubs:      hubs.New(insts, keapClient, hubs.Options{}),
 		Proxy:     proxy.New(insts, keapClient, log),
 		Events:    db,
+		Receiver:  events.NewReceiver(db, catalog, time.Now),
+		Hooks:     hooks,
 	})
 	delivery := events.NewDelivery(db, catalog, events.DeliveryOptions{
 		BackoffBase: cfg.DeliveryBackoffBase, Lease: cfg.DeliveryLease, Policy: callbacks,
@@ -298,6 +304,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}()
 	defer func() { <-listening }()
 	go pruneDelivered(ctx, db, cfg.EventsRetention, log.With().Str("component", "retention").Logger())
+	// The hook reconciler finishes the instances it is on before run returns.
+	reconciling := make(chan struct{})
+	go func() { defer close(reconciling); hooks.Run(ctx) }()
+	defer func() { <-reconciling }()
 	log.Info().Str("addr", ln.Addr().String()).Str("public_url", cfg.PublicURL).Str("version", version).Bool("sandbox", *sandbox).Msg("listening")
 
 	select {

@@ -71,6 +71,27 @@ func (s *Server) Hooks() []Hook {
 	return out
 }
 
+// SetHookStatus changes a hook's status as Keap would on its own (Inactive
+// after failed deliveries), for tests; it reports whether the hook exists.
+func (s *Server) SetHookStatus(key, status string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h := s.hooks[key]
+	if h == nil {
+		return false
+	}
+	h.Status = status
+	return true
+}
+
+// hostOf is a hook URL's host, for logs: the path may carry a secret.
+func hostOf(raw string) string {
+	if u, err := url.Parse(raw); err == nil {
+		return u.Host
+	}
+	return ""
+}
+
 func (s *Server) handleEventKeys(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, eventKeys)
 }
@@ -211,7 +232,7 @@ func (s *Server) verify(ctx context.Context, key string) (Hook, bool) {
 			ok = resp.StatusCode == http.StatusOK && resp.Header.Get("X-Hook-Secret") == secret
 		}
 	}
-	s.log.Debug().Err(err).Str("hook", key).Str("url", target).Bool("verified", ok).Msg("fakekeap: hook verification")
+	s.log.Debug().Str("hook", key).Str("host", hostOf(target)).Bool("verified", ok).Msg("fakekeap: hook verification")
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -282,13 +303,13 @@ func (s *Server) deliver(h Hook, body []byte) {
 	defer s.pending.Done()
 	req, err := http.NewRequest(http.MethodPost, h.HookURL, bytes.NewReader(body))
 	if err != nil {
-		s.log.Warn().Err(err).Str("hook", h.Key).Msg("fakekeap: hook delivery")
+		s.log.Warn().Str("hook", h.Key).Msg("fakekeap: hook delivery could not be built")
 		return
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := s.client.Do(req)
 	if err != nil {
-		s.log.Warn().Err(err).Str("hook", h.Key).Str("url", h.HookURL).Msg("fakekeap: hook delivery failed")
+		s.log.Warn().Str("hook", h.Key).Str("host", hostOf(h.HookURL)).Msg("fakekeap: hook delivery failed")
 		return
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxBody))

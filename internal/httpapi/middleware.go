@@ -7,9 +7,11 @@ import (
 	"net/http"
 	"net/url"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
 	"github.com/rs/zerolog"
 
@@ -65,7 +67,7 @@ func logRequests(next http.Handler) http.Handler {
 		if ww.Status() >= 500 {
 			ev = zerolog.Ctx(r.Context()).Error()
 		}
-		ev = ev.Str("method", r.Method).Str("path", r.URL.Path).
+		ev = ev.Str("method", r.Method).Str("path", loggedPath(r)).
 			Int("status", ww.Status()).Int("bytes", ww.BytesWritten()).
 			Float64("duration_ms", float64(time.Since(start).Microseconds())/1000)
 		if q := redactQuery(r.URL.Query()); q != "" {
@@ -76,6 +78,15 @@ func logRequests(next http.Handler) http.Handler {
 		}
 		ev.Msg("request")
 	})
+}
+
+// loggedPath is the request's path, or its route pattern when a path
+// parameter is a secret ({secret}: a Keap hook receiver).
+func loggedPath(r *http.Request) string {
+	if rc := chi.RouteContext(r.Context()); rc != nil && slices.Contains(rc.URLParams.Keys, "secret") {
+		return rc.RoutePattern()
+	}
+	return r.URL.Path
 }
 
 // secretParam says whether a query parameter's value must not be logged.

@@ -26,6 +26,8 @@ type Deps struct {
 	Hubs      hubService   // the normalised resources at /hubs/… (internal/hubs)
 	Proxy     proxier      // the pass-through to Keap at /proxy/… (internal/proxy); nil serves none
 	Events    eventLog     // instances' event notifications and their redelivery
+	Receiver  hookReceiver // Keap's REST hook handshakes and deliveries
+	Hooks     hookStates   // instances' Keap hooks and their status
 }
 
 // proxier builds the /proxy/… handler from how this layer knows the caller
@@ -46,6 +48,8 @@ func Routes(d Deps) http.Handler {
 	if d.Sandbox != nil {
 		r.Mount("/sandbox/keap", http.StripPrefix("/sandbox/keap", d.Sandbox))
 	}
+	// Keap calls this, authenticated by the hook's secret in the path.
+	r.Method(http.MethodPost, "/events/keap/{secret}", receiveKeapHook(d.Receiver))
 
 	api := func(r chi.Router) {
 		r.Method(http.MethodGet, "/elements", listElements(d.Catalog))
@@ -68,6 +72,7 @@ func Routes(d Deps) http.Handler {
 			r.Method(http.MethodGet, "/instances/{id}/events", listEvents(d.Events))
 			r.Method(http.MethodPost, "/instances/{id}/events/redeliver", redeliverEvents(d.Events))
 			r.Method(http.MethodPost, "/instances/{id}/events/{eventId}/redeliver", redeliverEvent(d.Events))
+			r.Method(http.MethodGet, "/instances/{id}/events/hooks", listEventHooks(d.Hooks))
 		})
 
 		r.Group(func(r chi.Router) {

@@ -119,6 +119,7 @@ type Service struct {
 	now       func() time.Time
 
 	resolved *resolveCache // nil unless CacheResolved was called
+	hooks    EventHooks    // nil unless UseEventHooks was called
 }
 
 // NewService returns a Service. client is used for the provider's token endpoint.

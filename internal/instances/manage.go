@@ -109,6 +109,7 @@ func (s *Service) Update(ctx context.Context, p tenants.Principal, id int64, req
 	if err != nil {
 		return nil, err
 	}
+	s.eventHooks().Changed(id)
 	return s.render(el, updated), nil
 }
 
@@ -125,8 +126,14 @@ func (s *Service) load(ctx context.Context, p tenants.Principal, id int64) (*Ins
 	return inst, el, nil
 }
 
-// Delete removes an instance and its credentials.
+// Delete removes an instance and its credentials, after its provider hooks
+// (best effort: the instance is deleted even when the provider is unreachable).
 func (s *Service) Delete(ctx context.Context, p tenants.Principal, id int64) error {
+	inst, err := s.store.Instance(ctx, p.OrganizationID, id)
+	if err != nil {
+		return err
+	}
+	s.eventHooks().Remove(ctx, inst)
 	return s.store.DeleteInstance(ctx, p.OrganizationID, id)
 }
 

@@ -1,0 +1,197 @@
+package events
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/connectord/connectord/internal/apperr"
+	"github.com/connectord/connectord/internal/elements"
+	"github.com/connectord/connectord/internal/secrets"
+)
+
+// HookTarget is the hook a receiver secret belongs to.
+type HookTarget struct {
+	InstanceID int64
+	ElementKey string
+	EventKey   string
+}
+
+// ReceiverStore is what the receiver needs from the database.
+type ReceiverStore interface {
+	// HookBySecret finds the hook whose receiver secret hashes to secretHash;
+	// apperr.NotFound when none does.
+	HookBySecret(ctx context.Context, secretHash []byte) (HookTarget, error)
+	// EnqueueEvents stores events durably with their notifications (the store's entry point).
+	EnqueueEvents(ctx context.Context, instanceID int64, evs []Event, raw json.RawMessage) ([]NotificationID, error)
+}
+
+// Receiver takes Keap's REST hook requests: the verification handshake and
+// deliveries, which it normalises into events and stores before they are
+// acknowledged.
+type Receiver struct {
+	store   ReceiverStore
+	catalog *elements.Catalog
+	now     func() time.Time
+}
+
+// NewReceiver returns a Receiver; now stamps objects Keap sent without a timestamp.
+func NewReceiver(store ReceiverStore, catalog *elements.Catalog, now func() time.Time) *Receiver {
+	return &Receiver{store: store, catalog: catalog, now: now}
+}
+
+// errNoReceiver answers every secret that is not a hook's: the same for a
+// wrong one and for one whose hook or instance is gone.
+var errNoReceiver = apperr.Errorf(apperr.NotFound, "no Keap hook receiver at this path")
+
+func (r *Receiver) target(ctx context.Context, secret string) (HookTarget, error) {
+	if secret == "" {
+		return HookTarget{}, errNoReceiver
+	}
+	t, err := r.store.HookBySecret(ctx, secrets.Hash(secret))
+	switch {
+	case apperr.CodeOf(err) == apperr.NotFound:
+		return HookTarget{}, errNoReceiver
+	case err != nil:
+		return HookTarget{}, unavailable(err)
+	}
+	return t, nil
+}
+
+// Handshake answers Keap's verification request for the hook of secret: nil
+// means echo X-Hook-Secret.
+func (r *Receiver) Handshake(ctx context.Context, secret string) error {
+	_, err := r.target(ctx, secret)
+	return err
+}
+
+// Deliver normalises one Keap delivery to the hook of secret and stores it.
+// When it returns nil the events are durable and Keap may be told so; it
+// returns how many events the delivery made. An error carries apperr.NotFound
+// for an unknown secret, Invalid for a body that is not a delivery of this
+// hook's event, and Unavailable when the events could not be stored (Keap
+// then retries).
+func (r *Receiver) Deliver(ctx context.Context, secret string, body []byte) (int, error) {
+	t, err := r.target(ctx, secret)
+	if err != nil {
+		return 0, err
+	}
+	el, ok := r.catalog.Lookup(t.ElementKey)
+	if !ok {
+		return 0, errNoReceiver
+	}
+	evs, err := ParseDelivery(el, t.EventKey, body, r.now())
+	if err != nil {
+		return 0, err
+	}
+	if _, err := r.store.EnqueueEvents(ctx, t.InstanceID, evs, json.RawMessage(body)); err != nil {
+		if apperr.CodeOf(err) == apperr.NotFound {
+			return 0, errNoReceiver // the instance was deleted meanwhile
+		}
+		return 0, unavailable(err)
+	}
+	return len(evs), nil
+}
+
+func unavailable(err error) error {
+	return &apperr.Error{Code: apperr.Unavailable, Message: "connectord could not store the delivery; retry later", Err: err}
+}
+
+// delivery is the body of a Keap REST hook delivery.
+type delivery struct {
+	EventKey   *string     `json:"event_key"`
+	ObjectType string      `json:"object_type"`
+	ObjectKeys []objectKey `json:"object_keys"`
+}
+
+type objectKey struct {
+	ID        json.RawMessage `json:"id"`
+	APIURL    string          `json:"apiUrl"`
+	Timestamp string          `json:"timestamp"`
+}
+
+// ParseDelivery turns a Keap delivery for eventKey into events of element el:
+// one per object key, its type and resource from the element's event keys,
+// dated by the object's timestamp (now when Keap sent none). Every problem is
+// an apperr.Invalid naming it.
+func ParseDelivery(el *elements.Element, eventKey string, body []byte, now time.Time) ([]Event, error) {
+	invalid := func(format string, args ...any) ([]Event, error) {
+		return nil, apperr.Errorf(apperr.Invalid, "not a Keap hook delivery: "+format, args...)
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return invalid("the body is empty; send {\"event_key\", \"object_type\", \"object_keys\": [{\"id\", \"timestamp\"}]}")
+	}
+	var d delivery
+	if err := json.Unmarshal(body, &d); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			if te.Field == "" {
+				return invalid("the body must be a JSON object")
+			}
+			return invalid("%s has the wrong type (%s)", te.Field, te.Value)
+		}
+		return invalid("malformed JSON: %v", err)
+	}
+	if d.EventKey == nil || *d.EventKey == "" {
+		return invalid("event_key is missing")
+	}
+	if *d.EventKey != eventKey {
+		return invalid("event_key %q is not %q, the event this hook was registered for", *d.EventKey, eventKey)
+	}
+	resource, typ, ok := hookEvent(el, eventKey)
+	if !ok {
+		return invalid("event_key %q is not an event of element %s", eventKey, el.Key)
+	}
+	if len(d.ObjectKeys) == 0 {
+		return invalid("object_keys is missing or empty")
+	}
+	out := make([]Event, 0, len(d.ObjectKeys))
+	for i, k := range d.ObjectKeys {
+		id, err := objectID(k.ID)
+		if err != nil {
+			return invalid("object_keys[%d].id %v", i, err)
+		}
+		date := now.UTC()
+		if k.Timestamp != "" {
+			ts, err := time.Parse(time.RFC3339Nano, k.Timestamp)
+			if err != nil {
+				return invalid("object_keys[%d].timestamp %q is not an RFC 3339 time such as 2026-11-30T12:00:00.000Z", i, k.Timestamp)
+			}
+			date = ts.UTC()
+		}
+		out = append(out, Event{Date: date, ElementKey: el.Key, EventType: typ, ObjectID: id, ObjectType: resource})
+	}
+	return out, nil
+}
+
+// objectID reads an object key's id: a whole number, or a non-empty string.
+func objectID(raw json.RawMessage) (string, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || string(raw) == "null" {
+		return "", errors.New("is missing")
+	}
+	if raw[0] == '"' {
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil || s == "" {
+			return "", errors.New("is not a non-empty string or a whole number")
+		}
+		return s, nil
+	}
+	n, err := strconv.ParseInt(string(raw), 10, 64)
+	if err != nil {
+		return "", fmt.Errorf("%s is not a whole number", truncate(string(raw), 40))
+	}
+	return strconv.FormatInt(n, 10), nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return strings.ToValidUTF8(s[:n], "") + "…"
+	}
+	return s
+}

@@ -1,0 +1,30 @@
+package instances
+
+import "context"
+
+// EventHooks keeps the provider hooks an instance's events arrive through (the
+// events package's Hooks).
+type EventHooks interface {
+	// Changed says the instance was created or changed, so its hooks are
+	// looked at now rather than at the next poll.
+	Changed(id int64)
+	// Remove deletes the instance's hooks at the provider, best effort and
+	// bounded in time, before the instance and its credentials are deleted.
+	Remove(ctx context.Context, inst *Instance)
+}
+
+// noHooks is the EventHooks of a Service that was given none.
+type noHooks struct{}
+
+func (noHooks) Changed(int64)                     {}
+func (noHooks) Remove(context.Context, *Instance) {}
+
+// UseEventHooks makes the Service tell h about created, changed and deleted instances.
+func (s *Service) UseEventHooks(h EventHooks) { s.hooks = h }
+
+func (s *Service) eventHooks() EventHooks {
+	if s.hooks == nil {
+		return noHooks{}
+	}
+	return s.hooks
+}

@@ -1,0 +1,2 @@
+DROP TABLE event_hook_schedule;
+DROP TABLE event_hooks;
