@@ -25,8 +25,9 @@ import (
 type DeliveryStore interface {
 	// ClaimNotifications claims up to limit due pending notifications (FOR
 	// UPDATE SKIP LOCKED) by moving their next try lease into the future, and
-	// commits: the claim survives only as that lease.
-	ClaimNotifications(ctx context.Context, limit int, lease time.Duration) ([]Claimed, error)
+	// commits: the claim survives only as that lease. Notifications of the
+	// instances in skip are left alone.
+	ClaimNotifications(ctx context.Context, limit int, lease time.Duration, skip []int64) ([]Claimed, error)
 	// RecordDelivery records one try and the notification's new state.
 	RecordDelivery(ctx context.Context, id NotificationID, o Outcome) error
 	// DeferNotifications hands claimed notifications back, due after d, without
@@ -95,6 +96,7 @@ type Delivery struct {
 	woken    chan struct{}
 	mu       sync.Mutex
 	hosts    map[string]*hostQueue
+	hostOf   map[int64]string // each instance's callback host, as last seen
 }
 
 // hostQueue is one callback host's share of the process: deliveries in flight
@@ -124,7 +126,8 @@ func NewDelivery(store DeliveryStore, catalog *elements.Catalog, opt DeliveryOpt
 		}},
 		freed: make(chan struct{}, 1),
 		woken: make(chan struct{}, 1),
-		hosts: map[string]*hostQueue{},
+		hosts:  map[string]*hostQueue{},
+		hostOf: map[int64]string{},
 	}
 }
 
@@ -148,7 +151,8 @@ func (d *Delivery) Run(ctx context.Context) {
 			d.wait(ctx, d.opt.PollInterval)
 			continue
 		}
-		claimed, err := d.store.ClaimNotifications(ctx, min(free, 32), d.opt.Lease)
+		skip := d.saturated()
+		claimed, err := d.store.ClaimNotifications(ctx, min(free, 32), d.opt.Lease, skip)
 		if err != nil {
 			if ctx.Err() == nil {
 				d.opt.Log.Error().Err(err).Msg("claim notifications")
@@ -157,7 +161,12 @@ func (d *Delivery) Run(ctx context.Context) {
 			continue
 		}
 		if len(claimed) == 0 {
-			d.wait(ctx, d.idle(ctx))
+			if len(skip) > 0 {
+				// What is due may all be for busy hosts: wait for one to free up.
+				d.wait(ctx, d.opt.PollInterval)
+			} else {
+				d.wait(ctx, d.idle(ctx))
+			}
 			continue
 		}
 		targets := map[int64]*target{}
@@ -198,6 +207,21 @@ func (d *Delivery) Run(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// saturated lists the instances whose callback host has every slot busy and
+// a full queue, so the next claim leaves their notifications for later
+// instead of claiming them only to hand them back.
+func (d *Delivery) saturated() []int64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var skip []int64
+	for id, host := range d.hostOf {
+		if q := d.hosts[host]; q != nil && q.busy >= d.opt.PerHost && len(q.waiting) >= d.opt.PerHost {
+			skip = append(skip, id)
+		}
+	}
+	return skip
 }
 
 // idle is how long to sleep when nothing is due: until the next notification
@@ -301,6 +325,12 @@ func (d *Delivery) target(ctx context.Context, id int64) *target {
 		return t
 	}
 	t.host = u.Host
+	d.mu.Lock()
+	if len(d.hostOf) > 100_000 {
+		clear(d.hostOf) // forget instances not seen lately; they are learned again
+	}
+	d.hostOf[id] = t.host
+	d.mu.Unlock()
 	return t
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -36,7 +37,7 @@ func (m *memStore) add(id NotificationID, instanceID int64) {
 	m.due[id], m.instance[id] = time.Now(), instanceID
 }
 
-func (m *memStore) ClaimNotifications(_ context.Context, limit int, lease time.Duration) ([]Claimed, error) {
+func (m *memStore) ClaimNotifications(_ context.Context, limit int, lease time.Duration, skip []int64) ([]Claimed, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var out []Claimed
@@ -44,7 +45,7 @@ func (m *memStore) ClaimNotifications(_ context.Context, limit int, lease time.D
 		if len(out) == limit {
 			break
 		}
-		if !at.After(time.Now()) {
+		if !at.After(time.Now()) && !slices.Contains(skip, m.instance[id]) {
 			m.due[id] = time.Now().Add(lease)
 			out = append(out, Claimed{ID: id, EventID: "e", InstanceID: m.instance[id]})
 		}

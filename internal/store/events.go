@@ -108,15 +108,19 @@ func newEventID() (string, error) {
 // rows other workers or replicas are claiming, by moving their next try to now +
 // lease, and returns them with their events. The claim commits at once: it
 // lasts only as long as the lease (see events.Delivery).
-func (db *DB) ClaimNotifications(ctx context.Context, limit int, lease time.Duration) ([]events.Claimed, error) {
+func (db *DB) ClaimNotifications(ctx context.Context, limit int, lease time.Duration, skip []int64) ([]events.Claimed, error) {
+	if skip == nil {
+		skip = []int64{}
+	}
 	var out []events.Claimed
 	err := db.inTx(ctx, func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, `
 			UPDATE notifications n SET next_attempt_at = now() + make_interval(secs => $2)
 			FROM (SELECT id FROM notifications WHERE status = 'pending' AND next_attempt_at <= now()
+			          AND NOT (instance_id = ANY($3))
 			      ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED) due
 			WHERE n.id = due.id
-			RETURNING n.id, n.event_id, n.instance_id, n.failures, n.raw`, limit, lease.Seconds())
+			RETURNING n.id, n.event_id, n.instance_id, n.failures, n.raw`, limit, lease.Seconds(), skip)
 		if err != nil {
 			return interpret(err)
 		}

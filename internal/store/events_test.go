@@ -35,7 +35,7 @@ func TestEnqueueEvents_BatchesClaimsAndRecords(t *testing.T) {
 		t.Fatalf("41 events: %d notifications, %v; want 3", len(ids), err)
 	}
 
-	claimed, err := db.ClaimNotifications(ctx, 10, time.Minute)
+	claimed, err := db.ClaimNotifications(ctx, 10, time.Minute, nil)
 	if err != nil || len(claimed) != 3 {
 		t.Fatalf("claimed %d, %v", len(claimed), err)
 	}
@@ -43,7 +43,7 @@ func TestEnqueueEvents_BatchesClaimsAndRecords(t *testing.T) {
 		t.Fatalf("claimed %d events, raw %s", n, claimed[0].Raw)
 	}
 	// Leased: nothing more is due.
-	if again, err := db.ClaimNotifications(ctx, 10, time.Minute); err != nil || len(again) != 0 {
+	if again, err := db.ClaimNotifications(ctx, 10, time.Minute, nil); err != nil || len(again) != 0 {
 		t.Fatalf("claimed again while leased: %d, %v", len(again), err)
 	}
 	if err := db.RecordDelivery(ctx, claimed[0].ID, events.Outcome{At: time.Now(), HTTPStatus: 200, Delivered: true}); err != nil {
@@ -112,5 +112,29 @@ func TestPruneDelivered_KeepsWhatIsStillOwed(t *testing.T) {
 	var orphans int
 	if err := db.Pool().QueryRow(ctx, `SELECT (SELECT count(*) FROM events WHERE notification_id = $1) + (SELECT count(*) FROM notification_attempts WHERE notification_id = $1)`, old).Scan(&orphans); err != nil || orphans != 0 {
 		t.Fatalf("%d events or tries of the pruned notification left (%v)", orphans, err)
+	}
+}
+
+// A claim leaves alone the notifications of the instances it is told to skip
+// (their callback hosts are busy): they stay due for the next claim.
+func TestClaimNotifications_SkipsBusyInstances(t *testing.T) {
+	t.Parallel()
+	db := openTest(t)
+	ctx := context.Background()
+	org := newOrganization(t, db)
+	busy, other := newInstance(t, db, org.ID, "b"), newInstance(t, db, org.ID, "o")
+	ev := events.Event{Date: time.Now(), ElementKey: "infusionsoftcrm", EventType: events.Created, ObjectID: "1", ObjectType: "contacts"}
+	for _, id := range []int64{busy.ID, other.ID} {
+		if _, err := db.EnqueueEvents(ctx, id, []events.Event{ev}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := db.ClaimNotifications(ctx, 10, time.Minute, []int64{busy.ID})
+	if err != nil || len(got) != 1 || got[0].InstanceID != other.ID {
+		t.Fatalf("claimed %+v, %v; want only instance %d's", got, err, other.ID)
+	}
+	got, err = db.ClaimNotifications(ctx, 10, time.Minute, nil)
+	if err != nil || len(got) != 1 || got[0].InstanceID != busy.ID {
+		t.Fatalf("then claimed %+v, %v; want instance %d's, still due", got, err, busy.ID)
 	}
 }

@@ -48,7 +48,7 @@ func TestListenNotificationsDue_WokenByEnqueueAndRedeliver(t *testing.T) {
 		t.Fatal(err)
 	}
 	expect("events stored")
-	claimed, err := db.ClaimNotifications(ctx, 1, time.Minute)
+	claimed, err := db.ClaimNotifications(ctx, 1, time.Minute, nil)
 	if err != nil || len(claimed) != 1 {
 		t.Fatalf("claim: %d, %v", len(claimed), err)
 	}
