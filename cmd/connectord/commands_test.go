@@ -42,6 +42,7 @@ func TestServeConfiguration_BadValuesNameTheVariable(t *testing.T) {
 		{"bad callback switch", "CONNECTORD_CALLBACK_ALLOW_PRIVATE", "sometimes", "CONNECTORD_CALLBACK_ALLOW_PRIVATE"},
 		{"bad delivery backoff", "CONNECTORD_DELIVERY_BACKOFF_BASE", "0s", "CONNECTORD_DELIVERY_BACKOFF_BASE"},
 		{"bad delivery lease", "CONNECTORD_DELIVERY_LEASE", "long", "CONNECTORD_DELIVERY_LEASE"},
+		{"bad poller override", "CONNECTORD_POLLER_INTERVAL_OVERRIDE", "fast", "CONNECTORD_POLLER_INTERVAL_OVERRIDE"},
 		{"database unreachable", "", "", "not reachable"},
 	}
 	for _, tt := range tests {

@@ -42,6 +42,9 @@ type config struct {
 	// DeliveryLease is how long a claimed notification is kept from other
 	// workers; a crashed server's in-flight deliveries are retried after it.
 	DeliveryLease time.Duration
+	// PollerIntervalOverride, when set, replaces every instance's polling
+	// interval (tests and sandboxes).
+	PollerIntervalOverride time.Duration
 }
 
 // refreshConfig tunes the token refresher.
@@ -167,6 +170,7 @@ func loadServeConfig(getenv func(string) string) (config, error) {
 	}
 	c.DeliveryBackoffBase = duration(getenv, &p, "CONNECTORD_DELIVERY_BACKOFF_BASE", time.Second)
 	c.DeliveryLease = duration(getenv, &p, "CONNECTORD_DELIVERY_LEASE", 30*time.Second)
+	c.PollerIntervalOverride = duration(getenv, &p, "CONNECTORD_POLLER_INTERVAL_OVERRIDE", 0)
 	return c, p.err()
 }
 

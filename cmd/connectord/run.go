@@ -289,6 +289,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	delivering := make(chan struct{})
 	go func() { defer close(delivering); delivery.Run(ctx) }()
 	defer func() { <-delivering }()
+	// The poller likewise stores the page under way and hands its leases back.
+	poller := events.NewPoller(db, catalog, keapClient, events.PollerOptions{
+		IntervalOverride: cfg.PollerIntervalOverride, Log: log.With().Str("component", "poller").Logger(),
+	})
+	polling := make(chan struct{})
+	go func() { defer close(polling); poller.Run(ctx) }()
+	defer func() { <-polling }()
 	log.Info().Str("addr", ln.Addr().String()).Str("public_url", cfg.PublicURL).Str("version", version).Bool("sandbox", *sandbox).Msg("listening")
 
 	select {

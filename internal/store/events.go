@@ -28,60 +28,75 @@ const maxBatch = 20
 // each, due at once. When it returns without error the events are durable and
 // will be delivered at least once; the caller may then acknowledge its source.
 func (db *DB) EnqueueEvents(ctx context.Context, instanceID int64, evs []events.Event, raw json.RawMessage) ([]events.NotificationID, error) {
-	if len(evs) == 0 {
-		return nil, nil
-	}
-	for i, e := range evs {
-		if !events.ValidEventType(e.EventType) {
-			return nil, apperr.Errorf(apperr.Invalid, "event %d: eventType %q is not CREATED, UPDATED or DELETED", i, e.EventType)
-		}
-	}
-	if len(raw) == 0 || !json.Valid(raw) {
-		raw = nil
+	if err := checkEvents(evs); err != nil || len(evs) == 0 {
+		return nil, err
 	}
 	var ids []events.NotificationID
 	err := db.inTx(ctx, func(tx pgx.Tx) error {
-		var batch *string
-		err := tx.QueryRow(ctx, `SELECT configuration->>$2 FROM instances WHERE id = $1`, instanceID, instances.KeyEventBatchSize).Scan(&batch)
-		if err != nil {
-			if apperr.CodeOf(interpret(err)) == apperr.NotFound {
-				return notFound(instanceID)
-			}
-			return interpret(err)
-		}
-		size := maxBatch
-		if batch != nil {
-			if n, err := strconv.Atoi(*batch); err == nil && n >= 1 && n < maxBatch {
-				size = n
-			}
-		}
-		for start := 0; start < len(evs); start += size {
-			chunk := evs[start:min(start+size, len(evs))]
-			eventID, err := newEventID()
-			if err != nil {
-				return err
-			}
-			var id events.NotificationID
-			if err := tx.QueryRow(ctx, `INSERT INTO notifications (event_id, instance_id, raw) VALUES ($1, $2, $3) RETURNING id`,
-				eventID, instanceID, raw).Scan(&id); err != nil {
-				return interpret(err)
-			}
-			types, otypes, oids, dates, keys := make([]string, len(chunk)), make([]string, len(chunk)), make([]string, len(chunk)), make([]time.Time, len(chunk)), make([]string, len(chunk))
-			for i, e := range chunk {
-				types[i], otypes[i], oids[i], dates[i], keys[i] = e.EventType, e.ObjectType, e.ObjectID, e.Date, e.ElementKey
-			}
-			if _, err := tx.Exec(ctx, `
-				INSERT INTO events (notification_id, instance_id, event_type, object_type, object_id, occurred_at, element_key)
-				SELECT $1, $2, t, ot, oi, d, k FROM unnest($3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::text[]) AS u(t, ot, oi, d, k)`,
-				id, instanceID, types, otypes, oids, dates, keys); err != nil {
-				return interpret(err)
-			}
-			ids = append(ids, id)
-		}
-		return nil
+		var err error
+		ids, err = enqueueTx(ctx, tx, instanceID, evs, func(int, int) json.RawMessage { return raw })
+		return err
 	})
 	if err != nil {
 		return nil, err
+	}
+	return ids, nil
+}
+
+func checkEvents(evs []events.Event) error {
+	for i, e := range evs {
+		if !events.ValidEventType(e.EventType) {
+			return apperr.Errorf(apperr.Invalid, "event %d: eventType %q is not CREATED, UPDATED or DELETED", i, e.EventType)
+		}
+	}
+	return nil
+}
+
+// enqueueTx stores evs and their notifications in tx. rawFor gives the raw of
+// the notification carrying evs[from:to] (nil or invalid JSON: none).
+func enqueueTx(ctx context.Context, tx pgx.Tx, instanceID int64, evs []events.Event, rawFor func(from, to int) json.RawMessage) ([]events.NotificationID, error) {
+	var batch *string
+	err := tx.QueryRow(ctx, `SELECT configuration->>$2 FROM instances WHERE id = $1`, instanceID, instances.KeyEventBatchSize).Scan(&batch)
+	if err != nil {
+		if apperr.CodeOf(interpret(err)) == apperr.NotFound {
+			return nil, notFound(instanceID)
+		}
+		return nil, interpret(err)
+	}
+	size := maxBatch
+	if batch != nil {
+		if n, err := strconv.Atoi(*batch); err == nil && n >= 1 && n < maxBatch {
+			size = n
+		}
+	}
+	var ids []events.NotificationID
+	for start := 0; start < len(evs); start += size {
+		end := min(start+size, len(evs))
+		chunk := evs[start:end]
+		eventID, err := newEventID()
+		if err != nil {
+			return nil, err
+		}
+		raw := rawFor(start, end)
+		if len(raw) == 0 || !json.Valid(raw) {
+			raw = nil
+		}
+		var id events.NotificationID
+		if err := tx.QueryRow(ctx, `INSERT INTO notifications (event_id, instance_id, raw) VALUES ($1, $2, $3) RETURNING id`,
+			eventID, instanceID, raw).Scan(&id); err != nil {
+			return nil, interpret(err)
+		}
+		types, otypes, oids, dates, keys := make([]string, len(chunk)), make([]string, len(chunk)), make([]string, len(chunk)), make([]time.Time, len(chunk)), make([]string, len(chunk))
+		for i, e := range chunk {
+			types[i], otypes[i], oids[i], dates[i], keys[i] = e.EventType, e.ObjectType, e.ObjectID, e.Date, e.ElementKey
+		}
+		if _, err := tx.Exec(ctx, `
+			INSERT INTO events (notification_id, instance_id, event_type, object_type, object_id, occurred_at, element_key)
+			SELECT $1, $2, t, ot, oi, d, k FROM unnest($3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::text[]) AS u(t, ot, oi, d, k)`,
+			id, instanceID, types, otypes, oids, dates, keys); err != nil {
+			return nil, interpret(err)
+		}
+		ids = append(ids, id)
 	}
 	return ids, nil
 }
