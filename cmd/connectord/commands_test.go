@@ -43,6 +43,7 @@ func TestServeConfiguration_BadValuesNameTheVariable(t *testing.T) {
 		{"bad delivery backoff", "CONNECTORD_DELIVERY_BACKOFF_BASE", "0s", "CONNECTORD_DELIVERY_BACKOFF_BASE"},
 		{"bad delivery lease", "CONNECTORD_DELIVERY_LEASE", "long", "CONNECTORD_DELIVERY_LEASE"},
 		{"bad poller override", "CONNECTORD_POLLER_INTERVAL_OVERRIDE", "fast", "CONNECTORD_POLLER_INTERVAL_OVERRIDE"},
+		{"bad poller lease", "CONNECTORD_POLLER_LEASE", "-1s", "CONNECTORD_POLLER_LEASE"},
 		{"database unreachable", "", "", "not reachable"},
 	}
 	for _, tt := range tests {

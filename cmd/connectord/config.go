@@ -45,6 +45,10 @@ type config struct {
 	// PollerIntervalOverride, when set, replaces every instance's polling
 	// interval (tests and sandboxes).
 	PollerIntervalOverride time.Duration
+	// PollerLease is how long a replica's claim on an instance's polling
+	// lasts without a stored page; a crashed poller's instances are polled
+	// again after it.
+	PollerLease time.Duration
 }
 
 // refreshConfig tunes the token refresher.
@@ -171,6 +175,7 @@ func loadServeConfig(getenv func(string) string) (config, error) {
 	c.DeliveryBackoffBase = duration(getenv, &p, "CONNECTORD_DELIVERY_BACKOFF_BASE", time.Second)
 	c.DeliveryLease = duration(getenv, &p, "CONNECTORD_DELIVERY_LEASE", 30*time.Second)
 	c.PollerIntervalOverride = duration(getenv, &p, "CONNECTORD_POLLER_INTERVAL_OVERRIDE", 0)
+	c.PollerLease = duration(getenv, &p, "CONNECTORD_POLLER_LEASE", 2*time.Minute)
 	return c, p.err()
 }
 

@@ -291,7 +291,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	defer func() { <-delivering }()
 	// The poller likewise stores the page under way and hands its leases back.
 	poller := events.NewPoller(db, catalog, keapClient, events.PollerOptions{
-		IntervalOverride: cfg.PollerIntervalOverride, Log: log.With().Str("component", "poller").Logger(),
+		IntervalOverride: cfg.PollerIntervalOverride, Lease: cfg.PollerLease, Log: log.With().Str("component", "poller").Logger(),
 	})
 	polling := make(chan struct{})
 	go func() { defer close(polling); poller.Run(ctx) }()

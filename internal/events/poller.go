@@ -51,7 +51,7 @@ type PollerOptions struct {
 	// event.poller.refresh_interval (CONNECTORD_POLLER_INTERVAL_OVERRIDE).
 	IntervalOverride time.Duration
 	SyncInterval     time.Duration // how often the configuration is re-read; default 5s (at most the override)
-	Lease            time.Duration // how long a claimed instance is kept from other replicas, renewed every page; default 5m
+	Lease            time.Duration // how long a claimed instance is kept from other replicas, renewed every page; default 2m
 	Workers          int           // instances polled at once per process; default 4
 	MaxPages         int           // pages per poll before yielding to other instances; default 50
 	Now              func() time.Time
@@ -66,7 +66,7 @@ func (o *PollerOptions) defaults() {
 		o.SyncInterval = min(o.SyncInterval, o.IntervalOverride)
 	}
 	if o.Lease <= 0 {
-		o.Lease = 5 * time.Minute
+		o.Lease = 2 * time.Minute
 	}
 	if o.Workers <= 0 {
 		o.Workers = 4
@@ -196,8 +196,7 @@ func (p *Poller) next(interval time.Duration) time.Time {
 func (p *Poller) poll(ctx context.Context, c PollClaim) {
 	// The work outlives ctx so that a shutdown stores the page under way;
 	// pollCursor stops between pages once ctx ends.
-	work, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.opt.Lease)
-	defer cancel()
+	work := context.WithoutCancel(ctx)
 	results := make([]PollResult, 0, len(c.Cursors))
 	fail := func(msg string) {
 		for _, cur := range c.Cursors {
@@ -267,7 +266,10 @@ func (p *Poller) pollCursor(ctx, work context.Context, el *elements.Element, ins
 		}
 		pages++
 		var pg page
-		pg, err = p.fetch(work, el, inst, pr, cur, limit, offset)
+		// One page must come back within the lease, which each stored page renews.
+		fctx, cancel := context.WithTimeout(work, p.opt.Lease)
+		pg, err = p.fetch(fctx, el, inst, pr, cur, limit, offset)
+		cancel()
 		if err != nil {
 			break
 		}
