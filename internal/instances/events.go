@@ -90,7 +90,11 @@ func pollResources(el *elements.Element, public map[string]*string) ([]PollResou
 			dec := json.NewDecoder(bytes.NewReader(byName[name]))
 			dec.DisallowUnknownFields()
 			if err := dec.Decode(&e); err != nil {
-				return nil, apperr.Errorf(apperr.Invalid, "%s.%s: %v (it takes url, idField and datesConfiguration{updatedDateField, createdDateField})", KeyPollerConfig, name, err)
+				why := ""
+				if msg := strings.TrimPrefix(err.Error(), "json: "); strings.HasPrefix(msg, "unknown field") {
+					why = msg + "; "
+				}
+				return nil, apperr.Errorf(apperr.Invalid, "%s.%s: %sit takes an object with url, idField and datesConfiguration{updatedDateField, createdDateField}, all strings", KeyPollerConfig, name, why)
 			}
 			entries[name] = e
 		}
