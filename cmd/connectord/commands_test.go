@@ -44,6 +44,8 @@ func TestServeConfiguration_BadValuesNameTheVariable(t *testing.T) {
 		{"bad delivery lease", "CONNECTORD_DELIVERY_LEASE", "long", "CONNECTORD_DELIVERY_LEASE"},
 		{"bad events retention", "CONNECTORD_EVENTS_RETENTION", "30 days", "CONNECTORD_EVENTS_RETENTION"},
 		{"bad hook check interval", "CONNECTORD_HOOK_CHECK_INTERVAL", "0s", "CONNECTORD_HOOK_CHECK_INTERVAL"},
+		{"bad poller override", "CONNECTORD_POLLER_INTERVAL_OVERRIDE", "fast", "CONNECTORD_POLLER_INTERVAL_OVERRIDE"},
+		{"bad poller lease", "CONNECTORD_POLLER_LEASE", "-1s", "CONNECTORD_POLLER_LEASE"},
 		{"database unreachable", "", "", "not reachable"},
 	}
 	for _, tt := range tests {

@@ -46,6 +46,13 @@ type config struct {
 	EventsRetention time.Duration
 	// HookCheckInterval is how often the status of registered Keap hooks is checked.
 	HookCheckInterval time.Duration
+	// PollerIntervalOverride, when set, replaces every instance's polling
+	// interval (tests and sandboxes).
+	PollerIntervalOverride time.Duration
+	// PollerLease is how long a replica's claim on an instance's polling
+	// lasts without a stored page; a crashed poller's instances are polled
+	// again after it.
+	PollerLease time.Duration
 }
 
 // refreshConfig tunes the token refresher.
@@ -173,6 +180,8 @@ func loadServeConfig(getenv func(string) string) (config, error) {
 	c.DeliveryLease = duration(getenv, &p, "CONNECTORD_DELIVERY_LEASE", 30*time.Second)
 	c.EventsRetention = duration(getenv, &p, "CONNECTORD_EVENTS_RETENTION", 30*24*time.Hour)
 	c.HookCheckInterval = duration(getenv, &p, "CONNECTORD_HOOK_CHECK_INTERVAL", 15*time.Minute)
+	c.PollerIntervalOverride = duration(getenv, &p, "CONNECTORD_POLLER_INTERVAL_OVERRIDE", 0)
+	c.PollerLease = duration(getenv, &p, "CONNECTORD_POLLER_LEASE", 2*time.Minute)
 	return c, p.err()
 }
 

@@ -308,6 +308,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	reconciling := make(chan struct{})
 	go func() { defer close(reconciling); hooks.Run(ctx) }()
 	defer func() { <-reconciling }()
+	// The poller likewise stores the page under way and hands its leases back.
+	poller := events.NewPoller(db, catalog, keapClient, events.PollerOptions{
+		IntervalOverride: cfg.PollerIntervalOverride, Lease: cfg.PollerLease, Log: log.With().Str("component", "poller").Logger(),
+	})
+	polling := make(chan struct{})
+	go func() { defer close(polling); poller.Run(ctx) }()
+	defer func() { <-polling }()
 	log.Info().Str("addr", ln.Addr().String()).Str("public_url", cfg.PublicURL).Str("version", version).Bool("sandbox", *sandbox).Msg("listening")
 
 	select {

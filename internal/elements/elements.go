@@ -120,6 +120,17 @@ type ResourceEvents struct {
 	CreatedDateField string            `json:"createdDateField,omitempty"`
 	UpdatedDateField string            `json:"updatedDateField,omitempty"`
 	PollOrder        string            `json:"pollOrder,omitempty"`
+	// PollSince is the list parameter that returns only records changed at or
+	// after a time (Keap's since on last_updated). Without it a resource
+	// cannot be polled: Keap offers no other way to ask what changed.
+	PollSince string `json:"pollSince,omitempty"`
+}
+
+// Pollable reports whether the resource's changes can be polled: its list
+// filters on the change time and sorts by it.
+func (r Resource) Pollable() bool {
+	e := r.Events
+	return e != nil && e.PollSince != "" && e.PollOrder != "" && e.UpdatedDateField != "" && r.ListKey != "" && r.Parent == ""
 }
 
 // EventMethods says how an element receives events.

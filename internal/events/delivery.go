@@ -124,8 +124,8 @@ func NewDelivery(store DeliveryStore, catalog *elements.Catalog, opt DeliveryOpt
 		client: &http.Client{Transport: tr, Timeout: opt.Timeout, CheckRedirect: func(*http.Request, []*http.Request) error {
 			return http.ErrUseLastResponse // a redirect is an answer, not a 2xx
 		}},
-		freed: make(chan struct{}, 1),
-		woken: make(chan struct{}, 1),
+		freed:  make(chan struct{}, 1),
+		woken:  make(chan struct{}, 1),
 		hosts:  map[string]*hostQueue{},
 		hostOf: map[int64]string{},
 	}

@@ -7,8 +7,10 @@
 // checked at configuration and at connect time), the notification signature,
 // the event and notification types, and Delivery, the workers that post stored
 // notifications to callbacks with retries (the store's EnqueueEvents is how
-// events get in); receiving and polling come with the rest of the events issue.
+// events get in), and the Poller, which asks Keap what changed since each
+// instance's cursor and stores each page's events with the cursor after it;
+// receiving hooks comes with the rest of the events issue.
 // It must not call Keap for anything but events, must not import the store
-// (Delivery takes a small DeliveryStore interface), and never deliver to a
+// (Delivery and Poller take small store interfaces), and never deliver to a
 // callback URL the policy has not checked.
 package events

@@ -87,7 +87,9 @@ type HookStore interface {
 	HookState(ctx context.Context, orgID, instanceID int64) (HookState, string, error)
 }
 
-// KeapCaller sends a request to Keap for an instance (upstream.Client).
+// KeapCaller sends one call to Keap for an instance (upstream.Client): the
+// credential, the rate limits and the retries are its business. The hook
+// reconciler and the poller both use it.
 type KeapCaller interface {
 	Do(ctx context.Context, t upstream.Target, req *http.Request, body []byte) (*http.Response, error)
 }

@@ -256,6 +256,8 @@ func checkSettings(el *elements.Element, st settings, hasCode bool, needCode boo
 		}
 		if !slices.Contains(el.Events.Methods, vt) {
 			p.add("element %s receives events by %s, not %s (event.vendor.type)", el.Key, strings.Join(el.Events.Methods, " or "), vt)
+		} else {
+			checkEventObjects(el, st.public, vt, p)
 		}
 		if value(el, st.public, KeyEventCallback) == "" {
 			p.add("event.notification.callback.url is required when event.notification.enabled is true")

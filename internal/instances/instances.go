@@ -45,6 +45,9 @@ const (
 	// KeyEventSignatureKey is secret: it lives in Instance.Secrets.
 	KeyEventSignatureKey = "event.notification.signature.key"
 	KeyEventBatchSize    = "event.notification.batch.size"
+	KeyEventObjects      = "event.objects"
+	KeyPollerInterval    = "event.poller.refresh_interval"
+	KeyPollerConfig      = "event.poller.configuration"
 )
 
 // Instance is a connector instance as stored. Secrets holds the secret

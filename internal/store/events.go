@@ -28,13 +28,13 @@ const maxBatch = 20
 // each, due at once. When it returns without error the events are durable and
 // will be delivered at least once; the caller may then acknowledge its source.
 func (db *DB) EnqueueEvents(ctx context.Context, instanceID int64, evs []events.Event, raw json.RawMessage) ([]events.NotificationID, error) {
-	if len(evs) == 0 {
-		return nil, nil
+	if err := checkEvents(evs); err != nil || len(evs) == 0 {
+		return nil, err
 	}
 	var ids []events.NotificationID
 	err := db.inTx(ctx, func(tx pgx.Tx) error {
 		var err error
-		ids, err = enqueue(ctx, tx, instanceID, evs, raw)
+		ids, err = enqueueTx(ctx, tx, instanceID, evs, func(int, int) json.RawMessage { return raw })
 		return err
 	})
 	if err != nil {
@@ -43,17 +43,18 @@ func (db *DB) EnqueueEvents(ctx context.Context, instanceID int64, evs []events.
 	return ids, nil
 }
 
-// enqueue is EnqueueEvents inside the caller's transaction, so a state change
-// and the events it causes commit together.
-func enqueue(ctx context.Context, tx pgx.Tx, instanceID int64, evs []events.Event, raw json.RawMessage) ([]events.NotificationID, error) {
+func checkEvents(evs []events.Event) error {
 	for i, e := range evs {
 		if !events.ValidEventType(e.EventType) {
-			return nil, apperr.Errorf(apperr.Invalid, "event %d: eventType %q is not CREATED, UPDATED or DELETED", i, e.EventType)
+			return apperr.Errorf(apperr.Invalid, "event %d: eventType %q is not CREATED, UPDATED or DELETED", i, e.EventType)
 		}
 	}
-	if len(raw) == 0 || !json.Valid(raw) {
-		raw = nil
-	}
+	return nil
+}
+
+// enqueueTx stores evs and their notifications in tx. rawFor gives the raw of
+// the notification carrying evs[from:to] (nil or invalid JSON: none).
+func enqueueTx(ctx context.Context, tx pgx.Tx, instanceID int64, evs []events.Event, rawFor func(from, to int) json.RawMessage) ([]events.NotificationID, error) {
 	var batch *string
 	err := tx.QueryRow(ctx, `SELECT configuration->>$2 FROM instances WHERE id = $1`, instanceID, instances.KeyEventBatchSize).Scan(&batch)
 	if err != nil {
@@ -70,10 +71,15 @@ func enqueue(ctx context.Context, tx pgx.Tx, instanceID int64, evs []events.Even
 	}
 	var ids []events.NotificationID
 	for start := 0; start < len(evs); start += size {
-		chunk := evs[start:min(start+size, len(evs))]
+		end := min(start+size, len(evs))
+		chunk := evs[start:end]
 		eventID, err := newEventID()
 		if err != nil {
 			return nil, err
+		}
+		raw := rawFor(start, end)
+		if len(raw) == 0 || !json.Valid(raw) {
+			raw = nil
 		}
 		var id events.NotificationID
 		if err := tx.QueryRow(ctx, `INSERT INTO notifications (event_id, instance_id, raw) VALUES ($1, $2, $3) RETURNING id`,

@@ -237,7 +237,7 @@ func (db *DB) updateLocked(ctx context.Context, tx pgx.Tx, lockQuery string, arg
 		if err != nil {
 			return nil, fmt.Errorf("store: invalid-instance notification: %w", err)
 		}
-		if _, err := enqueue(ctx, tx, inst.ID, evs, raw); err != nil {
+		if _, err := enqueueTx(ctx, tx, inst.ID, evs, func(int, int) json.RawMessage { return raw }); err != nil {
 			return nil, err
 		}
 	}
