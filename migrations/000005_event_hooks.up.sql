@@ -18,6 +18,7 @@ CREATE TABLE event_hooks (
     updated_at    timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (instance_id, event_key)
 );
+CREATE INDEX event_hooks_hook_key ON event_hooks (hook_key);
 
 -- When the hook reconciler should next look at an instance. seen_updated_at is
 -- the instance's updated_at when it last did: an instance changed since (on any

@@ -43,6 +43,9 @@ type hookKeap struct {
 	*keapServer
 	mu   sync.Mutex
 	reqs []keapRequest
+	// loseAnswers is how many more POST /hooks for contact.edit Keap carries
+	// out but whose answer never arrives (the connection drops).
+	loseAnswers atomic.Int32
 }
 
 func newHookKeap(t testing.TB) *hookKeap {
@@ -56,6 +59,16 @@ func newHookKeap(t testing.TB) *hookKeap {
 				hk.mu.Lock()
 				hk.reqs = append(hk.reqs, keapRequest{Method: r.Method, Path: r.URL.Path, ContentType: r.Header.Get("Content-Type"), Body: body, Header: r.Header.Clone()})
 				hk.mu.Unlock()
+				if r.Method == http.MethodPost && r.URL.Path == "/crm/rest/v1/hooks" && bytes.Contains(body, []byte(`"contact.edit"`)) {
+					if n := hk.loseAnswers.Load(); n > 0 && hk.loseAnswers.CompareAndSwap(n, n-1) {
+						next.ServeHTTP(httptest.NewRecorder(), r)
+						conn, _, err := http.NewResponseController(w).Hijack()
+						if err == nil {
+							conn.Close()
+						}
+						return
+					}
+				}
 			}
 			next.ServeHTTP(w, r)
 		})
@@ -360,13 +373,14 @@ func TestHooks_FollowConfigurationChangesAndInstanceDeletion(t *testing.T) {
 		return allVerified(k.hooksFor(prefix), append([]string{"company.add", "company.delete", "company.edit"}, contactEventKeys...)...)
 	})
 
-	patch(map[string]any{"event.objects": "companies,tasks"})
+	// A resource Keap has no hooks for is refused in webhook mode, naming it.
+	r := s.do("PATCH", fmt.Sprintf("/instances/%d", id), o.auth(), map[string]any{"configuration": map[string]any{"event.objects": "companies,tasks"}})
+	if r.Status != 400 || !strings.Contains(r.JSON(t)["message"].(string), "tasks have no Keap REST hooks") {
+		t.Fatalf("event.objects with tasks: %d %s", r.Status, r.Body)
+	}
+	patch(map[string]any{"event.objects": "companies"})
 	waitUntil(t, "only the company hooks", 10*time.Second, func() bool {
 		return allVerified(k.hooksFor(prefix), "company.add", "company.delete", "company.edit")
-	})
-	waitUntil(t, "the problem shown", 5*time.Second, func() bool {
-		p, _ := s.hookState(o, id)["problem"].(string)
-		return strings.Contains(p, "tasks")
 	})
 
 	patch(map[string]any{"event.vendor.type": "polling"})
@@ -504,4 +518,54 @@ func TestHooks_ReceiverAnswers503WhenItCannotStoreAndKeapsRetrySucceeds(t *testi
 		t.Errorf("event %v", e)
 	}
 	noSecretsLogged(t, s.logs.String(), k.Hooks())
+}
+
+// Keap registers a hook but its answer is lost: connectord finds the hook by
+// its receiver secret and adopts it rather than leave a stray at Keap; a stray
+// pointing at no hook's secret is deleted.
+func TestHooks_LostRegistrationAnswerIsAdoptedAndStraysDeleted(t *testing.T) {
+	t.Parallel()
+	k := newHookKeap(t)
+	k.loseAnswers.Store(1)
+	s := startServerWith(t, hooksEnv(t, k), k.keapServer, nil)
+	o := s.createOrg("Acme", "dev@acme.test")
+	rcv := newReceiver(t, "")
+	id := s.eventsInstance(o, rcv.URL, "", 0)
+	prefix := s.URL + "/events/keap/"
+	waitUntil(t, "three Verified hooks", 10*time.Second, func() bool { return allVerified(k.hooksFor(prefix), contactEventKeys...) })
+	s.logs.waitFor(t, "adopted a Keap hook whose registration answer was lost", s.done)
+	if n := len(k.hooksFor(prefix)); n != 3 || len(k.Hooks()) != 3 {
+		t.Fatalf("%d hooks at Keap, want 3: %v", len(k.Hooks()), k.Hooks())
+	}
+	edit := k.hooksFor(prefix)["contact.edit"]
+	for _, h := range s.hookState(o, id)["hooks"].([]any) {
+		if h := h.(map[string]any); h["eventKey"] == "contact.edit" && (h["hookKey"] != edit.Key || h["status"] != "Verified") {
+			t.Errorf("state %v, want the adopted hook %s Verified", h, edit.Key)
+		}
+	}
+	// A stray: a hook at Keap pointing at this receiver with a secret no hook has.
+	req, _ := http.NewRequest("POST", k.URL+"/crm/rest/v1/hooks", strings.NewReader(`{"eventKey":"contact.add","hookUrl":"`+prefix+`stray-secret-of-nobody-0123456789abcdefghijklmnop"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Keap-API-Key", testServiceKey)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || len(k.Hooks()) != 4 {
+		t.Fatalf("stray hook: %d, %d hooks", resp.StatusCode, len(k.Hooks()))
+	}
+	k.loseAnswers.Store(1)
+	if r := s.do("PATCH", fmt.Sprintf("/instances/%d", id), o.auth(), map[string]any{"configuration": map[string]any{"event.notification.enabled": false}}); r.Status != 200 {
+		t.Fatal(r.Status)
+	}
+	waitUntil(t, "hooks deleted", 10*time.Second, func() bool { return len(k.hooksFor(prefix)) <= 1 })
+	if r := s.do("PATCH", fmt.Sprintf("/instances/%d", id), o.auth(), map[string]any{"configuration": map[string]any{"event.notification.enabled": true}}); r.Status != 200 {
+		t.Fatal(r.Status)
+	}
+	waitUntil(t, "three Verified hooks and no stray", 10*time.Second, func() bool {
+		return allVerified(k.hooksFor(prefix), contactEventKeys...) && len(k.Hooks()) == 3
+	})
+	s.logs.waitFor(t, "deleted a stray Keap hook pointing at no hook's secret", s.done)
+	checkKeapSpec(t, k)
 }

@@ -85,6 +85,11 @@ type HookStore interface {
 	FinishHooks(ctx context.Context, instanceID int64, due *time.Time, problem string) error
 	// HookState returns the instance's hooks for its organization, and its element key.
 	HookState(ctx context.Context, orgID, instanceID int64) (HookState, string, error)
+	// HookBySecret finds the hook whose receiver secret hashes to secretHash
+	// (apperr.NotFound when none does).
+	HookBySecret(ctx context.Context, secretHash []byte) (HookTarget, error)
+	// HookKeyKnown reports whether any instance's hook has Keap key hookKey.
+	HookKeyKnown(ctx context.Context, hookKey string) (bool, error)
 }
 
 // KeapCaller sends a request to Keap for an instance (upstream.Client).
@@ -297,6 +302,12 @@ func (h *Hooks) Reconcile(ctx context.Context, id int64) error {
 		}
 		return h.store.FinishHooks(ctx, id, nil, problem)
 	}
+	if slices.ContainsFunc(have, func(hk Hook) bool { return hk.HookKey == "" && hk.LastError != "" }) {
+		// A registration failed: Keap may have created the hook and lost
+		// the answer. Adopt such hooks, and delete strays, before
+		// registering anew.
+		h.sweep(ctx, t, id, have, log)
+	}
 	now := h.opt.Now()
 	settled := true // every wanted hook Verified, every unwanted one deleted
 	for _, hk := range have {
@@ -443,6 +454,80 @@ func (h *Hooks) check(ctx context.Context, t upstream.Target, hk Hook, log zerol
 	}
 	ev.Str("event_key", hk.EventKey).Str("hook_key", hk.HookKey).Str("was", was).Str("status", hk.Status).Msg("asked Keap to verify the hook again")
 	return hk
+}
+
+// sweep lists the Keap account's hooks and, among those pointing at this
+// receiver: adopts one whose secret is that of an instance's hook Keap's
+// answer never reached (its key is recorded in have), and deletes one whose
+// secret and key no hook has (left by a registration whose answer was lost
+// and that was registered anew, or by an instance whose deletion could not
+// reach Keap). Deliveries to such a hook could only ever be answered 404.
+func (h *Hooks) sweep(ctx context.Context, t upstream.Target, id int64, have []Hook, log zerolog.Logger) {
+	list, err := h.list(ctx, t)
+	if err != nil {
+		log.Warn().Str("error", err.Error()).Msg("could not list Keap hooks to find strays")
+		return
+	}
+	prefix := h.opt.PublicURL + ReceiverPath
+	for _, kh := range list {
+		secret, ok := strings.CutPrefix(kh.HookURL, prefix)
+		if !ok || secret == "" || strings.Contains(secret, "/") {
+			continue
+		}
+		owner, err := h.store.HookBySecret(ctx, secrets.Hash(secret))
+		switch {
+		case err == nil:
+			if owner.InstanceID != id {
+				continue
+			}
+			i := slices.IndexFunc(have, func(hk Hook) bool { return hk.EventKey == owner.EventKey && hk.HookKey == "" })
+			if i >= 0 && kh.EventKey == owner.EventKey {
+				now := h.opt.Now()
+				have[i].HookKey, have[i].Status, have[i].CheckedDate, have[i].LastError = kh.Key, kh.Status, &now, ""
+				have[i].ReceiverBase = h.opt.PublicURL
+				if err := h.store.SaveHook(ctx, have[i]); err != nil {
+					log.Error().Err(err).Str("hook_key", kh.Key).Msg("record an adopted Keap hook")
+					continue
+				}
+				log.Info().Str("event_key", kh.EventKey).Str("hook_key", kh.Key).Str("status", kh.Status).Msg("adopted a Keap hook whose registration answer was lost")
+			}
+		case apperr.CodeOf(err) == apperr.NotFound:
+			if known, err := h.store.HookKeyKnown(ctx, kh.Key); err != nil || known {
+				continue // being moved to a new secret, or cannot tell: keep it
+			}
+			if err := h.deleteAtKeap(ctx, t, Hook{HookKey: kh.Key}); err != nil {
+				log.Warn().Str("hook_key", kh.Key).Str("error", err.Error()).Msg("could not delete a stray Keap hook")
+				continue
+			}
+			log.Info().Str("event_key", kh.EventKey).Str("hook_key", kh.Key).Msg("deleted a stray Keap hook pointing at no hook's secret")
+		}
+	}
+}
+
+// list returns the Keap account's hooks (GET /hooks).
+func (h *Hooks) list(ctx context.Context, t upstream.Target) ([]restHook, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.RESTBase+"/hooks", nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := h.keap.Do(ctx, t, req, nil)
+	if err != nil {
+		return nil, fmt.Errorf("Keap GET /hooks: %w", err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+	if err != nil {
+		return nil, fmt.Errorf("Keap GET /hooks: read the answer: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("Keap answered GET /hooks with %d: %s", resp.StatusCode, keap.ErrorMessage(data))
+	}
+	var out []restHook
+	if err := json.Unmarshal(data, &out); err != nil {
+		return nil, fmt.Errorf("Keap answered GET /hooks with a body that is not a list of RestHooks: %w", err)
+	}
+	return out, nil
 }
 
 // verdict explains a hook status that lets no event through.

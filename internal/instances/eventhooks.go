@@ -1,6 +1,12 @@
 package instances
 
-import "context"
+import (
+	"context"
+	"strings"
+
+	"github.com/connectord/connectord/internal/elements"
+	"github.com/connectord/connectord/internal/keap"
+)
 
 // EventHooks keeps the provider hooks an instance's events arrive through (the
 // events package's Hooks).
@@ -27,4 +33,37 @@ func (s *Service) eventHooks() EventHooks {
 		return noHooks{}
 	}
 	return s.hooks
+}
+
+// keyEventObjects names the resources that produce events (comma-separated).
+const keyEventObjects = "event.objects"
+
+// checkWebhookEvents refuses webhook-mode settings that Keap REST hooks cannot
+// serve: resources in event.objects that have no hooks, and a legacy API key,
+// which cannot call Keap's REST API where hooks are registered.
+func checkWebhookEvents(el *elements.Element, st settings, authType, mode string, p *problems) {
+	if mode != "webhook" {
+		return
+	}
+	var bad, good []string
+	for _, name := range strings.Split(value(el, st.public, keyEventObjects), ",") {
+		if name = strings.TrimSpace(name); name == "" {
+			continue
+		}
+		if r, ok := el.Resource(name); !ok || r.Events == nil || len(r.Events.EventKeys) == 0 {
+			bad = append(bad, name)
+		}
+	}
+	if len(bad) > 0 {
+		for _, r := range el.Resources {
+			if r.Events != nil && len(r.Events.EventKeys) > 0 {
+				good = append(good, r.Name)
+			}
+		}
+		p.add("%s: %s have no Keap REST hooks, so webhook mode cannot report them (resources with hooks: %s)",
+			keyEventObjects, strings.Join(bad, ", "), strings.Join(good, ", "))
+	}
+	if authType == AuthAPIKey && !keap.IsServiceAccountKey(st.secrets[KeyAPIKey]) {
+		p.add("a legacy API key cannot register Keap REST hooks: use event.vendor.type polling, or a service account key or OAuth for webhook mode")
+	}
 }

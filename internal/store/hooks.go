@@ -131,6 +131,13 @@ func (db *DB) HookBySecret(ctx context.Context, secretHash []byte) (events.HookT
 	return t, nil
 }
 
+// HookKeyKnown reports whether any instance's hook has Keap key hookKey.
+func (db *DB) HookKeyKnown(ctx context.Context, hookKey string) (bool, error) {
+	var known bool
+	err := db.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM event_hooks WHERE hook_key = $1)`, hookKey).Scan(&known)
+	return known, interpret(err)
+}
+
 // HookState returns one of the organization's instances' hooks, when they are
 // next checked, the configuration problem found, and the instance's element.
 func (db *DB) HookState(ctx context.Context, orgID, instanceID int64) (events.HookState, string, error) {
