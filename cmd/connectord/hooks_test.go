@@ -569,3 +569,38 @@ func TestHooks_LostRegistrationAnswerIsAdoptedAndStraysDeleted(t *testing.T) {
 	s.logs.waitFor(t, "deleted a stray Keap hook pointing at no hook's secret", s.done)
 	checkKeapSpec(t, k)
 }
+
+// A new CONNECTORD_PUBLIC_URL moves the hooks there (PUT, with fresh secrets)
+// on the next start, and the old receiver URLs stop working.
+func TestHooks_NewPublicURLMovesTheHooks(t *testing.T) {
+	t.Parallel()
+	k := newHookKeap(t)
+	env := hooksEnv(t, k)
+	first := startServerWith(t, env, k.keapServer, nil)
+	o := first.createOrg("Acme", "dev@acme.test")
+	rcv := newReceiver(t, "")
+	first.eventsInstance(o, rcv.URL, "", 0)
+	waitUntil(t, "hooks at the first URL", 10*time.Second, func() bool { return allVerified(k.hooksFor(first.URL+"/events/keap/"), contactEventKeys...) })
+	old := k.hooksFor(first.URL + "/events/keap/")
+	first.stop()
+
+	front := &switchable{}
+	public := httptest.NewServer(front)
+	t.Cleanup(public.Close)
+	env["CONNECTORD_PUBLIC_URL"] = public.URL
+	second := startServerWith(t, env, k.keapServer, nil)
+	target, _ := url.Parse(second.URL)
+	front.target.Store(httputil.NewSingleHostReverseProxy(target))
+	waitUntil(t, "hooks moved to the new URL", 10*time.Second, func() bool { return allVerified(k.hooksFor(public.URL+"/events/keap/"), contactEventKeys...) })
+	moved := k.hooksFor(public.URL + "/events/keap/")
+	for key, h := range old {
+		if moved[key].Key != h.Key {
+			t.Errorf("%s: hook %s replaced by %s; moving should keep Keap's hook", key, h.Key, moved[key].Key)
+		}
+		oldPath := strings.TrimPrefix(h.HookURL, first.URL)
+		if r := second.post(second.URL+oldPath, `{"event_key":"`+key+`","object_keys":[{"id":1}]}`); r.Status != 404 {
+			t.Errorf("the old receiver URL of %s answered %d", key, r.Status)
+		}
+	}
+	checkKeapSpec(t, k)
+}

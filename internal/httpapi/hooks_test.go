@@ -106,6 +106,13 @@ func TestReceiveKeapHook_AcknowledgesOnlyStoredDeliveries(t *testing.T) {
 	if len(st.stored) != 1 {
 		t.Errorf("refused requests stored events: %d batches", len(st.stored))
 	}
+	for _, m := range []string{"GET", "PUT", "DELETE"} {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest(m, "/events/keap/"+secret, nil))
+		if w.Code != http.StatusMethodNotAllowed || strings.Contains(w.Body.String(), secret) {
+			t.Errorf("%s on the receiver: %d %s, want 405 without the secret", m, w.Code, w.Body)
+		}
+	}
 	logMu.Lock()
 	defer logMu.Unlock()
 	if strings.Contains(logs.String(), secret) {

@@ -28,6 +28,7 @@ func (db *DB) ClaimHookInstances(ctx context.Context, limit int, lease time.Dura
 			INSERT INTO event_hook_schedule (instance_id, due_at, seen_updated_at)
 			SELECT i.id, now(), '-infinity' FROM instances i
 			WHERE NOT EXISTS (SELECT 1 FROM event_hook_schedule s WHERE s.instance_id = i.id)
+			ORDER BY i.id -- the same order in every replica, so concurrent inserts wait rather than deadlock
 			ON CONFLICT (instance_id) DO NOTHING`); err != nil {
 			return interpret(err)
 		}

@@ -1,0 +1,116 @@
+package store
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/connectord/connectord/internal/apperr"
+	"github.com/connectord/connectord/internal/events"
+	"github.com/connectord/connectord/internal/instances"
+	"github.com/connectord/connectord/internal/secrets"
+)
+
+// Replicas claiming at once share the due instances without overlap; a
+// claimed instance is not claimed again within its lease, but is as soon as it
+// changes or its check comes due.
+func TestClaimHookInstances_SharedAcrossReplicasAndWokenByChanges(t *testing.T) {
+	t.Parallel()
+	db := openTest(t)
+	ctx := context.Background()
+	org := newOrganization(t, db)
+	var all []int64
+	for range 6 {
+		all = append(all, newInstance(t, db, org.ID, "rt").ID)
+	}
+	var mu sync.Mutex
+	var got []int64
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Go(func() {
+			ids, err := db.ClaimHookInstances(ctx, 2, time.Minute)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			got = append(got, ids...)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	slices.Sort(got)
+	if !slices.Equal(got, all) {
+		t.Fatalf("three claims of 2 got %v, want each of %v once", got, all)
+	}
+	if ids, err := db.ClaimHookInstances(ctx, 10, time.Minute); err != nil || len(ids) != 0 {
+		t.Fatalf("claimed within the lease: %v %v", ids, err)
+	}
+	if _, err := db.UpdateInstance(ctx, org.ID, all[2], func(inst *instances.Instance) error { inst.Name = "changed"; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	past := time.Now().Add(-time.Second)
+	if err := db.FinishHooks(ctx, all[4], &past, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.FinishHooks(ctx, all[5], nil, "a problem"); err != nil {
+		t.Fatal(err)
+	}
+	ids, err := db.ClaimHookInstances(ctx, 10, time.Minute)
+	slices.Sort(ids)
+	if err != nil || !slices.Equal(ids, []int64{all[2], all[4]}) {
+		t.Fatalf("after a change and a due check: %v %v, want %v", ids, err, []int64{all[2], all[4]})
+	}
+}
+
+// A hook's secret is found only by its hash, and goes when the hook is
+// pointed at a new one; the organization's state shows hooks, not secrets.
+func TestHooks_SecretLookupAndState(t *testing.T) {
+	t.Parallel()
+	db := openTest(t)
+	ctx := context.Background()
+	org := newOrganization(t, db)
+	other := newOrganization(t, db)
+	inst := newInstance(t, db, org.ID, "rt")
+	first, second := secrets.NewToken(), secrets.NewToken()
+	if err := db.PrepareHook(ctx, inst.ID, "contact.add", secrets.Hash(first), "https://c.example"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := db.HookBySecret(ctx, secrets.Hash(first)); err != nil || got != (events.HookTarget{InstanceID: inst.ID, ElementKey: "infusionsoftcrm", EventKey: "contact.add"}) {
+		t.Fatalf("by secret: %+v %v", got, err)
+	}
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	if err := db.SaveHook(ctx, events.Hook{InstanceID: inst.ID, EventKey: "contact.add", HookKey: "17", Status: events.HookVerified, CheckedDate: &now}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.PrepareHook(ctx, inst.ID, "contact.add", secrets.Hash(second), "https://d.example"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.HookBySecret(ctx, secrets.Hash(first)); apperr.CodeOf(err) != apperr.NotFound {
+		t.Fatalf("the replaced secret still finds the hook: %v", err)
+	}
+	if known, err := db.HookKeyKnown(ctx, "17"); err != nil || !known {
+		t.Fatalf("hook key 17 known: %v %v", known, err)
+	}
+	st, el, err := db.HookState(ctx, org.ID, inst.ID)
+	if err != nil || el != "infusionsoftcrm" || len(st.Hooks) != 1 {
+		t.Fatalf("state: %+v %q %v", st, el, err)
+	}
+	if h := st.Hooks[0]; h.HookKey != "17" || h.Status != events.HookVerified || h.ReceiverBase != "https://d.example" || !h.CheckedDate.Equal(now) {
+		t.Fatalf("hook %+v", h)
+	}
+	if _, _, err := db.HookState(ctx, other.ID, inst.ID); apperr.CodeOf(err) != apperr.NotFound {
+		t.Fatalf("another organization's view: %v", err)
+	}
+	if err := db.DeleteInstance(ctx, org.ID, inst.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.HookBySecret(ctx, secrets.Hash(second)); apperr.CodeOf(err) != apperr.NotFound {
+		t.Fatalf("a deleted instance's hook still answers: %v", err)
+	}
+	if err := db.PrepareHook(ctx, inst.ID, "contact.add", secrets.Hash(first), "https://c.example"); apperr.CodeOf(err) != apperr.NotFound {
+		t.Fatalf("prepare for a deleted instance: %v", err)
+	}
+}
