@@ -390,6 +390,14 @@ func TestHooks_FollowConfigurationChangesAndInstanceDeletion(t *testing.T) {
 	waitUntil(t, "hooks back in webhook mode", 10*time.Second, func() bool {
 		return allVerified(k.hooksFor(prefix), "company.add", "company.delete", "company.edit")
 	})
+	// An invalid instance's hooks wait for its repair, and say so.
+	s.exec(fmt.Sprintf(`UPDATE instances SET valid = false, invalid_reason = 'the refresh token was revoked', updated_at = now() WHERE id = %d`, id))
+	waitUntil(t, "the state to name the invalid instance", 5*time.Second, func() bool {
+		p, _ := s.hookState(o, id)["problem"].(string)
+		return strings.Contains(p, "the refresh token was revoked")
+	})
+	s.exec(fmt.Sprintf(`UPDATE instances SET valid = true, invalid_reason = NULL, updated_at = now() WHERE id = %d`, id))
+	waitUntil(t, "no problem once repaired", 5*time.Second, func() bool { return s.hookState(o, id)["problem"] == nil })
 	if r := s.do("DELETE", fmt.Sprintf("/instances/%d", id), o.auth(), nil); r.Status != 200 {
 		t.Fatalf("DELETE: %d %s", r.Status, r.Body)
 	}
@@ -472,9 +480,9 @@ func TestHooks_HandshakeFailureHealsAndInactiveHooksAreVerifiedAgain(t *testing.
 	waitUntil(t, "the Inactive hook verified again", 10*time.Second, func() bool {
 		return k.hooksFor(prefix)["contact.edit"].Status == "Verified"
 	})
-	if !strings.Contains(s.logs.String(), `"was":"Inactive"`) {
-		t.Error("the re-verification of the Inactive hook is not logged")
-	}
+	waitUntil(t, "the re-verification of the Inactive hook logged", 5*time.Second, func() bool {
+		return strings.Contains(s.logs.String(), `"was":"Inactive","status":"Verified"`)
+	})
 	if err := k.DeliverHook("contact.edit", []int64{7}); err != nil {
 		t.Fatal(err)
 	}

@@ -296,6 +296,12 @@ func (h *Hooks) Reconcile(ctx context.Context, id int64) error {
 		return err
 	}
 	t := upstream.TargetFor(el, inst)
+	if !inst.Valid && (len(wanted) > 0 || len(have) > 0) {
+		// Keap would refuse its credentials; repairing it changes the
+		// instance, which makes it due again.
+		problem = strings.TrimPrefix(problem+"; ", "; ") + "the instance is not valid (" + inst.InvalidReason + "): its hooks are looked at again once it is repaired"
+		return h.store.FinishHooks(ctx, id, nil, problem)
+	}
 	if t.Legacy {
 		if len(wanted) > 0 {
 			problem = strings.TrimPrefix(problem+"; ", "; ") + "a legacy API key cannot register Keap REST hooks: use a service account key or OAuth, or event.vendor.type polling"
