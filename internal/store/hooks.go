@@ -2,7 +2,9 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -123,11 +125,15 @@ func (db *DB) FinishHooks(ctx context.Context, instanceID int64, due *time.Time,
 // HookBySecret finds the hook whose receiver secret hashes to secretHash.
 func (db *DB) HookBySecret(ctx context.Context, secretHash []byte) (events.HookTarget, error) {
 	var t events.HookTarget
+	var cfg []byte
 	err := db.pool.QueryRow(ctx, `
-		SELECT h.instance_id, i.element_key, h.event_key FROM event_hooks h JOIN instances i ON i.id = h.instance_id
-		WHERE h.secret_hash = $1`, secretHash).Scan(&t.InstanceID, &t.ElementKey, &t.EventKey)
+		SELECT h.instance_id, i.element_key, h.event_key, i.configuration FROM event_hooks h JOIN instances i ON i.id = h.instance_id
+		WHERE h.secret_hash = $1`, secretHash).Scan(&t.InstanceID, &t.ElementKey, &t.EventKey, &cfg)
 	if err != nil {
 		return events.HookTarget{}, interpret(err)
+	}
+	if err := json.Unmarshal(cfg, &t.Config); err != nil {
+		return events.HookTarget{}, fmt.Errorf("store: instance %d configuration: %w", t.InstanceID, err)
 	}
 	return t, nil
 }

@@ -78,7 +78,7 @@ func TestHooks_SecretLookupAndState(t *testing.T) {
 	if err := db.PrepareHook(ctx, inst.ID, "contact.add", secrets.Hash(first), "https://c.example"); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := db.HookBySecret(ctx, secrets.Hash(first)); err != nil || got != (events.HookTarget{InstanceID: inst.ID, ElementKey: "infusionsoftcrm", EventKey: "contact.add"}) {
+	if got, err := db.HookBySecret(ctx, secrets.Hash(first)); err != nil || got.InstanceID != inst.ID || got.ElementKey != "infusionsoftcrm" || got.EventKey != "contact.add" || got.Config == nil {
 		t.Fatalf("by secret: %+v %v", got, err)
 	}
 	now := time.Now().UTC().Truncate(time.Millisecond)
