@@ -16,9 +16,11 @@ import (
 
 // ClaimHookInstances claims up to limit instances whose hooks are due: never
 // looked at, changed since the last look (their updated_at moved, on any
-// replica), or their check time has come. A claim moves due_at a lease into
-// the future and records the updated_at it saw, and commits at once; rows
-// other replicas are claiming are skipped.
+// replica), their check time has come, or a reconciler's lease on them ran
+// out. A claim leases the instance, so no other reconciler takes it even if
+// it changes meanwhile (it is due again once FinishHooks ends the lease), and
+// records the updated_at it saw; it commits at once, skipping rows other
+// replicas are claiming.
 //
 // Instances without a schedule row yet get one first, found by an anti-join
 // over instances; at connectord's scale (thousands of instances, a poll every
@@ -35,9 +37,10 @@ func (db *DB) ClaimHookInstances(ctx context.Context, limit int, lease time.Dura
 			return interpret(err)
 		}
 		rows, err := tx.Query(ctx, `
-			UPDATE event_hook_schedule s SET due_at = now() + make_interval(secs => $2), seen_updated_at = due.updated_at
+			UPDATE event_hook_schedule s SET leased_until = now() + make_interval(secs => $2), seen_updated_at = due.updated_at
 			FROM (SELECT s.instance_id, i.updated_at FROM event_hook_schedule s JOIN instances i ON i.id = s.instance_id
-			      WHERE s.due_at <= now() OR i.updated_at > s.seen_updated_at
+			      WHERE (s.due_at <= now() OR i.updated_at > s.seen_updated_at OR s.leased_until <= now())
+			        AND (s.leased_until IS NULL OR s.leased_until <= now())
 			      ORDER BY s.due_at NULLS FIRST LIMIT $1 FOR UPDATE OF s SKIP LOCKED) due
 			WHERE s.instance_id = due.instance_id
 			RETURNING s.instance_id`, limit, lease.Seconds())
@@ -117,7 +120,7 @@ func (db *DB) DeleteHook(ctx context.Context, instanceID int64, eventKey string)
 // FinishHooks records when an instance's hooks are next due (nil: when it
 // changes) and the configuration problem found, if any.
 func (db *DB) FinishHooks(ctx context.Context, instanceID int64, due *time.Time, problem string) error {
-	_, err := db.pool.Exec(ctx, `UPDATE event_hook_schedule SET due_at = $2, problem = nullif($3, '') WHERE instance_id = $1`,
+	_, err := db.pool.Exec(ctx, `UPDATE event_hook_schedule SET due_at = $2, problem = nullif($3, ''), leased_until = NULL WHERE instance_id = $1`,
 		instanceID, due, problem)
 	return interpret(err)
 }

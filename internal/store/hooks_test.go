@@ -48,9 +48,23 @@ func TestClaimHookInstances_SharedAcrossReplicasAndWokenByChanges(t *testing.T) 
 	if ids, err := db.ClaimHookInstances(ctx, 10, time.Minute); err != nil || len(ids) != 0 {
 		t.Fatalf("claimed within the lease: %v %v", ids, err)
 	}
-	if _, err := db.UpdateInstance(ctx, org.ID, all[2], func(inst *instances.Instance) error { inst.Name = "changed"; return nil }); err != nil {
-		t.Fatal(err)
+	change := func(id int64) {
+		t.Helper()
+		if _, err := db.UpdateInstance(ctx, org.ID, id, func(inst *instances.Instance) error { inst.Name += "+"; return nil }); err != nil {
+			t.Fatal(err)
+		}
 	}
+	// Changed while a reconciler holds it: not claimed by another.
+	change(all[3])
+	if ids, err := db.ClaimHookInstances(ctx, 10, time.Minute); err != nil || len(ids) != 0 {
+		t.Fatalf("a leased instance that changed was claimed again: %v %v", ids, err)
+	}
+	for _, id := range all {
+		if err := db.FinishHooks(ctx, id, nil, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	change(all[2])
 	past := time.Now().Add(-time.Second)
 	if err := db.FinishHooks(ctx, all[4], &past, ""); err != nil {
 		t.Fatal(err)
@@ -60,8 +74,9 @@ func TestClaimHookInstances_SharedAcrossReplicasAndWokenByChanges(t *testing.T) 
 	}
 	ids, err := db.ClaimHookInstances(ctx, 10, time.Minute)
 	slices.Sort(ids)
-	if err != nil || !slices.Equal(ids, []int64{all[2], all[4]}) {
-		t.Fatalf("after a change and a due check: %v %v, want %v", ids, err, []int64{all[2], all[4]})
+	// all[3] changed during its lease, all[2] after, all[4]'s check is due.
+	if want := []int64{all[2], all[3], all[4]}; err != nil || !slices.Equal(ids, want) {
+		t.Fatalf("after changes and a due check: %v %v, want %v", ids, err, want)
 	}
 }
 
