@@ -90,6 +90,9 @@ type HookStore interface {
 	HookBySecret(ctx context.Context, secretHash []byte) (HookTarget, error)
 	// HookKeyKnown reports whether any instance's hook has Keap key hookKey.
 	HookKeyKnown(ctx context.Context, hookKey string) (bool, error)
+	// LeaseHooks takes the reconciler's lease on an instance for d unless a
+	// reconciler holds it now, and reports whether it did.
+	LeaseHooks(ctx context.Context, instanceID int64, d time.Duration) (bool, error)
 }
 
 // KeapCaller sends a request to Keap for an instance (upstream.Client).
@@ -569,6 +572,19 @@ func (h *Hooks) Remove(ctx context.Context, inst *instances.Instance) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.opt.RemoveTimeout)
 	defer cancel()
 	log := h.opt.Log.With().Int64("instance_id", inst.ID).Logger()
+	// Take the instance from the reconciler first, waiting a little for one
+	// at work on it, so none registers a hook after these are deleted.
+	wait, cancelWait := context.WithTimeout(ctx, h.opt.RemoveTimeout/2)
+	for {
+		taken, err := h.store.LeaseHooks(ctx, inst.ID, h.opt.RemoveTimeout)
+		if taken || err != nil || sleepCtx(wait, 50*time.Millisecond) != nil {
+			if !taken {
+				log.Warn().Err(err).Msg("deleting the instance's Keap hooks while the reconciler may still be at work on them")
+			}
+			break
+		}
+	}
+	cancelWait()
 	hooks, err := h.store.InstanceHooks(ctx, inst.ID)
 	if err != nil {
 		log.Error().Err(err).Msg("list the instance's Keap hooks before deleting it; any it had stay at Keap")
@@ -590,6 +606,17 @@ func (h *Hooks) Remove(ctx context.Context, inst *instances.Instance) {
 	}
 	if len(left) > 0 {
 		log.Warn().Strs("hook_keys", left).Msg("these Keap hooks outlive their instance: delete them with DELETE /v1/hooks/{key} at Keap; until then Keap's deliveries to them are answered 404 and Keap makes them Inactive")
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
 	}
 }
 

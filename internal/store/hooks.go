@@ -141,6 +141,24 @@ func (db *DB) HookBySecret(ctx context.Context, secretHash []byte) (events.HookT
 	return t, nil
 }
 
+// LeaseHooks takes the reconciler's lease on an instance for d, unless a
+// reconciler holds it now; it reports whether it did.
+func (db *DB) LeaseHooks(ctx context.Context, instanceID int64, d time.Duration) (bool, error) {
+	tag, err := db.pool.Exec(ctx, `
+		INSERT INTO event_hook_schedule AS s (instance_id, seen_updated_at, leased_until)
+		VALUES ($1, '-infinity', now() + make_interval(secs => $2))
+		ON CONFLICT (instance_id) DO UPDATE SET leased_until = excluded.leased_until
+		WHERE s.leased_until IS NULL OR s.leased_until <= now()`, instanceID, d.Seconds())
+	if err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "23503" {
+			return false, notFound(instanceID)
+		}
+		return false, interpret(err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
 // HookKeyKnown reports whether any instance's hook has Keap key hookKey.
 func (db *DB) HookKeyKnown(ctx context.Context, hookKey string) (bool, error) {
 	var known bool

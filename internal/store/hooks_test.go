@@ -78,6 +78,18 @@ func TestClaimHookInstances_SharedAcrossReplicasAndWokenByChanges(t *testing.T) 
 	if want := []int64{all[2], all[3], all[4]}; err != nil || !slices.Equal(ids, want) {
 		t.Fatalf("after changes and a due check: %v %v, want %v", ids, err, want)
 	}
+
+	// Instance deletion takes the lease from the reconciler, not from under it.
+	if taken, err := db.LeaseHooks(ctx, all[2], time.Minute); err != nil || taken {
+		t.Fatalf("lease taken from a reconciler at work: %v %v", taken, err)
+	}
+	if taken, err := db.LeaseHooks(ctx, all[0], time.Minute); err != nil || !taken {
+		t.Fatalf("lease of an idle instance: %v %v", taken, err)
+	}
+	change(all[0])
+	if ids, err := db.ClaimHookInstances(ctx, 10, time.Minute); err != nil || slices.Contains(ids, all[0]) {
+		t.Fatalf("claimed an instance being deleted: %v %v", ids, err)
+	}
 }
 
 // A hook's secret is found only by its hash, and goes when the hook is
