@@ -612,3 +612,44 @@ func TestHooks_NewPublicURLMovesTheHooks(t *testing.T) {
 	}
 	checkKeapSpec(t, k)
 }
+
+// A service account key registers hooks too; a legacy key cannot (Keap's
+// REST hooks need the REST API) and is told to poll instead.
+func TestHooks_ServiceAccountKeyRegistersAndLegacyKeyIsRefused(t *testing.T) {
+	t.Parallel()
+	k := newHookKeap(t)
+	s := startServerWith(t, hooksEnv(t, k), k.keapServer, nil)
+	o := s.createOrg("Acme", "dev@acme.test")
+	rcv := newReceiver(t, "")
+	events := map[string]any{"event.notification.enabled": true, "event.notification.callback.url": rcv.URL, "event.objects": "companies"}
+
+	body := apiKeyBody("infusionsoftcrm", testServiceKey, "")
+	for key, v := range events {
+		body["configuration"].(map[string]any)[key] = v
+	}
+	if r := s.do("POST", "/instances", o.auth(), body); r.Status != 200 {
+		t.Fatalf("service account instance: %d %s", r.Status, r.Body)
+	}
+	waitUntil(t, "company hooks registered with the service account key", 10*time.Second, func() bool {
+		return allVerified(k.hooksFor(s.URL+"/events/keap/"), "company.add", "company.delete", "company.edit")
+	})
+	for _, kr := range k.requests() {
+		if kr.Header.Get("X-Keap-API-Key") != testServiceKey {
+			t.Errorf("%s %s without the service account key", kr.Method, kr.Path)
+		}
+	}
+
+	legacy := apiKeyBody("infusionsoftcrm", testLegacyKey, testLegacyApp)
+	for key, v := range events {
+		legacy["configuration"].(map[string]any)[key] = v
+	}
+	r := s.do("POST", "/instances", o.auth(), legacy)
+	if r.Status != 400 || !strings.Contains(r.JSON(t)["message"].(string), "legacy API key cannot register Keap REST hooks") {
+		t.Fatalf("legacy key in webhook mode: %d %s", r.Status, r.Body)
+	}
+	legacy["configuration"].(map[string]any)["event.vendor.type"] = "polling"
+	if r := s.do("POST", "/instances", o.auth(), legacy); r.Status != 200 {
+		t.Fatalf("legacy key polling: %d %s", r.Status, r.Body)
+	}
+	checkKeapSpec(t, k)
+}
