@@ -8,7 +8,7 @@ CREATE TABLE event_hooks (
     instance_id   bigint      NOT NULL REFERENCES instances (id) ON DELETE CASCADE,
     event_key     text        NOT NULL CHECK (event_key <> ''),
     secret_hash   bytea       NOT NULL UNIQUE,
-    receiver_base text        NOT NULL, -- CONNECTORD_PUBLIC_URL when the hook was pointed at it
+    receiver_base text        NOT NULL, -- the CONNECTORD_PUBLIC_URL Keap's hook points at; '' until Keap accepted it
     hook_key      text,                 -- Keap's key; NULL until Keap accepted the hook
     status        text        NOT NULL DEFAULT 'Unregistered'
                   CHECK (status IN ('Unregistered', 'Unverified', 'Verified', 'Inactive')),

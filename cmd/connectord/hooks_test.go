@@ -46,6 +46,8 @@ type hookKeap struct {
 	// loseAnswers is how many more POST /hooks for contact.edit Keap carries
 	// out but whose answer never arrives (the connection drops).
 	loseAnswers atomic.Int32
+	// failPuts is how many more PUT /hooks/{key} Keap answers 503.
+	failPuts atomic.Int32
 }
 
 func newHookKeap(t testing.TB) *hookKeap {
@@ -59,6 +61,10 @@ func newHookKeap(t testing.TB) *hookKeap {
 				hk.mu.Lock()
 				hk.reqs = append(hk.reqs, keapRequest{Method: r.Method, Path: r.URL.Path, ContentType: r.Header.Get("Content-Type"), Body: body, Header: r.Header.Clone()})
 				hk.mu.Unlock()
+				if n := hk.failPuts.Load(); r.Method == http.MethodPut && n > 0 && hk.failPuts.CompareAndSwap(n, n-1) {
+					http.Error(w, `{"message":"unavailable"}`, http.StatusServiceUnavailable)
+					return
+				}
 				if r.Method == http.MethodPost && r.URL.Path == "/crm/rest/v1/hooks" && bytes.Contains(body, []byte(`"contact.edit"`)) {
 					if n := hk.loseAnswers.Load(); n > 0 && hk.loseAnswers.CompareAndSwap(n, n-1) {
 						next.ServeHTTP(httptest.NewRecorder(), r)
@@ -596,10 +602,14 @@ func TestHooks_NewPublicURLMovesTheHooks(t *testing.T) {
 	public := httptest.NewServer(front)
 	t.Cleanup(public.Close)
 	env["CONNECTORD_PUBLIC_URL"] = public.URL
+	k.failPuts.Store(6) // the first moves fail, even after upstream's retries; they are tried again
 	second := startServerWith(t, env, k.keapServer, nil)
 	target, _ := url.Parse(second.URL)
 	front.target.Store(httputil.NewSingleHostReverseProxy(target))
 	waitUntil(t, "hooks moved to the new URL", 10*time.Second, func() bool { return allVerified(k.hooksFor(public.URL+"/events/keap/"), contactEventKeys...) })
+	if n := k.failPuts.Load(); n != 0 {
+		t.Errorf("%d refused PUTs left: the moves were not retried", n)
+	}
 	moved := k.hooksFor(public.URL + "/events/keap/")
 	for key, h := range old {
 		if moved[key].Key != h.Key {

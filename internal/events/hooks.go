@@ -76,8 +76,8 @@ type HookStore interface {
 	// PrepareHook records the receiver secret (its hash) a hook is about to be
 	// pointed at, creating the hook's row if need be; it commits before Keap
 	// is called, since Keap verifies the receiver before it answers.
-	PrepareHook(ctx context.Context, instanceID int64, eventKey string, secretHash []byte, receiverBase string) error
-	// SaveHook records a hook's key, status, check time and error.
+	PrepareHook(ctx context.Context, instanceID int64, eventKey string, secretHash []byte) error
+	// SaveHook records a hook's key, status, receiver base, check time and error.
 	SaveHook(ctx context.Context, h Hook) error
 	DeleteHook(ctx context.Context, instanceID int64, eventKey string) error
 	// FinishHooks records when the instance is next due (nil: only when it
@@ -394,11 +394,10 @@ type restHookRequest struct {
 func (h *Hooks) point(ctx context.Context, t upstream.Target, hk Hook, method string, log zerolog.Logger) Hook {
 	secret := secrets.NewToken()
 	hookURL := h.opt.PublicURL + ReceiverPath + secret
-	if err := h.store.PrepareHook(ctx, hk.InstanceID, hk.EventKey, secrets.Hash(secret), h.opt.PublicURL); err != nil {
+	if err := h.store.PrepareHook(ctx, hk.InstanceID, hk.EventKey, secrets.Hash(secret)); err != nil {
 		hk.LastError = "record the receiver secret: " + err.Error()
 		return hk
 	}
-	hk.ReceiverBase = h.opt.PublicURL
 	path := "/hooks"
 	if method == http.MethodPut {
 		path += "/" + url.PathEscape(hk.HookKey)
@@ -416,8 +415,10 @@ func (h *Hooks) point(ctx context.Context, t upstream.Target, hk Hook, method st
 		log.Warn().Str("event_key", hk.EventKey).Str("error", hk.LastError).Msg("could not register the Keap hook; will retry")
 		return hk
 	}
+	// Only now does Keap's hook point at the new URL; until then a failed
+	// move is tried again, because the recorded base still differs.
 	now := h.opt.Now()
-	hk.HookKey, hk.Status, hk.CheckedDate = got.Key, got.Status, &now
+	hk.HookKey, hk.Status, hk.CheckedDate, hk.ReceiverBase = got.Key, got.Status, &now, h.opt.PublicURL
 	hk.LastError = h.verdict(hk)
 	ev := log.Info()
 	if hk.Status != HookVerified {

@@ -86,12 +86,11 @@ func (db *DB) InstanceHooks(ctx context.Context, instanceID int64) ([]events.Hoo
 
 // PrepareHook records the hash of the receiver secret a hook is about to be
 // pointed at (the hook's old secret stops working), creating the row if need be.
-func (db *DB) PrepareHook(ctx context.Context, instanceID int64, eventKey string, secretHash []byte, receiverBase string) error {
+func (db *DB) PrepareHook(ctx context.Context, instanceID int64, eventKey string, secretHash []byte) error {
 	_, err := db.pool.Exec(ctx, `
-		INSERT INTO event_hooks (instance_id, event_key, secret_hash, receiver_base) VALUES ($1, $2, $3, $4)
-		ON CONFLICT (instance_id, event_key) DO UPDATE SET secret_hash = excluded.secret_hash,
-			receiver_base = excluded.receiver_base, updated_at = now()`,
-		instanceID, eventKey, secretHash, receiverBase)
+		INSERT INTO event_hooks (instance_id, event_key, secret_hash, receiver_base) VALUES ($1, $2, $3, '')
+		ON CONFLICT (instance_id, event_key) DO UPDATE SET secret_hash = excluded.secret_hash, updated_at = now()`,
+		instanceID, eventKey, secretHash)
 	if apperr.CodeOf(interpret(err)) == apperr.Conflict {
 		return apperr.Errorf(apperr.Conflict, "receiver secret collision; try again")
 	}
@@ -102,12 +101,13 @@ func (db *DB) PrepareHook(ctx context.Context, instanceID int64, eventKey string
 	return interpret(err)
 }
 
-// SaveHook records a hook's Keap key, status, check time and last error.
+// SaveHook records a hook's Keap key, status, receiver base, check time and last error.
 func (db *DB) SaveHook(ctx context.Context, h events.Hook) error {
 	_, err := db.pool.Exec(ctx, `
-		UPDATE event_hooks SET hook_key = nullif($3, ''), status = $4, checked_at = $5, last_error = nullif($6, ''), updated_at = now()
+		UPDATE event_hooks SET hook_key = nullif($3, ''), status = $4, checked_at = $5, last_error = nullif($6, ''),
+			receiver_base = $7, updated_at = now()
 		WHERE instance_id = $1 AND event_key = $2`,
-		h.InstanceID, h.EventKey, h.HookKey, h.Status, h.CheckedDate, h.LastError)
+		h.InstanceID, h.EventKey, h.HookKey, h.Status, h.CheckedDate, h.LastError, h.ReceiverBase)
 	return interpret(err)
 }
 

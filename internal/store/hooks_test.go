@@ -102,17 +102,17 @@ func TestHooks_SecretLookupAndState(t *testing.T) {
 	other := newOrganization(t, db)
 	inst := newInstance(t, db, org.ID, "rt")
 	first, second := secrets.NewToken(), secrets.NewToken()
-	if err := db.PrepareHook(ctx, inst.ID, "contact.add", secrets.Hash(first), "https://c.example"); err != nil {
+	if err := db.PrepareHook(ctx, inst.ID, "contact.add", secrets.Hash(first)); err != nil {
 		t.Fatal(err)
 	}
 	if got, err := db.HookBySecret(ctx, secrets.Hash(first)); err != nil || got.InstanceID != inst.ID || got.ElementKey != "infusionsoftcrm" || got.EventKey != "contact.add" || got.Config == nil {
 		t.Fatalf("by secret: %+v %v", got, err)
 	}
 	now := time.Now().UTC().Truncate(time.Millisecond)
-	if err := db.SaveHook(ctx, events.Hook{InstanceID: inst.ID, EventKey: "contact.add", HookKey: "17", Status: events.HookVerified, CheckedDate: &now}); err != nil {
+	if err := db.SaveHook(ctx, events.Hook{InstanceID: inst.ID, EventKey: "contact.add", HookKey: "17", Status: events.HookVerified, CheckedDate: &now, ReceiverBase: "https://d.example"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := db.PrepareHook(ctx, inst.ID, "contact.add", secrets.Hash(second), "https://d.example"); err != nil {
+	if err := db.PrepareHook(ctx, inst.ID, "contact.add", secrets.Hash(second)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := db.HookBySecret(ctx, secrets.Hash(first)); apperr.CodeOf(err) != apperr.NotFound {
@@ -137,7 +137,7 @@ func TestHooks_SecretLookupAndState(t *testing.T) {
 	if _, err := db.HookBySecret(ctx, secrets.Hash(second)); apperr.CodeOf(err) != apperr.NotFound {
 		t.Fatalf("a deleted instance's hook still answers: %v", err)
 	}
-	if err := db.PrepareHook(ctx, inst.ID, "contact.add", secrets.Hash(first), "https://c.example"); apperr.CodeOf(err) != apperr.NotFound {
+	if err := db.PrepareHook(ctx, inst.ID, "contact.add", secrets.Hash(first)); apperr.CodeOf(err) != apperr.NotFound {
 		t.Fatalf("prepare for a deleted instance: %v", err)
 	}
 }
