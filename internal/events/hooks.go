@@ -407,6 +407,9 @@ func (h *Hooks) point(ctx context.Context, t upstream.Target, hk Hook, method st
 		hk.HookKey = "" // gone at Keap: register it anew
 		return h.point(ctx, t, hk, http.MethodPost, log)
 	}
+	if err == nil && got.Key == "" {
+		err = fmt.Errorf("Keap answered %s %s without the hook's key", method, path)
+	}
 	if err != nil {
 		if method == http.MethodPost {
 			hk.HookKey, hk.Status = "", HookUnregistered
