@@ -48,18 +48,20 @@ func NewReceiver(store ReceiverStore, catalog *elements.Catalog, now func() time
 	return &Receiver{store: store, catalog: catalog, now: now}
 }
 
-// errNoReceiver answers every secret that is not a hook's: the same for a
+// noReceiver answers every secret that is not a hook's: the same for a
 // wrong one and for one whose hook or instance is gone.
-var errNoReceiver = apperr.Errorf(apperr.NotFound, "no Keap hook receiver at this path")
+func noReceiver() error {
+	return apperr.Errorf(apperr.NotFound, "no Keap hook receiver at this path")
+}
 
 func (r *Receiver) target(ctx context.Context, secret string) (HookTarget, error) {
 	if secret == "" {
-		return HookTarget{}, errNoReceiver
+		return HookTarget{}, noReceiver()
 	}
 	t, err := r.store.HookBySecret(ctx, secrets.Hash(secret))
 	switch {
 	case apperr.CodeOf(err) == apperr.NotFound:
-		return HookTarget{}, errNoReceiver
+		return HookTarget{}, noReceiver()
 	case err != nil:
 		return HookTarget{}, unavailable(err)
 	}
@@ -86,7 +88,7 @@ func (r *Receiver) Deliver(ctx context.Context, secret string, body []byte) (int
 	}
 	el, ok := r.catalog.Lookup(t.ElementKey)
 	if !ok {
-		return 0, errNoReceiver
+		return 0, noReceiver()
 	}
 	evs, err := ParseDelivery(el, t.EventKey, body, r.now())
 	if err != nil {
@@ -102,7 +104,7 @@ func (r *Receiver) Deliver(ctx context.Context, secret string, body []byte) (int
 	}
 	if _, err := r.store.EnqueueEvents(ctx, t.InstanceID, evs, json.RawMessage(body)); err != nil {
 		if apperr.CodeOf(err) == apperr.NotFound {
-			return 0, errNoReceiver // the instance was deleted meanwhile
+			return 0, noReceiver() // the instance was deleted meanwhile
 		}
 		return 0, unavailable(err)
 	}
