@@ -98,6 +98,13 @@ func TestReceiveKeapHook_AcknowledgesOnlyStoredDeliveries(t *testing.T) {
 	if w := post("/events/keap/"+secret, "", "X-Hook-Secret", "handshake-value"); w.Code != 200 || w.Header().Get("X-Hook-Secret") != "handshake-value" {
 		t.Errorf("handshake: %d %q", w.Code, w.Header().Get("X-Hook-Secret"))
 	}
+	// A handshake with a body that is no delivery is still a handshake.
+	if w := post("/events/keap/"+secret, "{}", "X-Hook-Secret", "v2"); w.Code != 200 || w.Header().Get("X-Hook-Secret") != "v2" {
+		t.Errorf("handshake with {}: %d %q %s", w.Code, w.Header().Get("X-Hook-Secret"), w.Body)
+	}
+	if len(st.stored) != 1 {
+		t.Fatalf("handshakes stored events: %d batches", len(st.stored))
+	}
 	for _, wrong := range []string{"/events/keap/" + secret + "x", "/events/keap/x"} {
 		if w := post(wrong, "", "X-Hook-Secret", "v"); w.Code != 404 || w.Header().Get("X-Hook-Secret") != "" {
 			t.Errorf("handshake on a wrong path: %d %q", w.Code, w.Header().Get("X-Hook-Secret"))
