@@ -663,3 +663,45 @@ func TestHooks_ServiceAccountKeyRegistersAndLegacyKeyIsRefused(t *testing.T) {
 	}
 	checkKeapSpec(t, k)
 }
+
+// Deleting an instance while Keap is down still deletes it, within the
+// bound, and logs the hooks left at Keap; deliveries to them find nothing.
+func TestHooks_DeleteWhileKeapIsDownLogsTheHooksLeft(t *testing.T) {
+	t.Parallel()
+	k := newHookKeap(t)
+	s := startServerWith(t, hooksEnv(t, k), k.keapServer, nil)
+	o := s.createOrg("Acme", "dev@acme.test")
+	rcv := newReceiver(t, "")
+	id := s.eventsInstance(o, rcv.URL, "", 0)
+	prefix := s.URL + "/events/keap/"
+	waitUntil(t, "hooks registered", 10*time.Second, func() bool { return allVerified(k.hooksFor(prefix), contactEventKeys...) })
+
+	k.SetDown(true)
+	start := time.Now()
+	if r := s.do("DELETE", fmt.Sprintf("/instances/%d", id), o.auth(), nil); r.Status != 200 {
+		t.Fatalf("DELETE while Keap is down: %d %s", r.Status, r.Body)
+	}
+	if took := time.Since(start); took > 12*time.Second {
+		t.Errorf("DELETE took %s; the hook deletion is bounded at 10 s", took)
+	}
+	k.SetDown(false)
+	if r := s.do("GET", fmt.Sprintf("/instances/%d", id), o.auth(), nil); r.Status != 404 {
+		t.Errorf("the instance is still there: %d", r.Status)
+	}
+	left := k.hooksFor(prefix)
+	if len(left) != 3 {
+		t.Fatalf("%d hooks at Keap, want the 3 left behind", len(left))
+	}
+	line := s.logs.waitFor(t, "these Keap hooks outlive their instance: delete them with DELETE /v1/hooks/{key} at Keap; until then Keap's deliveries to them are answered 404 and Keap makes them Inactive", s.done)
+	for _, h := range left {
+		if !strings.Contains(fmt.Sprint(line["hook_keys"]), h.Key) {
+			t.Errorf("hook %s is not in the log line %v", h.Key, line)
+		}
+	}
+	if r := s.post(left["contact.add"].HookURL, `{"event_key":"contact.add","object_keys":[{"id":1}]}`); r.Status != 404 {
+		t.Errorf("a delivery to a deleted instance's hook: %d", r.Status)
+	}
+	if n := s.count("events"); n != 0 {
+		t.Errorf("%d events stored", n)
+	}
+}
