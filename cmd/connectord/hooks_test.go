@@ -43,6 +43,11 @@ type hookKeap struct {
 	*keapServer
 	mu   sync.Mutex
 	reqs []keapRequest
+	// loseAnswers is how many more POST /hooks for contact.edit Keap carries
+	// out but whose answer never arrives (the connection drops).
+	loseAnswers atomic.Int32
+	// failPuts is how many more PUT /hooks/{key} Keap answers 503.
+	failPuts atomic.Int32
 }
 
 func newHookKeap(t testing.TB) *hookKeap {
@@ -56,6 +61,20 @@ func newHookKeap(t testing.TB) *hookKeap {
 				hk.mu.Lock()
 				hk.reqs = append(hk.reqs, keapRequest{Method: r.Method, Path: r.URL.Path, ContentType: r.Header.Get("Content-Type"), Body: body, Header: r.Header.Clone()})
 				hk.mu.Unlock()
+				if n := hk.failPuts.Load(); r.Method == http.MethodPut && n > 0 && hk.failPuts.CompareAndSwap(n, n-1) {
+					http.Error(w, `{"message":"unavailable"}`, http.StatusServiceUnavailable)
+					return
+				}
+				if r.Method == http.MethodPost && r.URL.Path == "/crm/rest/v1/hooks" && bytes.Contains(body, []byte(`"contact.edit"`)) {
+					if n := hk.loseAnswers.Load(); n > 0 && hk.loseAnswers.CompareAndSwap(n, n-1) {
+						next.ServeHTTP(httptest.NewRecorder(), r)
+						conn, _, err := http.NewResponseController(w).Hijack()
+						if err == nil {
+							conn.Close()
+						}
+						return
+					}
+				}
 			}
 			next.ServeHTTP(w, r)
 		})
@@ -360,22 +379,32 @@ func TestHooks_FollowConfigurationChangesAndInstanceDeletion(t *testing.T) {
 		return allVerified(k.hooksFor(prefix), append([]string{"company.add", "company.delete", "company.edit"}, contactEventKeys...)...)
 	})
 
-	patch(map[string]any{"event.objects": "companies,tasks"})
+	// A resource Keap has no hooks for is refused in webhook mode, naming it.
+	r := s.do("PATCH", fmt.Sprintf("/instances/%d", id), o.auth(), map[string]any{"configuration": map[string]any{"event.objects": "companies,tasks"}})
+	if r.Status != 400 || !strings.Contains(r.JSON(t)["message"].(string), "has no Keap REST hooks for tasks") {
+		t.Fatalf("event.objects with tasks: %d %s", r.Status, r.Body)
+	}
+	patch(map[string]any{"event.objects": "companies"})
 	waitUntil(t, "only the company hooks", 10*time.Second, func() bool {
 		return allVerified(k.hooksFor(prefix), "company.add", "company.delete", "company.edit")
 	})
-	waitUntil(t, "the problem shown", 5*time.Second, func() bool {
-		p, _ := s.hookState(o, id)["problem"].(string)
-		return strings.Contains(p, "tasks")
-	})
 
-	patch(map[string]any{"event.vendor.type": "polling"})
+	// Companies cannot be polled (Keap's list has no last-updated filter).
+	patch(map[string]any{"event.vendor.type": "polling", "event.objects": "contacts"})
 	waitUntil(t, "hooks deleted in polling mode", 10*time.Second, func() bool { return len(k.hooksFor(prefix)) == 0 })
 
-	patch(map[string]any{"event.vendor.type": "webhook"})
+	patch(map[string]any{"event.vendor.type": "webhook", "event.objects": "companies"})
 	waitUntil(t, "hooks back in webhook mode", 10*time.Second, func() bool {
 		return allVerified(k.hooksFor(prefix), "company.add", "company.delete", "company.edit")
 	})
+	// An invalid instance's hooks wait for its repair, and say so.
+	s.exec(fmt.Sprintf(`UPDATE instances SET valid = false, invalid_reason = 'the refresh token was revoked', updated_at = now() WHERE id = %d`, id))
+	waitUntil(t, "the state to name the invalid instance", 5*time.Second, func() bool {
+		p, _ := s.hookState(o, id)["problem"].(string)
+		return strings.Contains(p, "the refresh token was revoked")
+	})
+	s.exec(fmt.Sprintf(`UPDATE instances SET valid = true, invalid_reason = NULL, updated_at = now() WHERE id = %d`, id))
+	waitUntil(t, "no problem once repaired", 5*time.Second, func() bool { return s.hookState(o, id)["problem"] == nil })
 	if r := s.do("DELETE", fmt.Sprintf("/instances/%d", id), o.auth(), nil); r.Status != 200 {
 		t.Fatalf("DELETE: %d %s", r.Status, r.Body)
 	}
@@ -458,9 +487,9 @@ func TestHooks_HandshakeFailureHealsAndInactiveHooksAreVerifiedAgain(t *testing.
 	waitUntil(t, "the Inactive hook verified again", 10*time.Second, func() bool {
 		return k.hooksFor(prefix)["contact.edit"].Status == "Verified"
 	})
-	if !strings.Contains(s.logs.String(), `"was":"Inactive"`) {
-		t.Error("the re-verification of the Inactive hook is not logged")
-	}
+	waitUntil(t, "the re-verification of the Inactive hook logged", 5*time.Second, func() bool {
+		return strings.Contains(s.logs.String(), `"was":"Inactive","status":"Verified"`)
+	})
 	if err := k.DeliverHook("contact.edit", []int64{7}); err != nil {
 		t.Fatal(err)
 	}
@@ -504,4 +533,178 @@ func TestHooks_ReceiverAnswers503WhenItCannotStoreAndKeapsRetrySucceeds(t *testi
 		t.Errorf("event %v", e)
 	}
 	noSecretsLogged(t, s.logs.String(), k.Hooks())
+}
+
+// Keap registers a hook but its answer is lost: connectord finds the hook by
+// its receiver secret and adopts it rather than leave a stray at Keap; a stray
+// pointing at no hook's secret is deleted.
+func TestHooks_LostRegistrationAnswerIsAdoptedAndStraysDeleted(t *testing.T) {
+	t.Parallel()
+	k := newHookKeap(t)
+	k.loseAnswers.Store(1)
+	s := startServerWith(t, hooksEnv(t, k), k.keapServer, nil)
+	o := s.createOrg("Acme", "dev@acme.test")
+	rcv := newReceiver(t, "")
+	id := s.eventsInstance(o, rcv.URL, "", 0)
+	prefix := s.URL + "/events/keap/"
+	waitUntil(t, "three Verified hooks", 10*time.Second, func() bool { return allVerified(k.hooksFor(prefix), contactEventKeys...) })
+	s.logs.waitFor(t, "adopted a Keap hook whose registration answer was lost", s.done)
+	if n := len(k.hooksFor(prefix)); n != 3 || len(k.Hooks()) != 3 {
+		t.Fatalf("%d hooks at Keap, want 3: %v", len(k.Hooks()), k.Hooks())
+	}
+	edit := k.hooksFor(prefix)["contact.edit"]
+	for _, h := range s.hookState(o, id)["hooks"].([]any) {
+		if h := h.(map[string]any); h["eventKey"] == "contact.edit" && (h["hookKey"] != edit.Key || h["status"] != "Verified") {
+			t.Errorf("state %v, want the adopted hook %s Verified", h, edit.Key)
+		}
+	}
+	// A stray: a hook at Keap pointing at this receiver with a secret no hook has.
+	req, _ := http.NewRequest("POST", k.URL+"/crm/rest/v1/hooks", strings.NewReader(`{"eventKey":"contact.add","hookUrl":"`+prefix+`stray-secret-of-nobody-0123456789abcdefghijklmnop"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Keap-API-Key", testServiceKey)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || len(k.Hooks()) != 4 {
+		t.Fatalf("stray hook: %d, %d hooks", resp.StatusCode, len(k.Hooks()))
+	}
+	k.loseAnswers.Store(1)
+	if r := s.do("PATCH", fmt.Sprintf("/instances/%d", id), o.auth(), map[string]any{"configuration": map[string]any{"event.notification.enabled": false}}); r.Status != 200 {
+		t.Fatal(r.Status)
+	}
+	waitUntil(t, "hooks deleted", 10*time.Second, func() bool { return len(k.hooksFor(prefix)) <= 1 })
+	if r := s.do("PATCH", fmt.Sprintf("/instances/%d", id), o.auth(), map[string]any{"configuration": map[string]any{"event.notification.enabled": true}}); r.Status != 200 {
+		t.Fatal(r.Status)
+	}
+	waitUntil(t, "three Verified hooks and no stray", 10*time.Second, func() bool {
+		return allVerified(k.hooksFor(prefix), contactEventKeys...) && len(k.Hooks()) == 3
+	})
+	s.logs.waitFor(t, "deleted a stray Keap hook pointing at no hook's secret", s.done)
+	checkKeapSpec(t, k)
+}
+
+// A new CONNECTORD_PUBLIC_URL moves the hooks there (PUT, with fresh secrets)
+// on the next start, and the old receiver URLs stop working.
+func TestHooks_NewPublicURLMovesTheHooks(t *testing.T) {
+	t.Parallel()
+	k := newHookKeap(t)
+	env := hooksEnv(t, k)
+	first := startServerWith(t, env, k.keapServer, nil)
+	o := first.createOrg("Acme", "dev@acme.test")
+	rcv := newReceiver(t, "")
+	first.eventsInstance(o, rcv.URL, "", 0)
+	waitUntil(t, "hooks at the first URL", 10*time.Second, func() bool { return allVerified(k.hooksFor(first.URL+"/events/keap/"), contactEventKeys...) })
+	old := k.hooksFor(first.URL + "/events/keap/")
+	first.stop()
+
+	front := &switchable{}
+	public := httptest.NewServer(front)
+	t.Cleanup(public.Close)
+	env["CONNECTORD_PUBLIC_URL"] = public.URL
+	k.failPuts.Store(6) // the first moves fail, even after upstream's retries; they are tried again
+	second := startServerWith(t, env, k.keapServer, nil)
+	target, _ := url.Parse(second.URL)
+	front.target.Store(httputil.NewSingleHostReverseProxy(target))
+	waitUntil(t, "hooks moved to the new URL", 10*time.Second, func() bool { return allVerified(k.hooksFor(public.URL+"/events/keap/"), contactEventKeys...) })
+	if n := k.failPuts.Load(); n != 0 {
+		t.Errorf("%d refused PUTs left: the moves were not retried", n)
+	}
+	moved := k.hooksFor(public.URL + "/events/keap/")
+	for key, h := range old {
+		if moved[key].Key != h.Key {
+			t.Errorf("%s: hook %s replaced by %s; moving should keep Keap's hook", key, h.Key, moved[key].Key)
+		}
+		oldPath := strings.TrimPrefix(h.HookURL, first.URL)
+		if r := second.post(second.URL+oldPath, `{"event_key":"`+key+`","object_keys":[{"id":1}]}`); r.Status != 404 {
+			t.Errorf("the old receiver URL of %s answered %d", key, r.Status)
+		}
+	}
+	checkKeapSpec(t, k)
+}
+
+// A service account key registers hooks too; a legacy key cannot (Keap's
+// REST hooks need the REST API) and is told to poll instead.
+func TestHooks_ServiceAccountKeyRegistersAndLegacyKeyIsRefused(t *testing.T) {
+	t.Parallel()
+	k := newHookKeap(t)
+	s := startServerWith(t, hooksEnv(t, k), k.keapServer, nil)
+	o := s.createOrg("Acme", "dev@acme.test")
+	rcv := newReceiver(t, "")
+	events := map[string]any{"event.notification.enabled": true, "event.notification.callback.url": rcv.URL, "event.objects": "companies"}
+
+	body := apiKeyBody("infusionsoftcrm", testServiceKey, "")
+	for key, v := range events {
+		body["configuration"].(map[string]any)[key] = v
+	}
+	if r := s.do("POST", "/instances", o.auth(), body); r.Status != 200 {
+		t.Fatalf("service account instance: %d %s", r.Status, r.Body)
+	}
+	waitUntil(t, "company hooks registered with the service account key", 10*time.Second, func() bool {
+		return allVerified(k.hooksFor(s.URL+"/events/keap/"), "company.add", "company.delete", "company.edit")
+	})
+	for _, kr := range k.requests() {
+		if kr.Header.Get("X-Keap-API-Key") != testServiceKey {
+			t.Errorf("%s %s without the service account key", kr.Method, kr.Path)
+		}
+	}
+
+	legacy := apiKeyBody("infusionsoftcrm", testLegacyKey, testLegacyApp)
+	for key, v := range events {
+		legacy["configuration"].(map[string]any)[key] = v
+	}
+	r := s.do("POST", "/instances", o.auth(), legacy)
+	if r.Status != 400 || !strings.Contains(r.JSON(t)["message"].(string), "legacy API key reaches only Keap's XML-RPC API") {
+		t.Fatalf("legacy key in webhook mode: %d %s", r.Status, r.Body)
+	}
+	// Polling reads Keap's REST lists, which a legacy key cannot either.
+	legacy["configuration"].(map[string]any)["event.vendor.type"] = "polling"
+	legacy["configuration"].(map[string]any)["event.objects"] = "contacts"
+	if r := s.do("POST", "/instances", o.auth(), legacy); r.Status != 400 || !strings.Contains(r.JSON(t)["message"].(string), "nor poll") {
+		t.Fatalf("legacy key polling: %d %s", r.Status, r.Body)
+	}
+	checkKeapSpec(t, k)
+}
+
+// Deleting an instance while Keap is down still deletes it, within the
+// bound, and logs the hooks left at Keap; deliveries to them find nothing.
+func TestHooks_DeleteWhileKeapIsDownLogsTheHooksLeft(t *testing.T) {
+	t.Parallel()
+	k := newHookKeap(t)
+	s := startServerWith(t, hooksEnv(t, k), k.keapServer, nil)
+	o := s.createOrg("Acme", "dev@acme.test")
+	rcv := newReceiver(t, "")
+	id := s.eventsInstance(o, rcv.URL, "", 0)
+	prefix := s.URL + "/events/keap/"
+	waitUntil(t, "hooks registered", 10*time.Second, func() bool { return allVerified(k.hooksFor(prefix), contactEventKeys...) })
+
+	k.SetDown(true)
+	start := time.Now()
+	if r := s.do("DELETE", fmt.Sprintf("/instances/%d", id), o.auth(), nil); r.Status != 200 {
+		t.Fatalf("DELETE while Keap is down: %d %s", r.Status, r.Body)
+	}
+	if took := time.Since(start); took > 12*time.Second {
+		t.Errorf("DELETE took %s; the hook deletion is bounded at 10 s", took)
+	}
+	k.SetDown(false)
+	if r := s.do("GET", fmt.Sprintf("/instances/%d", id), o.auth(), nil); r.Status != 404 {
+		t.Errorf("the instance is still there: %d", r.Status)
+	}
+	left := k.hooksFor(prefix)
+	if len(left) != 3 {
+		t.Fatalf("%d hooks at Keap, want the 3 left behind", len(left))
+	}
+	line := s.logs.waitFor(t, "these Keap hooks outlive their instance: delete them with DELETE /v1/hooks/{key} at Keap; until then Keap's deliveries to them are answered 404 and Keap makes them Inactive", s.done)
+	for _, h := range left {
+		if !strings.Contains(fmt.Sprint(line["hook_keys"]), h.Key) {
+			t.Errorf("hook %s is not in the log line %v", h.Key, line)
+		}
+	}
+	if r := s.post(left["contact.add"].HookURL, `{"event_key":"contact.add","object_keys":[{"id":1}]}`); r.Status != 404 {
+		t.Errorf("a delivery to a deleted instance's hook: %d", r.Status)
+	}
+	if n := s.count("events"); n != 0 {
+		t.Errorf("%d events stored", n)
+	}
 }

@@ -34,6 +34,10 @@ const (
 // ProviderThrottled: the provider's rate limit still refused after connectord's retries.
 const ProviderThrottled Code = "provider_throttled"
 
+// Gone: the thing existed and is no longer wanted (a Keap hook of an instance
+// whose events are off); the caller should stop asking.
+const Gone Code = "gone"
+
 // Error is an error meant for the caller of connectord's API.
 type Error struct {
 	Code            Code

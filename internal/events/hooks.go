@@ -34,10 +34,6 @@ const (
 	HookInactive     = "Inactive"
 )
 
-// keyEventObjects is the instance configuration entry naming the resources
-// that produce events.
-const keyEventObjects = "event.objects"
-
 // ReceiverPath is where Keap delivers, under CONNECTORD_PUBLIC_URL; the last
 // segment is the hook's secret.
 const ReceiverPath = "/events/keap/"
@@ -76,8 +72,8 @@ type HookStore interface {
 	// PrepareHook records the receiver secret (its hash) a hook is about to be
 	// pointed at, creating the hook's row if need be; it commits before Keap
 	// is called, since Keap verifies the receiver before it answers.
-	PrepareHook(ctx context.Context, instanceID int64, eventKey string, secretHash []byte, receiverBase string) error
-	// SaveHook records a hook's key, status, check time and error.
+	PrepareHook(ctx context.Context, instanceID int64, eventKey string, secretHash []byte) error
+	// SaveHook records a hook's key, status, receiver base, check time and error.
 	SaveHook(ctx context.Context, h Hook) error
 	DeleteHook(ctx context.Context, instanceID int64, eventKey string) error
 	// FinishHooks records when the instance is next due (nil: only when it
@@ -85,6 +81,14 @@ type HookStore interface {
 	FinishHooks(ctx context.Context, instanceID int64, due *time.Time, problem string) error
 	// HookState returns the instance's hooks for its organization, and its element key.
 	HookState(ctx context.Context, orgID, instanceID int64) (HookState, string, error)
+	// HookBySecret finds the hook whose receiver secret hashes to secretHash
+	// (apperr.NotFound when none does).
+	HookBySecret(ctx context.Context, secretHash []byte) (HookTarget, error)
+	// HookKeyKnown reports whether any instance's hook has Keap key hookKey.
+	HookKeyKnown(ctx context.Context, hookKey string) (bool, error)
+	// LeaseHooks takes the reconciler's lease on an instance for d unless a
+	// reconciler holds it now, and reports whether it did.
+	LeaseHooks(ctx context.Context, instanceID int64, d time.Duration) (bool, error)
 }
 
 // KeapCaller sends one call to Keap for an instance (upstream.Client): the
@@ -211,20 +215,12 @@ func wantedHooks(el *elements.Element, inst *instances.Instance) ([]wantedHook, 
 	if instances.Value(el, inst, instances.KeyEventsEnabled) != "true" {
 		return nil, ""
 	}
-	mode := instances.Value(el, inst, instances.KeyEventVendorType)
-	if mode == "" {
-		mode = el.Events.Default
-	}
-	if mode != "webhook" {
+	if instances.EventMode(el, inst) != instances.EventsWebhook {
 		return nil, ""
 	}
 	var out []wantedHook
 	var bad []string
-	for _, name := range strings.Split(instances.Value(el, inst, keyEventObjects), ",") {
-		name = strings.TrimSpace(name)
-		if name == "" {
-			continue
-		}
+	for _, name := range instances.EventObjects(el, inst) {
 		res, ok := el.Resource(name)
 		if !ok || res.Events == nil || len(res.Events.EventKeys) == 0 {
 			bad = append(bad, name)
@@ -240,7 +236,7 @@ func wantedHooks(el *elements.Element, inst *instances.Instance) ([]wantedHook, 
 	problem := ""
 	if len(bad) > 0 {
 		problem = fmt.Sprintf("%s: %s produce no Keap REST hooks; resources with hooks: %s",
-			keyEventObjects, strings.Join(bad, ", "), strings.Join(hookResources(el), ", "))
+			instances.KeyEventObjects, strings.Join(bad, ", "), strings.Join(hookResources(el), ", "))
 	}
 	return out, problem
 }
@@ -293,11 +289,23 @@ func (h *Hooks) Reconcile(ctx context.Context, id int64) error {
 		return err
 	}
 	t := upstream.TargetFor(el, inst)
+	if !inst.Valid && (len(wanted) > 0 || len(have) > 0) {
+		// Keap would refuse its credentials; repairing it changes the
+		// instance, which makes it due again.
+		problem = strings.TrimPrefix(problem+"; ", "; ") + "the instance is not valid (" + inst.InvalidReason + "): its hooks are looked at again once it is repaired"
+		return h.store.FinishHooks(ctx, id, nil, problem)
+	}
 	if t.Legacy {
 		if len(wanted) > 0 {
 			problem = strings.TrimPrefix(problem+"; ", "; ") + "a legacy API key cannot register Keap REST hooks: use a service account key or OAuth, or event.vendor.type polling"
 		}
 		return h.store.FinishHooks(ctx, id, nil, problem)
+	}
+	if slices.ContainsFunc(have, func(hk Hook) bool { return hk.HookKey == "" && hk.LastError != "" }) {
+		// A registration failed: Keap may have created the hook and lost
+		// the answer. Adopt such hooks, and delete strays, before
+		// registering anew.
+		h.sweep(ctx, t, id, have, log)
 	}
 	now := h.opt.Now()
 	settled := true // every wanted hook Verified, every unwanted one deleted
@@ -376,11 +384,10 @@ type restHookRequest struct {
 func (h *Hooks) point(ctx context.Context, t upstream.Target, hk Hook, method string, log zerolog.Logger) Hook {
 	secret := secrets.NewToken()
 	hookURL := h.opt.PublicURL + ReceiverPath + secret
-	if err := h.store.PrepareHook(ctx, hk.InstanceID, hk.EventKey, secrets.Hash(secret), h.opt.PublicURL); err != nil {
+	if err := h.store.PrepareHook(ctx, hk.InstanceID, hk.EventKey, secrets.Hash(secret)); err != nil {
 		hk.LastError = "record the receiver secret: " + err.Error()
 		return hk
 	}
-	hk.ReceiverBase = h.opt.PublicURL
 	path := "/hooks"
 	if method == http.MethodPut {
 		path += "/" + url.PathEscape(hk.HookKey)
@@ -390,6 +397,9 @@ func (h *Hooks) point(ctx context.Context, t upstream.Target, hk Hook, method st
 		hk.HookKey = "" // gone at Keap: register it anew
 		return h.point(ctx, t, hk, http.MethodPost, log)
 	}
+	if err == nil && got.Key == "" {
+		err = fmt.Errorf("Keap answered %s %s without the hook's key", method, path)
+	}
 	if err != nil {
 		if method == http.MethodPost {
 			hk.HookKey, hk.Status = "", HookUnregistered
@@ -398,8 +408,10 @@ func (h *Hooks) point(ctx context.Context, t upstream.Target, hk Hook, method st
 		log.Warn().Str("event_key", hk.EventKey).Str("error", hk.LastError).Msg("could not register the Keap hook; will retry")
 		return hk
 	}
+	// Only now does Keap's hook point at the new URL; until then a failed
+	// move is tried again, because the recorded base still differs.
 	now := h.opt.Now()
-	hk.HookKey, hk.Status, hk.CheckedDate = got.Key, got.Status, &now
+	hk.HookKey, hk.Status, hk.CheckedDate, hk.ReceiverBase = got.Key, got.Status, &now, h.opt.PublicURL
 	hk.LastError = h.verdict(hk)
 	ev := log.Info()
 	if hk.Status != HookVerified {
@@ -447,6 +459,80 @@ func (h *Hooks) check(ctx context.Context, t upstream.Target, hk Hook, log zerol
 	return hk
 }
 
+// sweep lists the Keap account's hooks and, among those pointing at this
+// receiver: adopts one whose secret is that of an instance's hook Keap's
+// answer never reached (its key is recorded in have), and deletes one whose
+// secret and key no hook has (left by a registration whose answer was lost
+// and that was registered anew, or by an instance whose deletion could not
+// reach Keap). Deliveries to such a hook could only ever be answered 404.
+func (h *Hooks) sweep(ctx context.Context, t upstream.Target, id int64, have []Hook, log zerolog.Logger) {
+	list, err := h.list(ctx, t)
+	if err != nil {
+		log.Warn().Str("error", err.Error()).Msg("could not list Keap hooks to find strays")
+		return
+	}
+	prefix := h.opt.PublicURL + ReceiverPath
+	for _, kh := range list {
+		secret, ok := strings.CutPrefix(kh.HookURL, prefix)
+		if !ok || secret == "" || strings.Contains(secret, "/") {
+			continue
+		}
+		owner, err := h.store.HookBySecret(ctx, secrets.Hash(secret))
+		switch {
+		case err == nil:
+			if owner.InstanceID != id {
+				continue
+			}
+			i := slices.IndexFunc(have, func(hk Hook) bool { return hk.EventKey == owner.EventKey && hk.HookKey == "" })
+			if i >= 0 && kh.EventKey == owner.EventKey {
+				now := h.opt.Now()
+				have[i].HookKey, have[i].Status, have[i].CheckedDate, have[i].LastError = kh.Key, kh.Status, &now, ""
+				have[i].ReceiverBase = h.opt.PublicURL
+				if err := h.store.SaveHook(ctx, have[i]); err != nil {
+					log.Error().Err(err).Str("hook_key", kh.Key).Msg("record an adopted Keap hook")
+					continue
+				}
+				log.Info().Str("event_key", kh.EventKey).Str("hook_key", kh.Key).Str("status", kh.Status).Msg("adopted a Keap hook whose registration answer was lost")
+			}
+		case apperr.CodeOf(err) == apperr.NotFound:
+			if known, err := h.store.HookKeyKnown(ctx, kh.Key); err != nil || known {
+				continue // being moved to a new secret, or cannot tell: keep it
+			}
+			if err := h.deleteAtKeap(ctx, t, Hook{HookKey: kh.Key}); err != nil {
+				log.Warn().Str("hook_key", kh.Key).Str("error", err.Error()).Msg("could not delete a stray Keap hook")
+				continue
+			}
+			log.Info().Str("event_key", kh.EventKey).Str("hook_key", kh.Key).Msg("deleted a stray Keap hook pointing at no hook's secret")
+		}
+	}
+}
+
+// list returns the Keap account's hooks (GET /hooks).
+func (h *Hooks) list(ctx context.Context, t upstream.Target) ([]restHook, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.RESTBase+"/hooks", nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := h.keap.Do(ctx, t, req, nil)
+	if err != nil {
+		return nil, fmt.Errorf("Keap GET /hooks: %w", err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+	if err != nil {
+		return nil, fmt.Errorf("Keap GET /hooks: read the answer: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("Keap answered GET /hooks with %d: %s", resp.StatusCode, keap.ErrorMessage(data))
+	}
+	var out []restHook
+	if err := json.Unmarshal(data, &out); err != nil {
+		return nil, fmt.Errorf("Keap answered GET /hooks with a body that is not a list of RestHooks: %w", err)
+	}
+	return out, nil
+}
+
 // verdict explains a hook status that lets no event through.
 func (h *Hooks) verdict(hk Hook) string {
 	switch hk.Status {
@@ -480,6 +566,19 @@ func (h *Hooks) Remove(ctx context.Context, inst *instances.Instance) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.opt.RemoveTimeout)
 	defer cancel()
 	log := h.opt.Log.With().Int64("instance_id", inst.ID).Logger()
+	// Take the instance from the reconciler first, waiting a little for one
+	// at work on it, so none registers a hook after these are deleted.
+	wait, cancelWait := context.WithTimeout(ctx, h.opt.RemoveTimeout/2)
+	for {
+		taken, err := h.store.LeaseHooks(ctx, inst.ID, h.opt.RemoveTimeout)
+		if taken || err != nil || sleepCtx(wait, 50*time.Millisecond) != nil {
+			if !taken {
+				log.Warn().Err(err).Msg("deleting the instance's Keap hooks while the reconciler may still be at work on them")
+			}
+			break
+		}
+	}
+	cancelWait()
 	hooks, err := h.store.InstanceHooks(ctx, inst.ID)
 	if err != nil {
 		log.Error().Err(err).Msg("list the instance's Keap hooks before deleting it; any it had stay at Keap")
@@ -501,6 +600,17 @@ func (h *Hooks) Remove(ctx context.Context, inst *instances.Instance) {
 	}
 	if len(left) > 0 {
 		log.Warn().Strs("hook_keys", left).Msg("these Keap hooks outlive their instance: delete them with DELETE /v1/hooks/{key} at Keap; until then Keap's deliveries to them are answered 404 and Keap makes them Inactive")
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
 	}
 }
 

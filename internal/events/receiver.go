@@ -6,12 +6,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/connectord/connectord/internal/apperr"
 	"github.com/connectord/connectord/internal/elements"
+	"github.com/connectord/connectord/internal/instances"
 	"github.com/connectord/connectord/internal/secrets"
 )
 
@@ -20,6 +22,7 @@ type HookTarget struct {
 	InstanceID int64
 	ElementKey string
 	EventKey   string
+	Config     map[string]*string // the instance's non-secret configuration, as it is now
 }
 
 // ReceiverStore is what the receiver needs from the database.
@@ -45,18 +48,20 @@ func NewReceiver(store ReceiverStore, catalog *elements.Catalog, now func() time
 	return &Receiver{store: store, catalog: catalog, now: now}
 }
 
-// errNoReceiver answers every secret that is not a hook's: the same for a
+// noReceiver answers every secret that is not a hook's: the same for a
 // wrong one and for one whose hook or instance is gone.
-var errNoReceiver = apperr.Errorf(apperr.NotFound, "no Keap hook receiver at this path")
+func noReceiver() error {
+	return apperr.Errorf(apperr.NotFound, "no Keap hook receiver at this path")
+}
 
 func (r *Receiver) target(ctx context.Context, secret string) (HookTarget, error) {
 	if secret == "" {
-		return HookTarget{}, errNoReceiver
+		return HookTarget{}, noReceiver()
 	}
 	t, err := r.store.HookBySecret(ctx, secrets.Hash(secret))
 	switch {
 	case apperr.CodeOf(err) == apperr.NotFound:
-		return HookTarget{}, errNoReceiver
+		return HookTarget{}, noReceiver()
 	case err != nil:
 		return HookTarget{}, unavailable(err)
 	}
@@ -74,8 +79,8 @@ func (r *Receiver) Handshake(ctx context.Context, secret string) error {
 // When it returns nil the events are durable and Keap may be told so; it
 // returns how many events the delivery made. An error carries apperr.NotFound
 // for an unknown secret, Invalid for a body that is not a delivery of this
-// hook's event, and Unavailable when the events could not be stored (Keap
-// then retries).
+// hook's event, Gone for a hook the instance no longer wants, and
+// Unavailable when the events could not be stored (Keap then retries).
 func (r *Receiver) Deliver(ctx context.Context, secret string, body []byte) (int, error) {
 	t, err := r.target(ctx, secret)
 	if err != nil {
@@ -83,15 +88,23 @@ func (r *Receiver) Deliver(ctx context.Context, secret string, body []byte) (int
 	}
 	el, ok := r.catalog.Lookup(t.ElementKey)
 	if !ok {
-		return 0, errNoReceiver
+		return 0, noReceiver()
 	}
 	evs, err := ParseDelivery(el, t.EventKey, body, r.now())
 	if err != nil {
 		return 0, err
 	}
+	// Between a configuration change and the reconciler deleting the hook at
+	// Keap (or when Keap cannot be reached to delete it), deliveries of a
+	// hook no longer wanted are refused with 410, which makes Keap stop
+	// sending them at once.
+	wanted, _ := wantedHooks(el, &instances.Instance{Config: t.Config})
+	if !slices.ContainsFunc(wanted, func(w wantedHook) bool { return w.eventKey == t.EventKey }) {
+		return 0, apperr.Errorf(apperr.Gone, "the instance no longer receives %s by webhook (events disabled, polling, or not in event.objects); connectord deletes this hook", t.EventKey)
+	}
 	if _, err := r.store.EnqueueEvents(ctx, t.InstanceID, evs, json.RawMessage(body)); err != nil {
 		if apperr.CodeOf(err) == apperr.NotFound {
-			return 0, errNoReceiver // the instance was deleted meanwhile
+			return 0, noReceiver() // the instance was deleted meanwhile
 		}
 		return 0, unavailable(err)
 	}

@@ -908,3 +908,32 @@ func FuzzXMLRPCDecode(f *testing.F) {
 		}
 	})
 }
+
+// The hooks endpoints refuse what Keap's REST v1 document does not describe:
+// query parameters, a missing body, an unknown event key; SetHookStatus
+// changes a hook as Keap would on its own.
+func TestHooks_RefuseWhatTheSpecRefuses(t *testing.T) {
+	t.Parallel()
+	fk, srv := newTestFake(t, Options{})
+	for _, c := range []struct {
+		method, path string
+		body         any
+	}{
+		{http.MethodPost, "/hooks?verify=false", map[string]string{"eventKey": "contact.add", "hookUrl": "https://example.test/h"}},
+		{http.MethodGet, "/hooks?limit=5", nil},
+		{http.MethodPost, "/hooks", nil},
+		{http.MethodPost, "/hooks", map[string]string{"eventKey": "contact.explode", "hookUrl": "https://example.test/h"}},
+		{http.MethodPost, "/hooks", map[string]string{"eventKey": "contact.add", "hookUrl": "/relative"}},
+	} {
+		if r := rest(t, srv, c.method, c.path, c.body); r.status != http.StatusBadRequest {
+			t.Errorf("%s %s %v: %d %s, want 400", c.method, c.path, c.body, r.status, r.body)
+		}
+	}
+	h := rest(t, srv, http.MethodPost, "/hooks", map[string]string{"eventKey": "contact.add", "hookUrl": "http://127.0.0.1:1/h"}).json(t)
+	if !fk.SetHookStatus(h["key"].(string), "Inactive") || fk.Hooks()[0].Status != "Inactive" {
+		t.Fatalf("SetHookStatus: %v", fk.Hooks())
+	}
+	if fk.SetHookStatus("nope", "Inactive") {
+		t.Fatal("SetHookStatus of an unknown hook succeeded")
+	}
+}

@@ -103,8 +103,7 @@ type paramRule struct {
 }
 
 // paramRules are the query parameters of every REST v1 operation the fake
-// serves, as Keap's OpenAPI document lists them. Operations missing here (the
-// hooks) are not checked.
+// serves, as Keap's OpenAPI document lists them (the hooks take none).
 var paramRules = buildParamRules()
 
 func buildParamRules() []paramRule {
@@ -142,6 +141,14 @@ func buildParamRules() []paramRule {
 		{method: "PATCH", path: "/companies/{id}"},
 		{method: "GET", path: "/locales/countries"},
 		{method: "GET", path: "/locales/countries/{cc}/provinces"},
+		{method: "GET", path: "/hooks"},
+		{method: "POST", path: "/hooks"},
+		{method: "GET", path: "/hooks/event_keys"},
+		{method: "GET", path: "/hooks/{key}"},
+		{method: "PUT", path: "/hooks/{key}"},
+		{method: "DELETE", path: "/hooks/{key}"},
+		{method: "POST", path: "/hooks/{key}/verify"},
+		{method: "POST", path: "/hooks/{key}/delayedVerify"},
 	}
 	for _, k := range kinds {
 		for _, m := range k.collection {

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -30,15 +31,6 @@ type hookReceipt struct {
 func receiveKeapHook(rcv hookReceiver) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		secret := chi.URLParam(r, "secret")
-		if hs := r.Header.Get("X-Hook-Secret"); hs != "" {
-			if err := rcv.Handshake(r.Context(), secret); err != nil {
-				writeError(w, r, err)
-				return
-			}
-			w.Header().Set("X-Hook-Secret", hs)
-			writeJSON(w, http.StatusOK, hookReceipt{})
-			return
-		}
 		body, err := io.ReadAll(r.Body)
 		if err != nil {
 			var mbe *http.MaxBytesError
@@ -47,6 +39,24 @@ func receiveKeapHook(rcv hookReceiver) http.Handler {
 				return
 			}
 			writeError(w, r, apperr.Errorf(apperr.Invalid, "request body could not be read"))
+			return
+		}
+		if hs := r.Header.Get("X-Hook-Secret"); hs != "" {
+			if err := rcv.Handshake(r.Context(), secret); err != nil {
+				writeError(w, r, err)
+				return
+			}
+			w.Header().Set("X-Hook-Secret", hs)
+			// Keap's handshake has no delivery in it; should one come along,
+			// it is stored like any other, and anything else is ignored.
+			n := 0
+			if len(bytes.TrimSpace(body)) > 0 {
+				if n, err = rcv.Deliver(r.Context(), secret, body); err != nil && apperr.CodeOf(err) != apperr.Invalid {
+					writeError(w, r, err)
+					return
+				}
+			}
+			writeJSON(w, http.StatusOK, hookReceipt{Received: n})
 			return
 		}
 		n, err := rcv.Deliver(r.Context(), secret, body)

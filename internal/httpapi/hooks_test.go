@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -25,6 +26,7 @@ type receiverStore struct {
 	secretHash []byte
 	mu         sync.Mutex
 	down       bool
+	disabled   bool // the instance's events are off
 	stored     [][]events.Event
 }
 
@@ -32,7 +34,11 @@ func (s *receiverStore) HookBySecret(_ context.Context, h []byte) (events.HookTa
 	if !secrets.Equal(h, s.secretHash) {
 		return events.HookTarget{}, apperr.Errorf(apperr.NotFound, "not found")
 	}
-	return events.HookTarget{InstanceID: 7, ElementKey: "infusionsoftcrm", EventKey: "contact.edit"}, nil
+	s.mu.Lock()
+	enabled := strconv.FormatBool(!s.disabled)
+	s.mu.Unlock()
+	return events.HookTarget{InstanceID: 7, ElementKey: "infusionsoftcrm", EventKey: "contact.edit",
+		Config: map[string]*string{"event.notification.enabled": &enabled}}, nil
 }
 
 func (s *receiverStore) EnqueueEvents(_ context.Context, _ int64, evs []events.Event, _ json.RawMessage) ([]events.NotificationID, error) {
@@ -92,6 +98,13 @@ func TestReceiveKeapHook_AcknowledgesOnlyStoredDeliveries(t *testing.T) {
 	if w := post("/events/keap/"+secret, "", "X-Hook-Secret", "handshake-value"); w.Code != 200 || w.Header().Get("X-Hook-Secret") != "handshake-value" {
 		t.Errorf("handshake: %d %q", w.Code, w.Header().Get("X-Hook-Secret"))
 	}
+	// A handshake with a body that is no delivery is still a handshake.
+	if w := post("/events/keap/"+secret, "{}", "X-Hook-Secret", "v2"); w.Code != 200 || w.Header().Get("X-Hook-Secret") != "v2" {
+		t.Errorf("handshake with {}: %d %q %s", w.Code, w.Header().Get("X-Hook-Secret"), w.Body)
+	}
+	if len(st.stored) != 1 {
+		t.Fatalf("handshakes stored events: %d batches", len(st.stored))
+	}
 	for _, wrong := range []string{"/events/keap/" + secret + "x", "/events/keap/x"} {
 		if w := post(wrong, "", "X-Hook-Secret", "v"); w.Code != 404 || w.Header().Get("X-Hook-Secret") != "" {
 			t.Errorf("handshake on a wrong path: %d %q", w.Code, w.Header().Get("X-Hook-Secret"))
@@ -105,6 +118,24 @@ func TestReceiveKeapHook_AcknowledgesOnlyStoredDeliveries(t *testing.T) {
 	}
 	if len(st.stored) != 1 {
 		t.Errorf("refused requests stored events: %d batches", len(st.stored))
+	}
+	// Events turned off, and the hook not deleted at Keap yet: 410, which
+	// makes Keap stop at once, and nothing stored.
+	st.mu.Lock()
+	st.disabled = true
+	st.mu.Unlock()
+	if w := post("/events/keap/"+secret, delivery); w.Code != http.StatusGone || !strings.Contains(w.Body.String(), "no longer receives contact.edit") {
+		t.Errorf("delivery to an unwanted hook: %d %s, want 410", w.Code, w.Body)
+	}
+	if len(st.stored) != 1 {
+		t.Errorf("a delivery to an unwanted hook was stored")
+	}
+	for _, m := range []string{"GET", "PUT", "DELETE"} {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest(m, "/events/keap/"+secret, nil))
+		if w.Code != http.StatusMethodNotAllowed || strings.Contains(w.Body.String(), secret) {
+			t.Errorf("%s on the receiver: %d %s, want 405 without the secret", m, w.Code, w.Body)
+		}
 	}
 	logMu.Lock()
 	defer logMu.Unlock()

@@ -7,11 +7,9 @@ import (
 	"net/http"
 	"net/url"
 	"runtime/debug"
-	"slices"
 	"strings"
 	"time"
 
-	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
 	"github.com/rs/zerolog"
 
@@ -80,11 +78,16 @@ func logRequests(next http.Handler) http.Handler {
 	})
 }
 
-// loggedPath is the request's path, or its route pattern when a path
-// parameter is a secret ({secret}: a Keap hook receiver).
+// secretPaths is where a path segment is a secret: the Keap hook receiver,
+// /events/keap/{secret}.
+const secretPaths = "/events/keap/"
+
+// loggedPath is the request's path as logs and error messages show it: with
+// the secret of a receiver path replaced by {secret}, whatever the method and
+// whether or not it routed.
 func loggedPath(r *http.Request) string {
-	if rc := chi.RouteContext(r.Context()); rc != nil && slices.Contains(rc.URLParams.Keys, "secret") {
-		return rc.RoutePattern()
+	if i := strings.Index(r.URL.Path, secretPaths); i >= 0 {
+		return r.URL.Path[:i] + secretPaths + "{secret}"
 	}
 	return r.URL.Path
 }

@@ -42,6 +42,7 @@ var statusOf = map[apperr.Code]int{
 	apperr.Internal:         http.StatusInternalServerError,
 
 	apperr.ProviderThrottled: http.StatusTooManyRequests,
+	apperr.Gone:              http.StatusGone,
 }
 
 // errorBody is the Open Connectors error shape.
