@@ -99,10 +99,15 @@ type Delivery struct {
 	hostOf   map[int64]string // each instance's callback host, as last seen
 }
 
+// queueDepth is how many claimed notifications may wait per delivery slot of
+// a host: enough that a fast consumer's slots never run dry between claims.
+const queueDepth = 4
+
 // hostQueue is one callback host's share of the process: deliveries in flight
-// (at most PerHost) and claimed ones waiting for a free slot (at most PerHost
-// more, so a waiting claim is sent well within its lease even when every
-// delivery ahead of it runs to the time-out).
+// (at most PerHost) and claimed ones waiting for a free slot (at most
+// queueDepth·PerHost more). A waiting claim whose turn comes after half its
+// lease is not sent: its lease runs out and it is claimed again, so a claim is
+// never sent by two workers at once however slow the host is.
 type hostQueue struct {
 	busy    int
 	waiting []func()
@@ -152,6 +157,7 @@ func (d *Delivery) Run(ctx context.Context) {
 			continue
 		}
 		skip := d.saturated()
+		claimedAt := time.Now()
 		claimed, err := d.store.ClaimNotifications(ctx, min(free, 32), d.opt.Lease, skip)
 		if err != nil {
 			if ctx.Err() == nil {
@@ -185,6 +191,9 @@ func (d *Delivery) Run(ctx context.Context) {
 					if ctx.Err() != nil {
 						return // shutting down before its turn came: its lease runs out and it is sent again
 					}
+					if time.Since(claimedAt) > d.opt.Lease/2 {
+						return // waited too long for its host: its lease runs out and it is claimed again
+					}
 					d.deliver(ctx, c, t)
 				}()
 			}
@@ -217,7 +226,7 @@ func (d *Delivery) saturated() []int64 {
 	defer d.mu.Unlock()
 	var skip []int64
 	for id, host := range d.hostOf {
-		if q := d.hosts[host]; q != nil && q.busy >= d.opt.PerHost && len(q.waiting) >= d.opt.PerHost {
+		if q := d.hosts[host]; q != nil && q.busy >= d.opt.PerHost && len(q.waiting) >= queueDepth*d.opt.PerHost {
 			skip = append(skip, id)
 		}
 	}
@@ -259,7 +268,7 @@ func (d *Delivery) acquire(host string, start func()) bool {
 	switch {
 	case q.busy < d.opt.PerHost:
 		q.busy++
-	case len(q.waiting) < d.opt.PerHost:
+	case len(q.waiting) < queueDepth*d.opt.PerHost:
 		q.waiting = append(q.waiting, start)
 		d.mu.Unlock()
 		d.inflight.Add(1)

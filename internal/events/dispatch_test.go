@@ -238,3 +238,39 @@ func TestDelivery_TransportErrorsLeaveTheURLOut(t *testing.T) {
 		}
 	}
 }
+
+// A claim that waits for its slow host past half its lease is not sent: its
+// lease runs out and it is claimed again, so no notification is ever sent by
+// two claims at once, and each is delivered exactly once in the end.
+func TestDelivery_SlowHostQueueNeverOutlivesTheLease(t *testing.T) {
+	t.Parallel()
+	var c concurrency
+	slow := httptest.NewServer(c.handler(150 * time.Millisecond))
+	defer slow.Close()
+	st := newMemStore()
+	st.callbacks[1] = slow.URL
+	for i := 1; i <= 8; i++ {
+		st.add(NotificationID(i), 1)
+	}
+	d := NewDelivery(st, testCatalog(t), DeliveryOptions{PerHost: 1, Lease: 400 * time.Millisecond, Timeout: 300 * time.Millisecond,
+		PollInterval: 20 * time.Millisecond, Policy: CallbackPolicy{AllowPrivate: true}})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); d.Run(ctx) }()
+	waitFor := time.Now().Add(15 * time.Second)
+	for time.Now().Before(waitFor) {
+		if n, _ := st.deliveredCount(); n == 8 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	n, dup := st.deliveredCount()
+	if n != 8 || dup {
+		t.Fatalf("delivered %d of 8, duplicates %v", n, dup)
+	}
+	if m := c.max.Load(); m > 1 {
+		t.Errorf("the host answered %d at once, want PerHost = 1", m)
+	}
+}
