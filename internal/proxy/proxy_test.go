@@ -33,7 +33,7 @@ func (o oneInstance) Resolve(context.Context, tenants.Principal) (*instances.Ins
 
 // serve mounts the proxy as the HTTP layer does, with a fail that writes the
 // error's code as the body.
-func serve(t *testing.T, upstreamURL string, opt upstream.Options) *httptest.Server {
+func serve(t testing.TB, upstreamURL string, opt upstream.Options) *httptest.Server {
 	t.Helper()
 	p := New(oneInstance{upstreamURL}, upstream.New(nil, opt), zerolog.Nop())
 	fail := func(w http.ResponseWriter, r *http.Request, err error) {
