@@ -245,7 +245,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Margin: cfg.Refresh.Margin, PollInterval: cfg.Refresh.PollInterval, Workers: cfg.Refresh.Workers,
 		Client: client, Log: log.With().Str("component", "tokens").Logger(),
 	})
-	keapOpts := upstream.Options{HTTP: client, Log: log.With().Str("component", "upstream").Logger()}
+	// The proxy and the hubs call Keap all day, through upstream.Transport,
+	// which spends far less CPU per call than net/http's; it speaks no HTTP
+	// proxy, so with one configured they go through net/http too.
+	calls := &http.Client{Transport: &upstream.Transport{Timeout: cfg.KeapTimeout, MaxIdlePerHost: 256}}
+	if httpProxyConfigured(getenv) {
+		calls = client
+	}
+	keapOpts := upstream.Options{HTTP: calls, Log: log.With().Str("component", "upstream").Logger()}
 	if cfg.KeapRateLimitOff {
 		keapOpts.KeyRate, keapOpts.ClientRate = rate.Inf, rate.Inf
 		log.Warn().Msg("CONNECTORD_KEAP_RATE_LIMIT_OFF: calls to Keap are not rate-limited; Keap will refuse bursts over its quotas")
@@ -396,4 +403,15 @@ func openMigrated(ctx context.Context, url string, ring *secrets.Ring) (*store.D
 		return nil, err
 	}
 	return db, nil
+}
+
+// httpProxyConfigured says whether the environment names an HTTP proxy,
+// which net/http's Transport uses (http.ProxyFromEnvironment).
+func httpProxyConfigured(getenv func(string) string) bool {
+	for _, k := range []string{"HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy"} {
+		if getenv(k) != "" {
+			return true
+		}
+	}
+	return false
 }
