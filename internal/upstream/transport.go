@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"bufio"
+	"compress/gzip"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 )
@@ -21,10 +23,11 @@ import (
 // reads) and the answer back over channels; on a proxy that spends most of
 // its time in that hand-off, the difference is a large part of its CPU.
 //
-// What it does not do, the caller does not need: no proxies (connectord
-// builds an http.Transport when HTTP(S)_PROXY is set), no HTTP/2, no
-// transparent gzip (the proxy passes Accept-Encoding on as the caller sent
-// it), no 100-continue wait (the proxy drops Expect). Use it through an
+// Like net/http's, it asks for gzip when the request names no encoding and
+// decompresses the answer transparently. What it does not do, the caller
+// does not need: no proxies (connectord builds an http.Transport when
+// HTTP(S)_PROXY is set), no HTTP/2, no 100-continue wait (the proxy drops
+// Expect). Use it through an
 // http.Client for redirects; give the time limit to Timeout, not to the client,
 // which would otherwise start a goroutine per request to enforce it.
 type Transport struct {
@@ -146,7 +149,8 @@ func (t *Transport) exchange(ctx context.Context, c *conn, req *http.Request) (*
 		}
 		return nil, err
 	}
-	if err := req.Write(c.bw); err != nil {
+	wire, gzipped := withGzip(req)
+	if err := wire.Write(c.bw); err != nil {
 		return fail(&beforeAnswer{err})
 	}
 	if err := c.bw.Flush(); err != nil {
@@ -177,10 +181,52 @@ func (t *Transport) exchange(ctx context.Context, c *conn, req *http.Request) (*
 		b.finish(true)
 		return resp, nil
 	}
-	b.err = nil
 	resp.Body = b
+	if gzipped && strings.EqualFold(resp.Header.Get("Content-Encoding"), "gzip") {
+		resp.Header.Del("Content-Encoding")
+		resp.Header.Del("Content-Length")
+		resp.ContentLength = -1
+		resp.Uncompressed = true
+		resp.Body = &gzipBody{body: b}
+	}
 	return resp, nil
 }
+
+// withGzip returns req as it goes on the wire: asking for gzip, as net/http
+// does, when it names no encoding and no range (not for HEAD, whose answer
+// has no body to decompress). The caller's request is not changed.
+func withGzip(req *http.Request) (*http.Request, bool) {
+	h := req.Header
+	if h.Get("Accept-Encoding") != "" || h.Get("Range") != "" || req.Method == http.MethodHead {
+		return req, false
+	}
+	wire := *req
+	wire.Header = make(http.Header, len(h)+1)
+	for k, vv := range h {
+		wire.Header[k] = vv
+	}
+	wire.Header["Accept-Encoding"] = []string{"gzip"}
+	return &wire, true
+}
+
+// gzipBody decompresses a body, from its first read on.
+type gzipBody struct {
+	body *body
+	zr   *gzip.Reader
+	err  error
+}
+
+func (g *gzipBody) Read(p []byte) (int, error) {
+	if g.zr == nil && g.err == nil {
+		g.zr, g.err = gzip.NewReader(g.body)
+	}
+	if g.err != nil {
+		return 0, g.err
+	}
+	return g.zr.Read(p)
+}
+
+func (g *gzipBody) Close() error { return g.body.Close() }
 
 // body is an answer's body; it gives its connection back at its end.
 type body struct {

@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"bufio"
+	"compress/gzip"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -285,4 +286,54 @@ func TestTransport_ConcurrentCallers(t *testing.T) {
 		t.Fatalf("%d connections for 800 requests", n)
 	}
 	c.CloseIdleConnections()
+}
+
+func TestTransport_AsksForGzipAndDecompressesAsNetHTTPDoes(t *testing.T) {
+	t.Parallel()
+	body := strings.Repeat(`{"id":1,"given_name":"Gzip"},`, 200)
+	srv, conns := countingServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Asked", r.Header.Get("Accept-Encoding"))
+		if r.Header.Get("Accept-Encoding") != "gzip" || r.Method == http.MethodHead {
+			_, _ = io.WriteString(w, body)
+			return
+		}
+		w.Header().Set("Content-Encoding", "gzip")
+		zw := gzip.NewWriter(w)
+		_, _ = io.WriteString(zw, body)
+		_ = zw.Close()
+	}), false)
+	c := &http.Client{Transport: &Transport{}}
+	for range 2 {
+		req, _ := http.NewRequest("GET", srv.URL, nil)
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(b) != body || !resp.Uncompressed || resp.Header.Get("Content-Encoding") != "" || resp.ContentLength != -1 || resp.Header.Get("X-Asked") != "gzip" {
+			t.Fatalf("%d bytes, uncompressed %v, %v", len(b), resp.Uncompressed, resp.Header)
+		}
+		if req.Header.Get("Accept-Encoding") != "" {
+			t.Fatal("the caller's request was changed")
+		}
+	}
+	// A caller naming its own encoding gets Keap's answer as Keap sent it.
+	req, _ := http.NewRequest("GET", srv.URL, nil)
+	req.Header.Set("Accept-Encoding", "gzip")
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.Uncompressed || resp.Header.Get("Content-Encoding") != "gzip" || string(b) == body {
+		t.Fatalf("the caller's gzip was decompressed: %v", resp.Header)
+	}
+	if _, _, h := get(t, c, "HEAD", srv.URL, ""); h.Get("X-Asked") != "" {
+		t.Fatalf("HEAD asked for %q", h.Get("X-Asked"))
+	}
+	if n := conns.Load(); n != 1 {
+		t.Fatalf("%d connections, want 1", n)
+	}
 }
