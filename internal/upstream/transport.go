@@ -285,10 +285,6 @@ func (b *body) finish(whole bool) {
 func (t *Transport) conn(ctx context.Context, scheme, host string) (*conn, error) {
 	key := scheme + "://" + host
 	now := time.Now()
-	idleTimeout := t.IdleTimeout
-	if idleTimeout <= 0 {
-		idleTimeout = 90 * time.Second
-	}
 	for {
 		t.mu.Lock()
 		cs := t.idle[key]
@@ -300,7 +296,7 @@ func (t *Transport) conn(ctx context.Context, scheme, host string) (*conn, error
 		cs[len(cs)-1] = nil
 		t.idle[key] = cs[:len(cs)-1]
 		t.mu.Unlock()
-		if now.Sub(c.idleAt) < idleTimeout && alive(c.nc) {
+		if now.Sub(c.idleAt) < t.idleTimeout() && alive(c.nc) {
 			c.reused = true
 			return c, nil
 		}
@@ -353,17 +349,38 @@ func (t *Transport) put(c *conn) {
 		max = 256
 	}
 	c.idleAt = time.Now()
+	var stale []*conn
 	t.mu.Lock()
 	if t.idle == nil {
 		t.idle = map[string][]*conn{}
 	}
-	if cs := t.idle[c.key]; len(cs) < max {
-		t.idle[c.key] = append(cs, c)
-		t.mu.Unlock()
-		return
+	// The pool is ordered by idleAt, oldest first: close those idle for
+	// too long, which the server has likely closed already.
+	cs := t.idle[c.key]
+	for len(cs) > 0 && c.idleAt.Sub(cs[0].idleAt) >= t.idleTimeout() {
+		stale = append(stale, cs[0])
+		cs[0] = nil
+		cs = cs[1:]
 	}
+	kept := len(cs) < max
+	if kept {
+		cs = append(cs, c)
+	}
+	t.idle[c.key] = cs
 	t.mu.Unlock()
-	c.nc.Close()
+	for _, s := range stale {
+		s.nc.Close()
+	}
+	if !kept {
+		c.nc.Close()
+	}
+}
+
+func (t *Transport) idleTimeout() time.Duration {
+	if t.IdleTimeout <= 0 {
+		return 90 * time.Second
+	}
+	return t.IdleTimeout
 }
 
 // CloseIdleConnections closes the connections kept for later requests

@@ -337,3 +337,35 @@ func TestTransport_AsksForGzipAndDecompressesAsNetHTTPDoes(t *testing.T) {
 		t.Fatalf("%d connections, want 1", n)
 	}
 }
+
+func TestTransport_ConnectionsIdleTooLongAreClosed(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	srv, _ := countingServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/wait" {
+			<-release
+		}
+	}), false)
+	tr := &Transport{IdleTimeout: 300 * time.Millisecond}
+	c := &http.Client{Transport: tr}
+	var wg sync.WaitGroup
+	for range 3 { // three connections at once
+		wg.Go(func() { get(t, c, "GET", srv.URL+"/wait", "") })
+	}
+	time.Sleep(50 * time.Millisecond)
+	close(release)
+	wg.Wait()
+	idle := func() int {
+		tr.mu.Lock()
+		defer tr.mu.Unlock()
+		return len(tr.idle["http://"+strings.TrimPrefix(srv.URL, "http://")])
+	}
+	// One connection stays in use; the two under it age past the limit.
+	for range 4 {
+		time.Sleep(100 * time.Millisecond)
+		get(t, c, "GET", srv.URL+"/", "")
+	}
+	if n := idle(); n != 1 {
+		t.Fatalf("%d idle connections kept, want the one in use", n)
+	}
+}
