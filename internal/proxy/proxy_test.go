@@ -128,3 +128,30 @@ func TestProxy_TimeoutAndUnreachableAreConnectordsErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestProxy_PassesTrailersAndAddsNoUserAgent(t *testing.T) {
+	t.Parallel()
+	keap := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Saw-User-Agent", strings.Join(r.Header.Values("User-Agent"), ","))
+		w.Header().Set("Trailer", "X-Checksum")
+		_, _ = io.WriteString(w, "body")
+		w.Header().Set("X-Checksum", "abc")
+	}))
+	defer keap.Close()
+	for _, ua := range []string{"", "caller/1.0"} {
+		req, _ := http.NewRequest("GET", serve(t, keap.URL, upstream.Options{}).URL+"/proxy/trailer", nil)
+		req.Header.Set("User-Agent", ua) // empty: Go's client sends none
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(b) != "body" || resp.Trailer.Get("X-Checksum") != "abc" {
+			t.Fatalf("%q, trailer %v", b, resp.Trailer)
+		}
+		if got := resp.Header.Get("X-Saw-User-Agent"); got != ua {
+			t.Fatalf("Keap saw User-Agent %q, want %q", got, ua)
+		}
+	}
+}

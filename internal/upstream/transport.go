@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -237,6 +238,9 @@ type body struct {
 	stop func() bool
 	keep bool  // the connection may carry another request
 	err  error // what Read returns once the exchange is over
+	// finished guards the connection's hand-back: a connection in the
+	// pool twice would carry two exchanges at once.
+	finished atomic.Bool
 }
 
 // errBodyClosed is what a body read after Close returns.
@@ -273,6 +277,9 @@ func (b *body) Close() error {
 // finish ends the exchange: the connection goes back to the pool when the
 // whole answer was read, nothing follows it and the server keeps it open.
 func (b *body) finish(whole bool) {
+	if !b.finished.CompareAndSwap(false, true) {
+		return
+	}
 	inTime := b.stop() // false: ctx ended, and the connection's deadline is past
 	if whole && b.keep && inTime && b.c.br.Buffered() == 0 {
 		b.t.put(b.c)
