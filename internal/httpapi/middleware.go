@@ -2,8 +2,9 @@ package httpapi
 
 import (
 	"context"
-	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"runtime/debug"
@@ -19,36 +20,66 @@ import (
 
 type ctxKey int
 
-const (
-	requestIDKey ctxKey = iota
-	principalKey
-)
+const requestKey ctxKey = iota
+
+// requestInfo is what the middleware keeps about a request, in one context
+// value: its id, the logger its lines go to, and room for the principal, so
+// that the request log, outside the authenticated group, can name the
+// organization.
+type requestInfo struct {
+	id        string
+	log       *zerolog.Logger
+	principal tenants.Principal
+}
+
+func infoOf(ctx context.Context) *requestInfo {
+	i, _ := ctx.Value(requestKey).(*requestInfo)
+	return i
+}
 
 // RequestIDHeader carries the request id on every response (Open Connectors' name).
 const RequestIDHeader = "Elements-Request-Id"
 
 // RequestID returns the request's id.
 func RequestID(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey).(string)
-	return id
+	if i := infoOf(ctx); i != nil {
+		return i.id
+	}
+	return ""
 }
 
+// logger returns the logger r's lines go to, each with the request id.
+func logger(r *http.Request) *zerolog.Logger {
+	if i := infoOf(r.Context()); i != nil {
+		return i.log
+	}
+	return zerolog.Ctx(r.Context())
+}
+
+// newRequestID returns 24 random hex digits. Request ids need to be unique,
+// not secret: math/rand/v2's generator (ChaCha8, seeded by the system) makes
+// them without a system call per request.
 func newRequestID() string {
-	b := make([]byte, 12)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
+	var b [12]byte
+	binary.LittleEndian.PutUint64(b[:8], rand.Uint64())
+	binary.LittleEndian.PutUint32(b[8:], rand.Uint32())
+	var out [24]byte
+	hex.Encode(out[:], b[:])
+	return string(out[:])
 }
 
-// withRequestID gives every request an id, in its context, its logger and its response headers.
+// withRequestID gives every request an id, in its context, its log lines and
+// its response headers.
 func withRequestID(log zerolog.Logger) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			id := newRequestID()
-			w.Header().Set(RequestIDHeader, id)
-			w.Header().Set("X-Request-Id", id)
+			h := w.Header()
+			h[RequestIDHeader] = []string{id}
+			h["X-Request-Id"] = []string{id}
 			l := log.With().Str("request_id", id).Logger()
-			ctx := context.WithValue(r.Context(), requestIDKey, id)
-			next.ServeHTTP(w, r.WithContext(l.WithContext(ctx)))
+			info := &requestInfo{id: id, log: &l}
+			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestKey, info)))
 		})
 	}
 }
@@ -61,18 +92,21 @@ func logRequests(next http.Handler) http.Handler {
 		start := time.Now()
 		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
 		next.ServeHTTP(ww, r)
-		ev := zerolog.Ctx(r.Context()).Info()
+		log := logger(r)
+		ev := log.Info()
 		if ww.Status() >= 500 {
-			ev = zerolog.Ctx(r.Context()).Error()
+			ev = log.Error()
 		}
 		ev = ev.Str("method", r.Method).Str("path", loggedPath(r)).
 			Int("status", ww.Status()).Int("bytes", ww.BytesWritten()).
 			Float64("duration_ms", float64(time.Since(start).Microseconds())/1000)
-		if q := redactQuery(r.URL.Query()); q != "" {
-			ev = ev.Str("query", q)
+		if r.URL.RawQuery != "" {
+			if q := redactQuery(r.URL.Query()); q != "" {
+				ev = ev.Str("query", q)
+			}
 		}
-		if p, ok := r.Context().Value(principalKey).(*tenants.Principal); ok && p.OrganizationID != 0 {
-			ev = ev.Int64("organization_id", p.OrganizationID)
+		if i := infoOf(r.Context()); i != nil && i.principal.OrganizationID != 0 {
+			ev = ev.Int64("organization_id", i.principal.OrganizationID)
 		}
 		ev.Msg("request")
 	})
@@ -127,7 +161,7 @@ func recoverPanics(next http.Handler) http.Handler {
 				if v == http.ErrAbortHandler {
 					panic(v)
 				}
-				zerolog.Ctx(r.Context()).Error().Interface("panic", v).Str("stack", string(debug.Stack())).Msg("panic")
+				logger(r).Error().Interface("panic", v).Str("stack", string(debug.Stack())).Msg("panic")
 				writeError(w, r, apperr.Errorf(apperr.Internal, "panic"))
 			}
 		}()
@@ -168,29 +202,20 @@ func authenticate(auth authenticator, need tenants.Need) func(http.Handler) http
 				return
 			}
 			// The log line is written after the handler, so it reads the
-			// principal through the pointer placed here.
-			if holder, ok := r.Context().Value(principalKey).(*tenants.Principal); ok {
-				*holder = p
+			// principal from the request's info.
+			if i := infoOf(r.Context()); i != nil {
+				i.principal = p
 				next.ServeHTTP(w, r)
 				return
 			}
-			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey, &p)))
+			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestKey, &requestInfo{log: zerolog.Ctx(r.Context()), principal: p})))
 		})
 	}
 }
 
-// principalHolder makes room in the context for the principal so that the
-// request log, outside the authenticated group, can name the organization.
-func principalHolder(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey, &tenants.Principal{})))
-	})
-}
-
 func principal(r *http.Request) tenants.Principal {
-	p, _ := r.Context().Value(principalKey).(*tenants.Principal)
-	if p == nil {
-		return tenants.Principal{}
+	if i := infoOf(r.Context()); i != nil {
+		return i.principal
 	}
-	return *p
+	return tenants.Principal{}
 }

@@ -17,8 +17,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/rs/zerolog"
-
 	"github.com/connectord/connectord/internal/apperr"
 )
 
@@ -58,10 +56,10 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	id := RequestID(r.Context())
 	e, ok := apperr.As(err)
 	if !ok || e.Code == apperr.Internal {
-		zerolog.Ctx(r.Context()).Error().Err(err).Str("request_id", id).Msg("internal error")
+		logger(r).Error().Err(err).Msg("internal error")
 		e = &apperr.Error{Code: apperr.Internal, Message: "internal error; quote request id " + id + " when reporting it"}
 	} else if e.Err != nil {
-		zerolog.Ctx(r.Context()).Warn().Err(e.Err).Str("request_id", id).Str("code", string(e.Code)).Msg(e.Message)
+		logger(r).Warn().Err(e.Err).Str("code", string(e.Code)).Msg(e.Message)
 	}
 	status, ok := statusOf[e.Code]
 	if !ok {

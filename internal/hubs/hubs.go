@@ -396,23 +396,17 @@ func (c *call) result(status int, data []byte) (*Result, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return &Result{Status: status}, nil
 	}
-	v, err := decodeJSON(data)
+	body, err := recode(data, c.stripNulls())
 	if err != nil {
 		return nil, apperr.Errorf(apperr.ProviderDown, "Keap's answer to %s %s is not JSON", c.req.Method, c.describe())
-	}
-	body, err := encode(c.filterNulls(v))
-	if err != nil {
-		return nil, err
 	}
 	return &Result{Status: status, Body: body}, nil
 }
 
-// filterNulls removes nulls unless the instance says filter.response.nulls=false.
-func (c *call) filterNulls(v any) any {
-	if instances.Value(c.el, c.inst, KeyFilterNulls) == "false" {
-		return v
-	}
-	return stripNulls(v)
+// stripNulls says whether nulls are removed from answers: unless the instance
+// says filter.response.nulls=false.
+func (c *call) stripNulls() bool {
+	return instances.Value(c.el, c.inst, KeyFilterNulls) != "false"
 }
 
 // send makes one Keap call and returns its success status and body, or the

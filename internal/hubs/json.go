@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 
 	"github.com/connectord/connectord/internal/apperr"
@@ -25,16 +24,6 @@ func decodeJSON(data []byte) (any, error) {
 	return v, nil
 }
 
-func encode(v any) ([]byte, error) {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, fmt.Errorf("hubs: encode: %w", err)
-	}
-	return b.Bytes(), nil
-}
-
 // jsonBody checks a write's body: a JSON object or array, which is sent to Keap as given.
 func jsonBody(data []byte) (any, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
@@ -53,24 +42,4 @@ func jsonBody(data []byte) (any, error) {
 		return v, nil
 	}
 	return nil, apperr.Errorf(apperr.Invalid, "request body must be a JSON object")
-}
-
-// stripNulls removes null members from every object, at any depth. Array
-// elements keep their places, nulls included.
-func stripNulls(v any) any {
-	switch x := v.(type) {
-	case map[string]any:
-		for k, e := range x {
-			if e == nil {
-				delete(x, k)
-				continue
-			}
-			x[k] = stripNulls(e)
-		}
-	case []any:
-		for i, e := range x {
-			x[i] = stripNulls(e)
-		}
-	}
-	return v
 }

@@ -1,6 +1,7 @@
 package hubs
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -61,36 +62,44 @@ func (s *Service) list(ctx context.Context, c *call) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	var env map[string]json.RawMessage
-	if err := json.Unmarshal(data, &env); err != nil {
+	// Keap's envelope is read where it lies and its list re-encoded in one
+	// pass (recode), rather than decoded into maps and encoded again.
+	if !json.Valid(data) || bytes.Equal(bytes.TrimSpace(data), []byte("null")) {
+		if json.Valid(data) {
+			return nil, apperr.Errorf(apperr.ProviderDown, "Keap's answer to GET %s lacks its list %q", c.describe(), c.res.ListKey)
+		}
 		return nil, apperr.Errorf(apperr.ProviderDown, "Keap's answer to GET %s is not a JSON object", c.describe())
 	}
-	raw, ok := env[c.res.ListKey]
-	if !ok {
+	env, isObject, err := members(data, c.res.ListKey, "count")
+	if err != nil || !isObject {
+		return nil, apperr.Errorf(apperr.ProviderDown, "Keap's answer to GET %s is not a JSON object", c.describe())
+	}
+	raw, rawCount := env[0], env[1]
+	if raw == nil {
 		return nil, apperr.Errorf(apperr.ProviderDown, "Keap's answer to GET %s lacks its list %q", c.describe(), c.res.ListKey)
 	}
-	v, err := decodeJSON(raw)
-	items, isList := v.([]any)
-	if err != nil || !isList && v != nil {
+	var body []byte
+	var n int
+	switch raw[0] {
+	case '[':
+		if body, n, err = recodeValid(raw, c.stripNulls()); err != nil {
+			return nil, apperr.Errorf(apperr.ProviderDown, "Keap's answer to GET %s has no list in %q", c.describe(), c.res.ListKey)
+		}
+	case 'n': // null: an empty page
+		body = []byte("[]\n")
+	default:
 		return nil, apperr.Errorf(apperr.ProviderDown, "Keap's answer to GET %s has no list in %q", c.describe(), c.res.ListKey)
-	}
-	if items == nil {
-		items = []any{}
 	}
 	// Keap's next link is there even past the last page: decide from the
 	// count of matches, or, without one, from a full page.
-	more := len(items) == size
+	more := n == size
 	var count int
-	if err := json.Unmarshal(env["count"], &count); err == nil && env["count"] != nil {
-		more = len(items) > 0 && offset+len(items) < count
-	}
-	body, err := encode(c.filterNulls(items))
-	if err != nil {
-		return nil, err
+	if err := json.Unmarshal(rawCount, &count); err == nil && rawCount != nil {
+		more = n > 0 && offset+n < count
 	}
 	r := &Result{Status: http.StatusOK, Body: body}
 	if more {
-		r.NextPage = encodeCursor(offset+len(items), key)
+		r.NextPage = encodeCursor(offset+n, key)
 	}
 	return r, nil
 }

@@ -13,13 +13,11 @@
 package proxy
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
-	stdlog "log"
 	"net/http"
-	"net/http/httputil"
+	"net/textproto"
 	"net/url"
 	"strconv"
 	"strings"
@@ -57,54 +55,216 @@ func New(instances resolver, keap caller, log zerolog.Logger) *Proxy {
 	return &Proxy{instances: instances, keap: keap, log: log}
 }
 
-// call is one proxied request, prepared before it is handed to the reverse proxy.
+// call is one proxied request, prepared before it is sent.
 type call struct {
 	target upstream.Target
 	url    *url.URL
 	body   []byte
-	header http.Header // the response headers connectord already set
 }
-
-type callKey struct{}
 
 // Handler serves /proxy/{path…}, routed with chi's "/proxy/*" pattern. who
 // returns the authenticated caller and fail writes connectord's own errors;
 // both belong to the HTTP layer.
+//
+// It does what httputil.ReverseProxy does for an HTTP/1.1 exchange, without
+// what Keap does not need (protocol upgrades, forwarding 1xx answers) and
+// without a second copy of the request: this is connectord's hottest path.
 func (p *Proxy) Handler(who func(*http.Request) tenants.Principal, fail func(http.ResponseWriter, *http.Request, error)) http.Handler {
-	pool := newBufferPool()
-	rp := &httputil.ReverseProxy{
-		Rewrite:   rewrite,
-		Transport: transport{p.keap},
-		ModifyResponse: func(resp *http.Response) error {
-			resp.Header.Del("Set-Cookie")
-			resp.Header.Del(requestIDHeader) // connectord's own, set by the HTTP layer
-			// Keap's X-Request-Id, if it sends one, replaces connectord's
-			// copy rather than adding a second value.
-			if _, ok := resp.Header["X-Request-Id"]; ok && resp.Request != nil {
-				if c, ok := resp.Request.Context().Value(callKey{}).(*call); ok {
-					c.header.Del("X-Request-Id")
-				}
-			}
-			gather(resp, pool)
-			return nil
-		},
-		// Transport errors are already *apperr.Error (502, 504, or the
-		// instance's token being unusable), written as connectord's errors.
-		ErrorHandler: fail,
-		ErrorLog:     stdlog.New(p.log.With().Str("component", "proxy").Logger(), "", 0),
-		BufferPool:   pool,
-	}
+	pool := &sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := p.prepare(r, who(r))
 		if err != nil {
 			fail(w, r, err)
 			return
 		}
-		c.header = w.Header()
-		// The body is in c; the reverse proxy must not read the original again.
-		r.Body = http.NoBody
-		rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), callKey{}, c)))
+		// Transport errors are already *apperr.Error (502, 504, or the
+		// instance's token being unusable), written as connectord's errors.
+		resp, err := p.keap.Do(r.Context(), c.target, outgoing(r, c), c.body)
+		if err != nil {
+			fail(w, r, err)
+			return
+		}
+		defer resp.Body.Close()
+		copyHeader(w.Header(), resp.Header)
+		buf := pool.Get().(*[]byte)
+		defer pool.Put(buf)
+		if err := p.copyResponse(w, r, resp, *buf); err != nil {
+			// The status is sent: all that is left is to cut the
+			// connection, so the caller sees the answer is incomplete.
+			panic(http.ErrAbortHandler)
+		}
 	})
+}
+
+// outgoing makes the request Keap receives: Keap's URL and the caller's
+// headers without connectord's own (Authorization, Elements-*), cookies,
+// Expect (the body is already read), X-Forwarded-* and hop-by-hop headers, as
+// httputil.ReverseProxy would. Header values are shared with the caller's
+// request, not copied; upstream puts the credential in.
+func outgoing(r *http.Request, c *call) *http.Request {
+	in := r.Header
+	h := make(http.Header, len(in)+1)
+	for k, vv := range in {
+		if !dropRequestHeader(k) && !listed(k, in["Connection"]) {
+			h[k] = vv
+		}
+	}
+	// Te: trailers is the one hop-by-hop value passed on, as the reverse proxy does.
+	if listed("Trailers", in["Te"]) {
+		h["Te"] = []string{"trailers"}
+	}
+	if _, ok := h["User-Agent"]; !ok {
+		h["User-Agent"] = []string{""} // send none rather than Go's
+	}
+	out := &http.Request{
+		Method:     r.Method,
+		URL:        c.url,
+		Proto:      "HTTP/1.1",
+		ProtoMajor: 1,
+		ProtoMinor: 1,
+		Header:     h,
+	}
+	return out.WithContext(r.Context())
+}
+
+func dropRequestHeader(k string) bool {
+	switch k {
+	case "Authorization", "Cookie", "Expect", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto":
+		return true
+	}
+	return hopByHop(k) || strings.HasPrefix(k, "Elements-")
+}
+
+// hopByHop says whether k is a hop-by-hop header (RFC 9110, 7.6.1), which a
+// proxy does not pass on.
+func hopByHop(k string) bool {
+	switch k {
+	case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization",
+		"Te", "Trailer", "Transfer-Encoding", "Upgrade":
+		return true
+	}
+	return false
+}
+
+// listed says whether the comma-separated values vv (a Connection or Te
+// header) name k, ignoring case.
+func listed(k string, vv []string) bool {
+	for _, v := range vv {
+		for tok := range strings.SplitSeq(v, ",") {
+			tok, _, _ = strings.Cut(tok, ";") // Te's ;q=
+			if strings.EqualFold(textproto.TrimString(tok), k) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// copyHeader adds Keap's response headers to dst, the caller's, without
+// hop-by-hop ones, Set-Cookie and connectord's own request id header. Keap's
+// X-Request-Id, if it sends one, replaces connectord's copy rather than adding
+// a second value.
+func copyHeader(dst, src http.Header) {
+	if _, ok := src["X-Request-Id"]; ok {
+		delete(dst, "X-Request-Id")
+	}
+	for k, vv := range src {
+		if hopByHop(k) || k == "Set-Cookie" || k == requestIDHeader || listed(k, src["Connection"]) {
+			continue
+		}
+		dst[k] = append(dst[k], vv...)
+	}
+}
+
+// copyResponse writes Keap's status, body and trailers to w, using buf. A body
+// of unknown length (a chunked answer) that one read finds whole, as it does
+// for most of Keap's answers, goes out with its length in one write;
+// otherwise what has arrived goes out at once and the rest streams as it
+// arrives, each part flushed: nothing waits for more than Keap has sent. The
+// error is one met after the status was sent.
+func (p *Proxy) copyResponse(w http.ResponseWriter, r *http.Request, resp *http.Response, buf []byte) error {
+	announced := len(resp.Trailer)
+	if announced > 0 {
+		keys := make([]string, 0, announced)
+		for k := range resp.Trailer {
+			keys = append(keys, k)
+		}
+		w.Header().Add("Trailer", strings.Join(keys, ", "))
+	}
+	stream := resp.ContentLength < 0 && resp.Body != http.NoBody
+	if stream && announced == 0 && !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		n, err := resp.Body.Read(buf)
+		if errors.Is(err, io.EOF) {
+			if r.Method != http.MethodHead && bodyAllowed(resp.StatusCode) {
+				w.Header().Set("Content-Length", strconv.Itoa(n))
+			}
+			w.WriteHeader(resp.StatusCode)
+			_, err = w.Write(buf[:n])
+			return err
+		}
+		w.WriteHeader(resp.StatusCode)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return werr
+			}
+			_ = http.NewResponseController(w).Flush()
+		}
+		if err != nil {
+			p.readFailed(err)
+			return err
+		}
+	} else {
+		w.WriteHeader(resp.StatusCode)
+	}
+	if err := p.copyBody(w, resp.Body, buf, stream); err != nil {
+		return err
+	}
+	if announced == 0 && len(resp.Trailer) == 0 {
+		return nil
+	}
+	// Force chunking, so that trailers can follow the body.
+	_ = http.NewResponseController(w).Flush()
+	for k, vv := range resp.Trailer {
+		if announced != len(resp.Trailer) {
+			k = http.TrailerPrefix + k
+		}
+		w.Header()[k] = append(w.Header()[k], vv...)
+	}
+	return nil
+}
+
+// bodyAllowed says whether an answer with status may carry a body (and so a length).
+func bodyAllowed(status int) bool {
+	return status >= 200 && status != http.StatusNoContent && status != http.StatusNotModified
+}
+
+// copyBody copies body to w, flushing after each write when flush is set.
+func (p *Proxy) copyBody(w http.ResponseWriter, body io.Reader, buf []byte, flush bool) error {
+	rc := http.NewResponseController(w)
+	for {
+		n, err := body.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return werr
+			}
+			if flush {
+				_ = rc.Flush()
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			p.readFailed(err)
+			return err
+		}
+	}
+}
+
+func (p *Proxy) readFailed(err error) {
+	if !errors.Is(err, context.Canceled) {
+		p.log.Warn().Str("component", "proxy").Err(err).Msg("Keap's answer broke off while it was passed on")
+	}
 }
 
 // requestIDHeader is the HTTP layer's request id header (Open Connectors' name).
@@ -199,79 +359,3 @@ func readBody(r *http.Request) ([]byte, error) {
 	}
 	return body, nil
 }
-
-// rewrite makes the outgoing request: Keap's URL, and the caller's headers
-// without connectord's own. The reverse proxy has already removed hop-by-hop
-// and X-Forwarded-* headers; upstream puts the credential in.
-func rewrite(pr *httputil.ProxyRequest) {
-	c := pr.In.Context().Value(callKey{}).(*call)
-	pr.Out.URL = c.url
-	pr.Out.Host = ""
-	pr.Out.RequestURI = "" // the request goes out through an http.Client
-	h := pr.Out.Header
-	for k := range h {
-		if strings.HasPrefix(k, "Elements-") {
-			delete(h, k)
-		}
-	}
-	h.Del("Authorization")
-	h.Del("Cookie")
-	h.Del("Expect") // the body is already read
-}
-
-// transport sends the outgoing request through upstream, which adds the
-// credential, keeps the quotas and retries.
-type transport struct{ keap caller }
-
-func (t transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	c := req.Context().Value(callKey{}).(*call)
-	return t.keap.Do(req.Context(), c.target, req, c.body)
-}
-
-// gather reads what Keap has already sent of a body of unknown length (a
-// chunked answer). When that is the whole body, as it is for most of Keap's
-// answers, the answer goes out with its length in one write; the reverse proxy
-// would otherwise flush each chunk as it copies it. Otherwise the part read
-// goes first and the rest streams as it arrives: nothing waits for more than
-// Keap has sent.
-func gather(resp *http.Response, pool bufferPool) {
-	if resp.ContentLength >= 0 || resp.StatusCode == http.StatusSwitchingProtocols || resp.Body == nil || resp.Body == http.NoBody ||
-		strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
-		return
-	}
-	buf := pool.Get()
-	defer pool.Put(buf)
-	n, err := resp.Body.Read(buf)
-	head := bytes.Clone(buf[:n])
-	switch {
-	case errors.Is(err, io.EOF):
-		resp.Body.Close()
-		resp.Body = io.NopCloser(bytes.NewReader(head))
-		resp.ContentLength = int64(n)
-		resp.TransferEncoding = nil
-		resp.Header.Set("Content-Length", strconv.Itoa(n))
-	case err != nil:
-		resp.Body = readCloser{io.MultiReader(bytes.NewReader(head), errReader{err}), resp.Body}
-	default:
-		resp.Body = readCloser{io.MultiReader(bytes.NewReader(head), resp.Body), resp.Body}
-	}
-}
-
-type readCloser struct {
-	io.Reader
-	io.Closer
-}
-
-type errReader struct{ err error }
-
-func (e errReader) Read([]byte) (int, error) { return 0, e.err }
-
-// bufferPool reuses the buffers the reverse proxy copies bodies with.
-type bufferPool struct{ pool *sync.Pool }
-
-func newBufferPool() bufferPool {
-	return bufferPool{&sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}}
-}
-
-func (p bufferPool) Get() []byte  { return *p.pool.Get().(*[]byte) }
-func (p bufferPool) Put(b []byte) { p.pool.Put(&b) }

@@ -33,7 +33,7 @@ func (o oneInstance) Resolve(context.Context, tenants.Principal) (*instances.Ins
 
 // serve mounts the proxy as the HTTP layer does, with a fail that writes the
 // error's code as the body.
-func serve(t *testing.T, upstreamURL string, opt upstream.Options) *httptest.Server {
+func serve(t testing.TB, upstreamURL string, opt upstream.Options) *httptest.Server {
 	t.Helper()
 	p := New(oneInstance{upstreamURL}, upstream.New(nil, opt), zerolog.Nop())
 	fail := func(w http.ResponseWriter, r *http.Request, err error) {
@@ -125,6 +125,33 @@ func TestProxy_TimeoutAndUnreachableAreConnectordsErrors(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode != 599 || apperr.Code(b) != tc.want {
 			t.Errorf("%s: %d %s, want %s", tc.name, resp.StatusCode, b, tc.want)
+		}
+	}
+}
+
+func TestProxy_PassesTrailersAndAddsNoUserAgent(t *testing.T) {
+	t.Parallel()
+	keap := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Saw-User-Agent", strings.Join(r.Header.Values("User-Agent"), ","))
+		w.Header().Set("Trailer", "X-Checksum")
+		_, _ = io.WriteString(w, "body")
+		w.Header().Set("X-Checksum", "abc")
+	}))
+	defer keap.Close()
+	for _, ua := range []string{"", "caller/1.0"} {
+		req, _ := http.NewRequest("GET", serve(t, keap.URL, upstream.Options{}).URL+"/proxy/trailer", nil)
+		req.Header.Set("User-Agent", ua) // empty: Go's client sends none
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(b) != "body" || resp.Trailer.Get("X-Checksum") != "abc" {
+			t.Fatalf("%q, trailer %v", b, resp.Trailer)
+		}
+		if got := resp.Header.Get("X-Saw-User-Agent"); got != ua {
+			t.Fatalf("Keap saw User-Agent %q, want %q", got, ua)
 		}
 	}
 }

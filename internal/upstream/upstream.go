@@ -186,7 +186,8 @@ func idempotent(method string) bool {
 }
 
 // Do sends req, whose URL must already point at Keap, for t. body is the whole
-// request body (so the request can be sent again). It returns Keap's last
+// request body (so the request can be sent again). Do puts the credential in
+// req's header, which the caller must not share with another request. It returns Keap's last
 // answer, whatever its status; the caller closes its body. Errors are
 // *apperr.Error: 502 when Keap cannot be reached, 504 on a time-out.
 func (c *Client) Do(ctx context.Context, t Target, req *http.Request, body []byte) (*http.Response, error) {
@@ -197,10 +198,12 @@ func (c *Client) Do(ctx context.Context, t Target, req *http.Request, body []byt
 		if err := lim.wait(ctx); err != nil {
 			return nil, keap.TransportError("waiting for Keap's rate limit", err)
 		}
-		out := req.Clone(ctx)
-		out.Body, out.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
-		if body == nil {
-			out.Body = nil
+		// A shallow copy: the header is req's, which authorize sets the
+		// credential in again on every attempt.
+		out := req.WithContext(ctx)
+		out.Body, out.ContentLength = nil, int64(len(body))
+		if body != nil {
+			out.Body = io.NopCloser(bytes.NewReader(body))
 		}
 		token, err := c.authorize(ctx, t, out, rejected)
 		if err != nil {
