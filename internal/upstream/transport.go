@@ -79,7 +79,7 @@ func (t *Transport) roundTrip(req *http.Request) (*http.Response, error) {
 	}
 	ctx := req.Context()
 	for {
-		c, err := t.conn(ctx, req.URL.Scheme, req.URL.Host)
+		c, err := t.conn(ctx, req.URL.Scheme, req.URL.Host, replayable(req))
 		if err != nil {
 			return nil, err
 		}
@@ -288,8 +288,10 @@ func (b *body) finish(whole bool) {
 	b.c.nc.Close()
 }
 
-// conn returns an idle connection to scheme://host that is still open, or a new one.
-func (t *Transport) conn(ctx context.Context, scheme, host string) (*conn, error) {
+// conn returns an idle connection to scheme://host that is still open, or a new
+// one. For a replayable request, a connection idle for less than freshIdle is
+// taken without the liveness peek.
+func (t *Transport) conn(ctx context.Context, scheme, host string, replay bool) (*conn, error) {
 	key := scheme + "://" + host
 	now := time.Now()
 	for {
@@ -303,7 +305,7 @@ func (t *Transport) conn(ctx context.Context, scheme, host string) (*conn, error
 		cs[len(cs)-1] = nil
 		t.idle[key] = cs[:len(cs)-1]
 		t.mu.Unlock()
-		if now.Sub(c.idleAt) < t.idleTimeout() && alive(c.nc) {
+		if idle := now.Sub(c.idleAt); idle < t.idleTimeout() && (replay && idle < freshIdle || alive(c.nc)) {
 			c.reused = true
 			return c, nil
 		}
@@ -311,6 +313,15 @@ func (t *Transport) conn(ctx context.Context, scheme, host string) (*conn, error
 	}
 	return t.dial(ctx, key, scheme, host)
 }
+
+// freshIdle is how long a connection may have been idle and still be reused
+// by a replayable request without the liveness peek: servers close keep-alive
+// connections after seconds of idleness, not milliseconds, so under load (when
+// connections come straight back) the peek's system call per request rarely
+// finds anything. A connection the server closed anyway fails before any
+// answer, and the request, being replayable, is sent again on a fresh one.
+// Other requests (POST, PATCH) always peek first.
+const freshIdle = 250 * time.Millisecond
 
 func (t *Transport) dial(ctx context.Context, key, scheme, host string) (*conn, error) {
 	addr := host
