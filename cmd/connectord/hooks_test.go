@@ -708,3 +708,48 @@ func TestHooks_DeleteWhileKeapIsDownLogsTheHooksLeft(t *testing.T) {
 		t.Errorf("%d events stored", n)
 	}
 }
+
+// A Keap delivery of many objects becomes notifications of at most
+// event.notification.batch.size events, and each one's raw is Keap's delivery
+// with just its own objects, so raw and events always match.
+func TestHooks_LargeDeliverySplitsWithMatchingRaw(t *testing.T) {
+	t.Parallel()
+	k := newHookKeap(t)
+	s := startServerWith(t, hooksEnv(t, k), k.keapServer, nil)
+	o := s.createOrg("Acme", "dev@acme.test")
+	rcv := newReceiver(t, "")
+	s.eventsInstance(o, rcv.URL, "", 0)
+	prefix := s.URL + "/events/keap/"
+	waitUntil(t, "hooks registered", 10*time.Second, func() bool { return allVerified(k.hooksFor(prefix), contactEventKeys...) })
+
+	ids := make([]int64, 45)
+	for i := range ids {
+		ids[i] = int64(500 + i)
+	}
+	if err := k.DeliverHook("contact.edit", ids); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "three notifications", 10*time.Second, func() bool { n, _ := rcv.distinct(); return n == 3 })
+	seen := map[string]bool{}
+	var sizes []int
+	for _, g := range rcv.received() {
+		evs := g.Body["events"].([]any)
+		raw := g.Body["raw"].(map[string]any)
+		keys, _ := raw["object_keys"].([]any)
+		if raw["event_key"] != "contact.edit" || raw["object_type"] != "contact" || len(keys) != len(evs) {
+			t.Fatalf("raw of a %d-event notification: event_key %v, object_type %v, %d object keys", len(evs), raw["event_key"], raw["object_type"], len(keys))
+		}
+		for i, e := range evs {
+			id := e.(map[string]any)["objectId"].(string)
+			if fmt.Sprint(keys[i].(map[string]any)["id"]) != id || seen[id] {
+				t.Errorf("event %d (object %s) against raw object key %v (seen before: %v)", i, id, keys[i], seen[id])
+			}
+			seen[id] = true
+		}
+		sizes = append(sizes, len(evs))
+	}
+	slices.Sort(sizes)
+	if fmt.Sprint(sizes) != "[5 20 20]" || len(seen) != 45 {
+		t.Fatalf("notifications of %v events covering %d objects; want 20, 20 and 5 covering 45", sizes, len(seen))
+	}
+}

@@ -30,8 +30,10 @@ type ReceiverStore interface {
 	// HookBySecret finds the hook whose receiver secret hashes to secretHash;
 	// apperr.NotFound when none does.
 	HookBySecret(ctx context.Context, secretHash []byte) (HookTarget, error)
-	// EnqueueEvents stores events durably with their notifications (the store's entry point).
-	EnqueueEvents(ctx context.Context, instanceID int64, evs []Event, raw json.RawMessage) ([]NotificationID, error)
+	// EnqueueEventsSplit stores events durably with their notifications (the
+	// store's entry point); rawFor(from, to) is the raw of the notification
+	// carrying evs[from:to].
+	EnqueueEventsSplit(ctx context.Context, instanceID int64, evs []Event, rawFor func(from, to int) json.RawMessage) ([]NotificationID, error)
 }
 
 // Receiver takes Keap's REST hook requests: the verification handshake and
@@ -102,13 +104,43 @@ func (r *Receiver) Deliver(ctx context.Context, secret string, body []byte) (int
 	if !slices.ContainsFunc(wanted, func(w wantedHook) bool { return w.eventKey == t.EventKey }) {
 		return 0, apperr.Errorf(apperr.Gone, "the instance no longer receives %s by webhook (events disabled, polling, or not in event.objects); connectord deletes this hook", t.EventKey)
 	}
-	if _, err := r.store.EnqueueEvents(ctx, t.InstanceID, evs, json.RawMessage(body)); err != nil {
+	if _, err := r.store.EnqueueEventsSplit(ctx, t.InstanceID, evs, deliveryPart(body)); err != nil {
 		if apperr.CodeOf(err) == apperr.NotFound {
 			return 0, noReceiver() // the instance was deleted meanwhile
 		}
 		return 0, unavailable(err)
 	}
 	return len(evs), nil
+}
+
+// deliveryPart returns the raw of the notification carrying the events of
+// object keys [from, to) of a delivery: the delivery with just those object
+// keys, so a consumer's raw matches its events (a delivery of 1000 objects is
+// 50 notifications, and repeating all of it in each would store and send it 50
+// times). body has been parsed by ParseDelivery, one event per object key.
+func deliveryPart(body []byte) func(from, to int) json.RawMessage {
+	var d struct {
+		EventKey   json.RawMessage   `json:"event_key"`
+		ObjectType json.RawMessage   `json:"object_type"`
+		ObjectKeys []json.RawMessage `json:"object_keys"`
+	}
+	if err := json.Unmarshal(body, &d); err != nil {
+		return func(int, int) json.RawMessage { return body }
+	}
+	return func(from, to int) json.RawMessage {
+		if from < 0 || to > len(d.ObjectKeys) || from > to {
+			return body
+		}
+		part := map[string]any{"event_key": d.EventKey, "object_keys": d.ObjectKeys[from:to]}
+		if d.ObjectType != nil {
+			part["object_type"] = d.ObjectType
+		}
+		b, err := json.Marshal(part)
+		if err != nil {
+			return body
+		}
+		return b
+	}
 }
 
 func unavailable(err error) error {

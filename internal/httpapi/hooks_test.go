@@ -21,7 +21,7 @@ import (
 	"github.com/connectord/connectord/internal/secrets"
 )
 
-// receiverStore is a store with one hook whose EnqueueEvents fails while down.
+// receiverStore is a store with one hook whose EnqueueEventsSplit fails while down.
 type receiverStore struct {
 	secretHash []byte
 	mu         sync.Mutex
@@ -41,7 +41,7 @@ func (s *receiverStore) HookBySecret(_ context.Context, h []byte) (events.HookTa
 		Config: map[string]*string{"event.notification.enabled": &enabled}}, nil
 }
 
-func (s *receiverStore) EnqueueEvents(_ context.Context, _ int64, evs []events.Event, _ json.RawMessage) ([]events.NotificationID, error) {
+func (s *receiverStore) EnqueueEventsSplit(_ context.Context, _ int64, evs []events.Event, _ func(int, int) json.RawMessage) ([]events.NotificationID, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.down {

@@ -28,13 +28,20 @@ const maxBatch = 20
 // each, due at once. When it returns without error the events are durable and
 // will be delivered at least once; the caller may then acknowledge its source.
 func (db *DB) EnqueueEvents(ctx context.Context, instanceID int64, evs []events.Event, raw json.RawMessage) ([]events.NotificationID, error) {
+	return db.EnqueueEventsSplit(ctx, instanceID, evs, func(int, int) json.RawMessage { return raw })
+}
+
+// EnqueueEventsSplit is EnqueueEvents where each notification carries as raw
+// only its own part of the source: rawFor(from, to) is the raw of the
+// notification carrying evs[from:to] (nil: none).
+func (db *DB) EnqueueEventsSplit(ctx context.Context, instanceID int64, evs []events.Event, rawFor func(from, to int) json.RawMessage) ([]events.NotificationID, error) {
 	if err := checkEvents(evs); err != nil || len(evs) == 0 {
 		return nil, err
 	}
 	var ids []events.NotificationID
 	err := db.inTx(ctx, func(tx pgx.Tx) error {
 		var err error
-		ids, err = enqueueTx(ctx, tx, instanceID, evs, func(int, int) json.RawMessage { return raw })
+		ids, err = enqueueTx(ctx, tx, instanceID, evs, rawFor)
 		return err
 	})
 	if err != nil {
