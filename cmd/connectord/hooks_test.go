@@ -26,10 +26,11 @@ import (
 	"github.com/connectord/connectord/internal/fakekeap"
 )
 
-// keapSpecPath is Keap's REST v1 OpenAPI document, present on the development
-// machine only: requests to the fake's hooks endpoints are checked against it
-// when it is there.
-const keapSpecPath = "/work/shared/keap/keap-rest-v1.json"
+// keapSpecPath is Keap's REST v1 OpenAPI document in the shared folder beside
+// the repository (the development machine and CI have it; the project does not
+// vendor it): requests to the fake's hooks endpoints are checked against it
+// when it is there. The path is relative to this package's directory.
+const keapSpecPath = "../../../shared/keap/keap-rest-v1.json"
 
 // keapRequest is one request connectord sent to the fake's hooks endpoints.
 type keapRequest struct {
