@@ -41,6 +41,14 @@ type Target struct {
 	APIURL     string // Keap's API host, e.g. https://api.infusionsoft.com
 	RESTBase   string // APIURL + /crm/rest/v1
 	LegacyURL  string // the application's legacy XML-RPC URL
+	// AccessToken is the OAuth access token of the instance as the caller
+	// loaded it (the proxy and the hubs: the resolved instance, at most
+	// CONNECTORD_AUTH_CACHE_TTL old), with its expiry. When it is not about to
+	// expire and no call of this process had it rejected, it is used without
+	// asking the token source (a database read and decrypt per call); a 401
+	// renews it as always.
+	AccessToken    string
+	TokenExpiresAt *time.Time
 }
 
 // TargetFor describes inst of element el.
@@ -52,6 +60,7 @@ func TargetFor(el *elements.Element, inst *instances.Instance) Target {
 	switch inst.AuthType {
 	case instances.AuthOAuth2:
 		t.ClientID = instances.Value(el, inst, instances.KeyClientID)
+		t.AccessToken, t.TokenExpiresAt = inst.Secrets[instances.KeyAccessToken], inst.TokenExpiresAt
 	case instances.AuthAPIKey:
 		t.APIKey = inst.Secrets[instances.KeyAPIKey]
 		if !keap.IsServiceAccountKey(t.APIKey) {
@@ -87,8 +96,9 @@ type Client struct {
 	opt    Options
 	tokens TokenSource
 
-	mu       sync.Mutex
-	limiters map[string]*limiter
+	mu         sync.Mutex
+	limiters   map[string]*limiter
+	superseded map[int64]string // per instance, the last access token Keap rejected
 }
 
 // New returns a Client.
@@ -114,7 +124,7 @@ func New(tokens TokenSource, opt Options) *Client {
 	if opt.HTTP == nil {
 		opt.HTTP = &http.Client{Timeout: 60 * time.Second}
 	}
-	return &Client{opt: opt, tokens: tokens, limiters: map[string]*limiter{}}
+	return &Client{opt: opt, tokens: tokens, limiters: map[string]*limiter{}, superseded: map[int64]string{}}
 }
 
 // limiter keeps one quota: a token bucket, plus a pause Keap asked for through
@@ -264,9 +274,13 @@ func (c *Client) authorize(ctx context.Context, t Target, req *http.Request, rej
 	case t.AuthType == instances.AuthOAuth2:
 		var token string
 		var err error
-		if rejected != "" {
+		switch {
+		case rejected != "":
+			c.supersede(t.InstanceID, rejected)
 			token, err = c.tokens.Renew(ctx, t.OrgID, t.InstanceID, rejected)
-		} else {
+		case c.presentable(t):
+			token = t.AccessToken
+		default:
 			token, err = c.tokens.AccessToken(ctx, t.OrgID, t.InstanceID)
 		}
 		if err != nil {
@@ -280,6 +294,31 @@ func (c *Client) authorize(ctx context.Context, t Target, req *http.Request, rej
 		req.Header.Set("X-Keap-API-Key", t.APIKey)
 		return "", nil
 	}
+}
+
+// presentedMargin is how long before its expiry a caller's access token is
+// no longer used as it is: the token source then refreshes it first.
+const presentedMargin = 2 * time.Minute
+
+// presentable says whether the access token t carries may be sent as it is:
+// it is not about to expire, and no call of this process had it rejected
+// (after a 401 the caller's copy may be older than the renewed token).
+func (c *Client) presentable(t Target) bool {
+	if t.AccessToken == "" || t.TokenExpiresAt != nil && time.Until(*t.TokenExpiresAt) < presentedMargin {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.superseded[t.InstanceID] != t.AccessToken
+}
+
+func (c *Client) supersede(instanceID int64, token string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.superseded) > 100_000 {
+		clear(c.superseded) // forget old rejections; a stale copy costs one more 401
+	}
+	c.superseded[instanceID] = token
 }
 
 // backoff is exponential with jitter: base·2^attempt, capped, times [0.5, 1.5).

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -174,5 +175,92 @@ func TestDo_InstancesSharingAKeyShareItsLimit(t *testing.T) {
 	// A burst of 10, then 10 per second: 20 calls cannot take less than 1 s.
 	if took := time.Since(start); took < 900*time.Millisecond {
 		t.Fatalf("20 calls on one key from two instances took %v: each instance had its own limit", took)
+	}
+}
+
+// tokenStub is a TokenSource that hands out current and counts the calls.
+type tokenStub struct {
+	mu              sync.Mutex
+	current         string
+	access, renewed int
+}
+
+func (s *tokenStub) AccessToken(context.Context, int64, int64) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.access++
+	return s.current, nil
+}
+
+func (s *tokenStub) Renew(_ context.Context, _, _ int64, _ string) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.renewed++
+	return s.current, nil
+}
+
+// An OAuth call sends the access token its caller loaded, without asking the
+// token source, while that token is not about to expire; once Keap rejected
+// it, the renewed token is used, and a caller's stale copy is not sent again.
+func TestDo_OAuthUsesTheCallersTokenUntilRejected(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	valid := "tok-a"
+	var seen []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		seen = append(seen, r.Header.Get("Authorization"))
+		if r.Header.Get("Authorization") != "Bearer "+valid {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer srv.Close()
+	stub := &tokenStub{current: "tok-a"}
+	c := New(stub, Options{BackoffBase: time.Millisecond})
+	later := time.Now().Add(time.Hour)
+	tg := Target{InstanceID: 7, AuthType: instances.AuthOAuth2, ClientID: "cid", APIURL: srv.URL, RESTBase: srv.URL,
+		AccessToken: "tok-a", TokenExpiresAt: &later}
+	status := func() int {
+		t.Helper()
+		resp, err := call(t, c, tg, "GET", "/contacts", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode
+	}
+	last := func() string { mu.Lock(); defer mu.Unlock(); return seen[len(seen)-1] }
+
+	if s := status(); s != 200 || stub.access != 0 || last() != "Bearer tok-a" {
+		t.Fatalf("fresh token: status %d, token source asked %d times, sent %s", s, stub.access, last())
+	}
+	soon := time.Now().Add(time.Minute)
+	tg.TokenExpiresAt = &soon
+	if s := status(); s != 200 || stub.access != 1 {
+		t.Fatalf("token about to expire: status %d, token source asked %d times, want once", s, stub.access)
+	}
+	tg.TokenExpiresAt = &later
+
+	// Keap moved on to tok-c (another replica refreshed): one 401, one renewal.
+	mu.Lock()
+	valid = "tok-c"
+	mu.Unlock()
+	stub.current = "tok-c"
+	if s := status(); s != 200 || stub.renewed != 1 || last() != "Bearer tok-c" {
+		t.Fatalf("after Keap rejected the copy: status %d, renewed %d, sent %s", s, stub.renewed, last())
+	}
+	mu.Lock()
+	n := len(seen)
+	mu.Unlock()
+	// The caller still holds the rejected tok-a: it is not sent again.
+	if s := status(); s != 200 || stub.renewed != 1 || last() != "Bearer tok-c" {
+		t.Fatalf("stale copy: status %d, renewed %d, sent %s", s, stub.renewed, last())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) != n+1 {
+		t.Fatalf("the stale copy cost %d requests, want 1 (no second 401)", len(seen)-n)
 	}
 }
