@@ -349,6 +349,13 @@ func TestPolling_RefusedCredentialsStopUntilTheInstanceChanges(t *testing.T) {
 	if refused.Load() < 2 {
 		t.Fatalf("Keap refused %d list calls; the poller must renew the token and try once more before it stops", refused.Load())
 	}
+	// The owner sees it through the API, and another organization sees nothing.
+	if st := s.pollState(o, id); len(st) != 1 || st[0]["resource"] != "contacts" || st[0]["stopped"] != true || st[0]["lastError"] != lastError {
+		t.Fatalf("GET polling while stopped: %v", st)
+	}
+	if r := s.do("GET", fmt.Sprintf("/instances/%d/events/polling", id), s.createOrg("Other", "dev@other.test").auth(), nil); r.Status != 404 {
+		t.Fatalf("another organization's GET polling: %d %s", r.Status, r.Body)
+	}
 	before := refused.Load()
 	meanwhile := createContacts(t, k, "Meanwhile", 2)
 	time.Sleep(400 * time.Millisecond) // four intervals
@@ -360,6 +367,23 @@ func TestPolling_RefusedCredentialsStopUntilTheInstanceChanges(t *testing.T) {
 		t.Fatalf("PATCH: %d %s", r.Status, r.Body)
 	}
 	wantEvents(t, waitEvents(t, rcv, id, 2), meanwhile, nil)
+	if st := s.pollState(o, id); len(st) != 1 || st[0]["stopped"] != false || st[0]["lastError"] != nil || st[0]["lastPolledDate"] == nil {
+		t.Fatalf("GET polling after the repair: %v", st)
+	}
+}
+
+// pollState returns the instance's polling cursors through the API.
+func (s *server) pollState(o org, id int64) []map[string]any {
+	s.t.Helper()
+	r := s.do("GET", fmt.Sprintf("/instances/%d/events/polling", id), o.auth(), nil)
+	if r.Status != 200 {
+		s.t.Fatalf("GET polling: %d %s", r.Status, r.Body)
+	}
+	var out []map[string]any
+	for _, c := range r.JSON(s.t)["cursors"].([]any) {
+		out = append(out, c.(map[string]any))
+	}
+	return out
 }
 
 // Two replicas on one database never poll the same instance at once, and

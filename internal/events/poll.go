@@ -53,3 +53,23 @@ type PollResult struct {
 	Error     string // empty on success
 	Stop      bool   // Keap refused the credentials: no more polls until the instance changes
 }
+
+// PollStatus is one of an instance's polling cursors, as
+// GET /instances/{id}/events/polling shows it.
+type PollStatus struct {
+	Resource     string     `json:"resource"`
+	At           time.Time  `json:"cursorDate"` // the newest change reported so far
+	IDs          []string   `json:"-"`          // the ids reported at exactly At
+	NextPoll     time.Time  `json:"nextPollDate"`
+	LeaseOwner   string     `json:"-"` // the replica polling it now, if any
+	LastPolledAt *time.Time `json:"lastPolledDate,omitempty"`
+	LastError    string     `json:"lastError,omitempty"`
+	// Stopped: Keap refused the credentials even after a token renewal;
+	// polling resumes when the instance changes.
+	Stopped bool `json:"stopped"`
+}
+
+// PollState is an instance's polling, as GET /instances/{id}/events/polling shows it.
+type PollState struct {
+	Cursors []PollStatus `json:"cursors"`
+}

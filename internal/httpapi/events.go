@@ -17,6 +17,17 @@ type eventLog interface {
 	Notifications(ctx context.Context, orgID, instanceID int64, f events.Filter) ([]events.Notification, events.NotificationID, error)
 	Redeliver(ctx context.Context, orgID, instanceID int64, eventID string) error
 	RedeliverFailed(ctx context.Context, orgID, instanceID int64) (int64, error)
+	PollStatuses(ctx context.Context, orgID, instanceID int64) ([]events.PollStatus, error)
+}
+
+// listPollCursors answers GET /instances/{id}/events/polling: the instance's
+// polling cursors, how far each has reported, when it polls next and why it
+// last failed.
+func listPollCursors(log eventLog) http.Handler {
+	return instanceHandler(func(r *http.Request, id int64) (any, error) {
+		list, err := log.PollStatuses(r.Context(), principal(r).OrganizationID, id)
+		return events.PollState{Cursors: list}, err
+	})
 }
 
 // listEvents answers GET /instances/{id}/events: notifications newest first,

@@ -73,6 +73,7 @@ func Routes(d Deps) http.Handler {
 			r.Method(http.MethodPost, "/instances/{id}/events/redeliver", redeliverEvents(d.Events))
 			r.Method(http.MethodPost, "/instances/{id}/events/{eventId}/redeliver", redeliverEvent(d.Events))
 			r.Method(http.MethodGet, "/instances/{id}/events/hooks", listEventHooks(d.Hooks))
+			r.Method(http.MethodGet, "/instances/{id}/events/polling", listPollCursors(d.Events))
 		})
 
 		r.Group(func(r chi.Router) {

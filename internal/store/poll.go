@@ -267,33 +267,32 @@ func (db *DB) ReleasePoll(ctx context.Context, instanceID int64, owner string, r
 	})
 }
 
-// PollStatus is one cursor as operators and tests look at it.
-type PollStatus struct {
-	Resource     string
-	At           time.Time
-	IDs          []string
-	NextPoll     time.Time
-	LeaseOwner   string
-	LastPolledAt *time.Time
-	LastError    string
-	Stopped      bool
-}
-
-// PollStatuses returns the instance's cursors, by resource.
-func (db *DB) PollStatuses(ctx context.Context, instanceID int64) ([]PollStatus, error) {
-	rows, err := db.pool.Query(ctx, `SELECT resource, cursor_at, cursor_ids, next_poll_at, coalesce(lease_owner, ''), last_polled_at,
-		coalesce(last_error, ''), stopped_at IS NOT NULL FROM poll_cursors WHERE instance_id = $1 ORDER BY resource`, instanceID)
-	if err != nil {
-		return nil, interpret(err)
-	}
-	defer rows.Close()
-	var out []PollStatus
-	for rows.Next() {
-		var s PollStatus
-		if err := rows.Scan(&s.Resource, &s.At, &s.IDs, &s.NextPoll, &s.LeaseOwner, &s.LastPolledAt, &s.LastError, &s.Stopped); err != nil {
-			return nil, interpret(err)
+// PollStatuses returns the instance's polling cursors, by resource, for its
+// organization (NotFound for another's).
+func (db *DB) PollStatuses(ctx context.Context, orgID, instanceID int64) ([]events.PollStatus, error) {
+	out := []events.PollStatus{}
+	err := db.inTx(ctx, func(tx pgx.Tx) error {
+		if err := checkInstance(ctx, tx, orgID, instanceID); err != nil {
+			return err
 		}
-		out = append(out, s)
+		rows, err := tx.Query(ctx, `SELECT resource, cursor_at, cursor_ids, next_poll_at, coalesce(lease_owner, ''), last_polled_at,
+			coalesce(last_error, ''), stopped_at IS NOT NULL FROM poll_cursors WHERE instance_id = $1 ORDER BY resource`, instanceID)
+		if err != nil {
+			return interpret(err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var s events.PollStatus
+			if err := rows.Scan(&s.Resource, &s.At, &s.IDs, &s.NextPoll, &s.LeaseOwner, &s.LastPolledAt, &s.LastError, &s.Stopped); err != nil {
+				return interpret(err)
+			}
+			s.At, s.NextPoll = s.At.UTC(), s.NextPoll.UTC()
+			out = append(out, s)
+		}
+		return interpret(rows.Err())
+	})
+	if err != nil {
+		return nil, err
 	}
-	return out, interpret(rows.Err())
+	return out, nil
 }

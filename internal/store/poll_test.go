@@ -157,7 +157,7 @@ func TestClaimPolls_SkipsInvalidDisabledAndStopped(t *testing.T) {
 	if _, err := db.SyncPollCursors(ctx, time.Now(), wantAll(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	st, err := db.PollStatuses(ctx, invalid.ID)
+	st, err := db.PollStatuses(ctx, org.ID, invalid.ID)
 	if err != nil || len(st) != 2 || st[0].LastError != "the instance is not valid: refresh refused" {
 		t.Fatalf("invalid instance's cursors: %+v, %v", st, err)
 	}
@@ -205,7 +205,7 @@ func TestSavePollPage_EventsAndCursorTogetherOrNothing(t *testing.T) {
 	if err := db.SavePollPage(ctx, pageOf("owner", "1", "2", "3")); err != nil {
 		t.Fatal(err)
 	}
-	st, err := db.PollStatuses(ctx, inst.ID)
+	st, err := db.PollStatuses(ctx, org.ID, inst.ID)
 	if err != nil || !st[0].At.Equal(at) || fmt.Sprint(st[0].IDs) != "[1 2 3]" {
 		t.Fatalf("cursor after the page: %+v, %v", st, err)
 	}
