@@ -6,7 +6,6 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"regexp"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -634,23 +633,11 @@ func TestHubs_KeapErrorsKeepTheirMeaningAndNoCredentialLeaks(t *testing.T) {
 // The README's hub commands run, as written, against `connectord serve --sandbox`.
 func TestREADMEHubs_RunsAgainstSandbox(t *testing.T) {
 	t.Parallel()
-	b, err := os.ReadFile("../../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	doc := string(b)
-	start, end := strings.Index(doc, "<!-- hubs:begin -->"), strings.Index(doc, "<!-- hubs:end -->")
-	if start < 0 || end < start {
-		t.Fatal("README.md lacks the hubs markers")
-	}
-	var script strings.Builder
-	for _, m := range regexp.MustCompile("(?s)```sh\n(.*?)```").FindAllStringSubmatch(doc[start:end], -1) {
-		script.WriteString(m[1])
-	}
+	script := strings.Join(readmeBlocks(t, "hubs", "sh"), "")
 	k := newKeap(t, fakekeap.Options{})
 	s := startServerWith(t, baseEnv(t, testdb.New(t), k), k, []string{"--sandbox"})
 	o := s.createOrg("dev", "dev@localhost")
-	cmd := exec.Command("bash", "-c", script.String())
+	cmd := exec.Command("bash", "-c", script)
 	cmd.Dir = t.TempDir()
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + cmd.Dir, "BASE=" + s.URL, "USER_SECRET=" + o.User.Secret, "ORG_SECRET=" + o.Organization.Secret}
 	out, err := cmd.CombinedOutput()

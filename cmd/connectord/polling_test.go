@@ -537,16 +537,7 @@ func TestPolling_SIGKILLMidPollNoGapNoRepeat(t *testing.T) {
 // (with the test's receiver as the callback), polls and delivers signed.
 func TestREADMEPolling_ConfigurationWorksAsWritten(t *testing.T) {
 	t.Parallel()
-	b, err := os.ReadFile("../../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	doc := string(b)
-	start, end := strings.Index(doc, "<!-- polling:begin -->"), strings.Index(doc, "<!-- polling:end -->")
-	if start < 0 || end < start {
-		t.Fatal("README.md lacks the polling markers")
-	}
-	block := strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(doc[start+len("<!-- polling:begin -->"):end]), "```json"), "```")
+	block := readmeBlocks(t, "polling", "json")[0]
 	var body map[string]map[string]any
 	if err := json.Unmarshal([]byte(block), &body); err != nil {
 		t.Fatalf("the README's polling configuration is not JSON: %v\n%s", err, block)

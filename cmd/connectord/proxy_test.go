@@ -506,23 +506,11 @@ func TestREADMEProxy_RunsAgainstSandbox(t *testing.T) {
 			t.Fatalf("the README proxy block needs %s: install it (apt-get install %s)", tool, tool)
 		}
 	}
-	b, err := os.ReadFile("../../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	doc := string(b)
-	start, end := strings.Index(doc, "<!-- proxy:begin -->"), strings.Index(doc, "<!-- proxy:end -->")
-	if start < 0 || end < start {
-		t.Fatal("README.md lacks the proxy markers")
-	}
-	block := regexp.MustCompile("(?s)```sh\n(.*?)```").FindStringSubmatch(doc[start:end])
-	if block == nil {
-		t.Fatal("no shell block between the proxy markers")
-	}
+	block := readmeBlocks(t, "proxy", "sh")[0]
 	k := newKeap(t, fakekeap.Options{})
 	s := startServerWith(t, baseEnv(t, testdb.New(t), k), k, []string{"--sandbox"})
 	o := s.createOrg("dev", "dev@localhost")
-	cmd := exec.Command("bash", "-c", block[1])
+	cmd := exec.Command("bash", "-c", block)
 	cmd.Dir = t.TempDir()
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + cmd.Dir, "BASE=" + s.URL, "USER_SECRET=" + o.User.Secret, "ORG_SECRET=" + o.Organization.Secret}
 	out, err := cmd.CombinedOutput()

@@ -11,27 +11,37 @@ import (
 	"github.com/connectord/connectord/internal/testdb"
 )
 
-// readmeJourney returns the shell blocks between the journey markers of README.md.
-func readmeJourney(t *testing.T) string {
+// readmeBlocks returns the fenced code blocks of language lang (sh, json)
+// between README.md's <!-- name:begin --> and <!-- name:end --> markers.
+func readmeBlocks(t *testing.T, name, lang string) []string {
 	t.Helper()
 	b, err := os.ReadFile("../../README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := string(b)
-	start, end := strings.Index(s, "<!-- journey:begin -->"), strings.Index(s, "<!-- journey:end -->")
+	start, end := strings.Index(s, "<!-- "+name+":begin -->"), strings.Index(s, "<!-- "+name+":end -->")
 	if start < 0 || end < start {
-		t.Fatal("README.md lacks the journey markers")
+		t.Fatalf("README.md lacks the %s markers", name)
 	}
-	blocks := regexp.MustCompile("(?s)```sh\n(.*?)```").FindAllStringSubmatch(s[start:end], -1)
+	var out []string
+	for _, m := range regexp.MustCompile("(?s)```"+lang+"\n(.*?)```").FindAllStringSubmatch(s[start:end], -1) {
+		out = append(out, m[1])
+	}
+	if len(out) == 0 {
+		t.Fatalf("no %s block between the README's %s markers", lang, name)
+	}
+	return out
+}
+
+// readmeJourney returns the shell blocks between the journey markers of README.md.
+func readmeJourney(t *testing.T) string {
+	t.Helper()
+	blocks := readmeBlocks(t, "journey", "sh")
 	if len(blocks) < 3 {
 		t.Fatalf("found %d shell blocks in the README journey", len(blocks))
 	}
-	var script strings.Builder
-	for _, b := range blocks {
-		script.WriteString(b[1])
-	}
-	return script.String()
+	return strings.Join(blocks, "")
 }
 
 // The README's curl journey runs, as written, against `connectord serve --sandbox`.
