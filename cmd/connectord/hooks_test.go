@@ -148,6 +148,22 @@ func (s *server) exec(sql string) {
 }
 
 // hookState is GET /instances/{id}/events/hooks.
+// startWebhookInstance starts a server and one OAuth instance in webhook mode
+// whose callback is a new receiver (signing with key, if any), and waits until
+// its contact hooks are Verified at the fake Keap.
+func startWebhookInstance(t *testing.T, key string) (*hookKeap, *server, org, *receiver, int64) {
+	t.Helper()
+	k := newHookKeap(t)
+	s := startServerWith(t, hooksEnv(t, k), k.keapServer, nil)
+	o := s.createOrg("Acme", "dev@acme.test")
+	rcv := newReceiver(t, key)
+	id := s.eventsInstance(o, rcv.URL, key, 0)
+	waitUntil(t, "Verified hooks for the contact events", 10*time.Second, func() bool {
+		return allVerified(k.hooksFor(s.URL+"/events/keap/"), contactEventKeys...)
+	})
+	return k, s, o, rcv, id
+}
+
 func (s *server) hookState(o org, id int64) map[string]any {
 	s.t.Helper()
 	r := s.do("GET", fmt.Sprintf("/instances/%d/events/hooks", id), o.auth(), nil)
@@ -259,16 +275,8 @@ func noSecretsLogged(t *testing.T, logs string, hooks []fakekeap.Hook) {
 // consumer normalised and signed.
 func TestHooks_WebhookModeFromCreationToSignedCallback(t *testing.T) {
 	t.Parallel()
-	k := newHookKeap(t)
-	s := startServerWith(t, hooksEnv(t, k), k.keapServer, nil)
-	o := s.createOrg("Acme", "dev@acme.test")
-	rcv := newReceiver(t, "whsec-hooks")
-	id := s.eventsInstance(o, rcv.URL, "whsec-hooks", 0)
-
+	k, s, o, rcv, id := startWebhookInstance(t, "whsec-hooks")
 	prefix := s.URL + "/events/keap/"
-	waitUntil(t, "Verified hooks for the contact events", 10*time.Second, func() bool {
-		return allVerified(k.hooksFor(prefix), contactEventKeys...)
-	})
 	st := s.hookState(o, id)
 	hooks := st["hooks"].([]any)
 	if len(hooks) != 3 || st["problem"] != nil {
@@ -355,13 +363,8 @@ func TestHooks_WebhookModeFromCreationToSignedCallback(t *testing.T) {
 // with the instance.
 func TestHooks_FollowConfigurationChangesAndInstanceDeletion(t *testing.T) {
 	t.Parallel()
-	k := newHookKeap(t)
-	s := startServerWith(t, hooksEnv(t, k), k.keapServer, nil)
-	o := s.createOrg("Acme", "dev@acme.test")
-	rcv := newReceiver(t, "")
-	id := s.eventsInstance(o, rcv.URL, "", 0)
+	k, s, o, _, id := startWebhookInstance(t, "")
 	prefix := s.URL + "/events/keap/"
-	waitUntil(t, "hooks registered", 10*time.Second, func() bool { return allVerified(k.hooksFor(prefix), contactEventKeys...) })
 
 	patch := func(cfg map[string]any) {
 		t.Helper()
@@ -506,13 +509,8 @@ func TestHooks_HandshakeFailureHealsAndInactiveHooksAreVerifiedAgain(t *testing.
 // once the database takes them again, is stored and delivered.
 func TestHooks_ReceiverAnswers503WhenItCannotStoreAndKeapsRetrySucceeds(t *testing.T) {
 	t.Parallel()
-	k := newHookKeap(t)
-	s := startServerWith(t, hooksEnv(t, k), k.keapServer, nil)
-	o := s.createOrg("Acme", "dev@acme.test")
-	rcv := newReceiver(t, "")
-	s.eventsInstance(o, rcv.URL, "", 0)
+	k, s, _, rcv, _ := startWebhookInstance(t, "")
 	prefix := s.URL + "/events/keap/"
-	waitUntil(t, "hooks registered", 10*time.Second, func() bool { return allVerified(k.hooksFor(prefix), contactEventKeys...) })
 
 	// The database refuses new notifications.
 	s.exec(`ALTER TABLE notifications ADD CONSTRAINT refuse_all CHECK (false) NOT VALID`)
@@ -672,13 +670,8 @@ func TestHooks_ServiceAccountKeyRegistersAndLegacyKeyIsRefused(t *testing.T) {
 // bound, and logs the hooks left at Keap; deliveries to them find nothing.
 func TestHooks_DeleteWhileKeapIsDownLogsTheHooksLeft(t *testing.T) {
 	t.Parallel()
-	k := newHookKeap(t)
-	s := startServerWith(t, hooksEnv(t, k), k.keapServer, nil)
-	o := s.createOrg("Acme", "dev@acme.test")
-	rcv := newReceiver(t, "")
-	id := s.eventsInstance(o, rcv.URL, "", 0)
+	k, s, o, _, id := startWebhookInstance(t, "")
 	prefix := s.URL + "/events/keap/"
-	waitUntil(t, "hooks registered", 10*time.Second, func() bool { return allVerified(k.hooksFor(prefix), contactEventKeys...) })
 
 	k.SetDown(true)
 	start := time.Now()
@@ -715,13 +708,7 @@ func TestHooks_DeleteWhileKeapIsDownLogsTheHooksLeft(t *testing.T) {
 // with just its own objects, so raw and events always match.
 func TestHooks_LargeDeliverySplitsWithMatchingRaw(t *testing.T) {
 	t.Parallel()
-	k := newHookKeap(t)
-	s := startServerWith(t, hooksEnv(t, k), k.keapServer, nil)
-	o := s.createOrg("Acme", "dev@acme.test")
-	rcv := newReceiver(t, "")
-	s.eventsInstance(o, rcv.URL, "", 0)
-	prefix := s.URL + "/events/keap/"
-	waitUntil(t, "hooks registered", 10*time.Second, func() bool { return allVerified(k.hooksFor(prefix), contactEventKeys...) })
+	k, _, _, rcv, _ := startWebhookInstance(t, "")
 
 	ids := make([]int64, 45)
 	for i := range ids {
