@@ -2,8 +2,6 @@ package instances
 
 import (
 	"context"
-
-	"github.com/connectord/connectord/internal/keap"
 )
 
 // EventHooks keeps the provider hooks an instance's events arrive through (the
@@ -31,14 +29,4 @@ func (s *Service) eventHooks() EventHooks {
 		return noHooks{}
 	}
 	return s.hooks
-}
-
-// checkEventsAuth refuses events for a legacy API key: it reaches only Keap's
-// XML-RPC API, and both ways of getting events (REST hooks, polling the REST
-// lists) need the REST API. (Which resources produce events is
-// checkEventObjects' part.)
-func checkEventsAuth(st settings, authType string, p *problems) {
-	if authType == AuthAPIKey && !keap.IsServiceAccountKey(st.secrets[KeyAPIKey]) {
-		p.add("a legacy API key reaches only Keap's XML-RPC API, so it can neither register Keap REST hooks nor poll: use a service account key or OAuth for events")
-	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/connectord/connectord/internal/apperr"
 	"github.com/connectord/connectord/internal/elements"
+	"github.com/connectord/connectord/internal/keap"
 )
 
 // Event mechanisms (event.vendor.type).
@@ -191,5 +192,15 @@ func checkEventObjects(el *elements.Element, public map[string]*string, mode str
 	}
 	if len(cannot) > 0 {
 		p.add("%s: element %s has no Keap REST hooks for %s; it can hook %s", KeyEventObjects, el.Key, strings.Join(cannot, ", "), strings.Join(can, ", "))
+	}
+}
+
+// checkEventsAuth refuses events for a legacy API key: it reaches only Keap's
+// XML-RPC API, and both ways of getting events (REST hooks, polling the REST
+// lists) need the REST API. (Which resources produce events is
+// checkEventObjects' part.)
+func checkEventsAuth(st settings, authType string, p *problems) {
+	if authType == AuthAPIKey && !keap.IsServiceAccountKey(st.secrets[KeyAPIKey]) {
+		p.add("a legacy API key reaches only Keap's XML-RPC API, so it can neither register Keap REST hooks nor poll: use a service account key or OAuth for events")
 	}
 }
