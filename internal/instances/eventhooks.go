@@ -1,8 +1,6 @@
 package instances
 
-import (
-	"context"
-)
+import "context"
 
 // EventHooks keeps the provider hooks an instance's events arrive through (the
 // events package's Hooks).
