@@ -21,6 +21,7 @@ import (
 	"github.com/connectord/connectord/internal/events"
 	"github.com/connectord/connectord/internal/fakekeap"
 	"github.com/connectord/connectord/internal/httpapi"
+	"github.com/connectord/connectord/internal/h1"
 	"github.com/connectord/connectord/internal/hubs"
 	"github.com/connectord/connectord/internal/instances"
 	"github.com/connectord/connectord/internal/keap"
@@ -293,11 +294,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Log: log.With().Str("component", "delivery").Logger(),
 	})
 
-	srv := &http.Server{
+	srv := &h1.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
-		BaseContext:       func(net.Listener) context.Context { return log.WithContext(context.WithoutCancel(ctx)) },
+		BaseContext:       log.WithContext(context.WithoutCancel(ctx)),
+		Log:               log.With().Str("component", "http").Logger(),
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
