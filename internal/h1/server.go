@@ -13,9 +13,12 @@
 // the handlers, chi and the middleware are the same as under net/http.
 //
 // What it does not do, by choice: HTTP/2, TLS (connectord runs behind a
-// terminating proxy or on a private network), Hijack, and cancelling a
-// request's context when its client disconnects — a request runs until its
-// handler returns, and a handler writing to a gone client gets an error.
+// terminating proxy or on a private network), Hijack, and cancelling
+// request contexts: every request's context is BaseContext, which ends
+// neither when the client disconnects (a request runs until its handler
+// returns, and a handler writing to a gone client gets an error) nor when
+// the handler returns (nothing in connectord leaves work behind on it, and a
+// cancellable context per request costs each Keap call a registration).
 package h1
 
 import (
@@ -377,9 +380,7 @@ func (c *conn) serveRequest(base context.Context, req *http.Request) (keep bool)
 		}
 		req.Body = &w.body
 	}
-	ctx, cancel := context.WithCancel(base)
-	defer cancel()
-	if !c.runHandler(w, req.WithContext(ctx)) {
+	if !c.runHandler(w, req.WithContext(base)) {
 		c.unread = !w.body.eof
 		return false
 	}

@@ -28,8 +28,18 @@ const requestKey ctxKey = iota
 // organization.
 type requestInfo struct {
 	id        string
-	log       *zerolog.Logger
+	base      *zerolog.Logger // without the request id
+	log       *zerolog.Logger // with it, made when a handler first asks
 	principal tenants.Principal
+}
+
+// logger returns the request's logger, whose lines carry the request id.
+func (i *requestInfo) logger() *zerolog.Logger {
+	if i.log == nil {
+		l := i.base.With().Str("request_id", i.id).Logger()
+		i.log = &l
+	}
+	return i.log
 }
 
 func infoOf(ctx context.Context) *requestInfo {
@@ -51,7 +61,7 @@ func RequestID(ctx context.Context) string {
 // logger returns the logger r's lines go to, each with the request id.
 func logger(r *http.Request) *zerolog.Logger {
 	if i := infoOf(r.Context()); i != nil {
-		return i.log
+		return i.logger()
 	}
 	return zerolog.Ctx(r.Context())
 }
@@ -77,8 +87,7 @@ func withRequestID(log zerolog.Logger) func(http.Handler) http.Handler {
 			h := w.Header()
 			h[RequestIDHeader] = []string{id}
 			h["X-Request-Id"] = []string{id}
-			l := log.With().Str("request_id", id).Logger()
-			info := &requestInfo{id: id, log: &l}
+			info := &requestInfo{id: id, base: &log}
 			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestKey, info)))
 		})
 	}
@@ -92,10 +101,18 @@ func logRequests(next http.Handler) http.Handler {
 		start := time.Now()
 		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
 		next.ServeHTTP(ww, r)
-		log := logger(r)
+		// Most requests log only this line: it names the request id itself
+		// rather than make the request a logger of its own.
+		log, id := zerolog.Ctx(r.Context()), ""
+		if i := infoOf(r.Context()); i != nil {
+			log, id = i.base, i.id
+		}
 		ev := log.Info()
 		if ww.Status() >= 500 {
 			ev = log.Error()
+		}
+		if id != "" {
+			ev = ev.Str("request_id", id)
 		}
 		ev = ev.Str("method", r.Method).Str("path", loggedPath(r)).
 			Int("status", ww.Status()).Int("bytes", ww.BytesWritten()).
@@ -208,7 +225,7 @@ func authenticate(auth authenticator, need tenants.Need) func(http.Handler) http
 				next.ServeHTTP(w, r)
 				return
 			}
-			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestKey, &requestInfo{log: zerolog.Ctx(r.Context()), principal: p})))
+			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestKey, &requestInfo{base: zerolog.Ctx(r.Context()), log: zerolog.Ctx(r.Context()), principal: p})))
 		})
 	}
 }

@@ -150,8 +150,8 @@ func (t *Transport) exchange(ctx context.Context, c *conn, req *http.Request) (*
 		}
 		return nil, err
 	}
-	wire, gzipped := withGzip(req)
-	if err := wire.Write(c.bw); err != nil {
+	gzipped := wantsGzip(req)
+	if err := writeRequest(c.bw, req, gzipped); err != nil {
 		return fail(&beforeAnswer{err})
 	}
 	if err := c.bw.Flush(); err != nil {
@@ -191,23 +191,6 @@ func (t *Transport) exchange(ctx context.Context, c *conn, req *http.Request) (*
 		resp.Body = &gzipBody{body: b}
 	}
 	return resp, nil
-}
-
-// withGzip returns req as it goes on the wire: asking for gzip, as net/http
-// does, when it names no encoding and no range (not for HEAD, whose answer
-// has no body to decompress). The caller's request is not changed.
-func withGzip(req *http.Request) (*http.Request, bool) {
-	h := req.Header
-	if h.Get("Accept-Encoding") != "" || h.Get("Range") != "" || req.Method == http.MethodHead {
-		return req, false
-	}
-	wire := *req
-	wire.Header = make(http.Header, len(h)+1)
-	for k, vv := range h {
-		wire.Header[k] = vv
-	}
-	wire.Header["Accept-Encoding"] = []string{"gzip"}
-	return &wire, true
 }
 
 // gzipBody decompresses a body, from its first read on.
