@@ -5,9 +5,8 @@
 // connection in the background so that it can cancel the request's context
 // when the client goes away, and stops it again when the handler returns
 // (a read, two deadline changes and two goroutine switches per request).
-// Profiles of connectord's pass-through put that, with net/http's other
-// per-request work, at about a fifth of what a proxied call costs; the
-// benchmark (bench/, docs/performance.md) measures the difference. This
+// Without that, and net/http's other per-request bookkeeping, a proxied call
+// costs connectord 11–18% less CPU (bench/, docs/performance.md). This
 // server parses requests with net/http's own parser (http.ReadRequest) and
 // hands handlers ordinary *http.Request and http.ResponseWriter values, so
 // the handlers, chi and the middleware are the same as under net/http.

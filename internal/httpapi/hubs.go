@@ -6,6 +6,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/go-chi/chi/v5"
@@ -55,7 +56,9 @@ func hubResource(h hubService) http.Handler {
 			w.WriteHeader(res.Status)
 			return
 		}
-		w.Header().Set("Content-Type", "application/json")
+		h := w.Header()
+		h["Content-Type"] = []string{"application/json"}
+		h["Content-Length"] = []string{strconv.Itoa(len(res.Body))}
 		w.WriteHeader(res.Status)
 		_, _ = w.Write(res.Body)
 	})
