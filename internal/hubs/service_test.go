@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"testing/iotest"
 
 	"github.com/connectord/connectord/internal/elements"
 	"github.com/connectord/connectord/internal/instances"
@@ -129,4 +130,63 @@ func BenchmarkList_ContactsPage(b *testing.B) {
 			}
 		})
 	}
+}
+
+func TestReadBody_WholeAnswerInOneBuffer(t *testing.T) {
+	t.Parallel()
+	page := contactsPage(10, 10)
+	big := bytes.Repeat([]byte("x"), 100<<10)
+	tests := []struct {
+		name   string
+		body   io.Reader
+		length int64
+		want   []byte
+	}{
+		{"length given", bytes.NewReader(page), int64(len(page)), page},
+		{"no length", bytes.NewReader(page), -1, page},
+		{"empty", bytes.NewReader(nil), 0, []byte{}},
+		{"a byte at a time", iotest.OneByteReader(bytes.NewReader(page)), int64(len(page)), page},
+		{"longer than 8 KB, no length", iotest.HalfReader(bytes.NewReader(big)), -1, big},
+		{"longer than its length", bytes.NewReader(page), 10, page},
+		{"shorter than its length", bytes.NewReader(page), int64(len(page)) + 500, page},
+		{"data with EOF", iotest.DataErrReader(bytes.NewReader(page)), -1, page},
+	}
+	for _, tt := range tests {
+		got, err := readBody(tt.body, tt.length)
+		if err != nil || !bytes.Equal(got, tt.want) {
+			t.Errorf("%s: %d bytes, %v; want %d bytes", tt.name, len(got), err, len(tt.want))
+		}
+	}
+	if _, err := readBody(iotest.TimeoutReader(bytes.NewReader(page)), -1); err != iotest.ErrTimeout {
+		t.Errorf("a failing read: %v, want %v", err, iotest.ErrTimeout)
+	}
+}
+
+// An answer of the length Keap announced is read without the buffer growing.
+func TestReadBody_KnownLengthAllocatesOnce(t *testing.T) {
+	page := contactsPage(10, 10)
+	r := bytes.NewReader(page)
+	if allocs := testing.AllocsPerRun(20, func() {
+		r.Reset(page)
+		_, _ = readBody(r, int64(len(page)))
+	}); allocs > 2 { // the buffer, and the LimitReader
+		t.Errorf("%v allocations reading an answer of known length", allocs)
+	}
+}
+
+// An answer over maxKeapBody is read only one byte past the limit, so send
+// can refuse it.
+func TestReadBody_StopsPastTheLimit(t *testing.T) {
+	t.Parallel()
+	got, err := readBody(io.LimitReader(zeros{}, maxKeapBody+100), maxKeapBody+100)
+	if err != nil || len(got) != maxKeapBody+1 {
+		t.Fatalf("%d bytes, %v", len(got), err)
+	}
+}
+
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
 }
