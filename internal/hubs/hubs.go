@@ -412,17 +412,19 @@ func (c *call) stripNulls() bool {
 // send makes one Keap call and returns its success status and body, or the
 // caller's error for Keap's refusal.
 func (s *Service) send(ctx context.Context, c *call, method, path string, q url.Values, body []byte) (int, []byte, error) {
-	u := c.target.RESTBase + path
-	if len(q) > 0 {
-		u += "?" + q.Encode()
-	}
 	var rdr io.Reader
 	if body != nil {
 		rdr = bytes.NewReader(body)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, u, rdr)
+	req, err := http.NewRequestWithContext(ctx, method, c.target.RESTBase+path, rdr)
 	if err != nil {
 		return 0, nil, fmt.Errorf("hubs: build Keap request: %w", err)
+	}
+	// The query is encoded straight into the URL rather than joined to the
+	// string above and parsed out of it again. Every parameter has a value
+	// (they are set with Set), so the encoding is never empty.
+	if len(q) > 0 {
+		req.URL.RawQuery = q.Encode()
 	}
 	req.Header.Set("Accept", "application/json")
 	if body != nil {
@@ -433,7 +435,7 @@ func (s *Service) send(ctx context.Context, c *call, method, path string, q url.
 		return 0, nil, err
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxKeapBody+1))
+	data, err := readBody(resp.Body, resp.ContentLength)
 	if err != nil {
 		return 0, nil, keap.TransportError("reading Keap's answer", err)
 	}
@@ -448,6 +450,33 @@ func (s *Service) send(ctx context.Context, c *call, method, path string, q url.
 		return 0, nil, providerError(resp.StatusCode, data, what)
 	}
 	return resp.StatusCode, data, nil
+}
+
+// readBody reads a Keap answer of length bytes (-1 when Keap did not say),
+// but no more than maxKeapBody+1, so that a larger one shows. The buffer is
+// sized once: for the length Keap gave, and one byte more to see the end
+// without growing it, or else for 8 KB, more than a page of ten contacts. It
+// grows only for an answer longer than that.
+func readBody(body io.Reader, length int64) ([]byte, error) {
+	size := int64(8 << 10)
+	if length >= 0 {
+		size = min(length, maxKeapBody) + 1
+	}
+	buf := make([]byte, 0, size)
+	r := io.LimitReader(body, maxKeapBody+1)
+	for {
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)] // room for more, as append grows
+		}
+	}
 }
 
 // providerError turns Keap's refusal into the caller's error, keeping the

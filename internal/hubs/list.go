@@ -1,12 +1,12 @@
 package hubs
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"net/http"
@@ -62,42 +62,26 @@ func (s *Service) list(ctx context.Context, c *call) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Keap's envelope is read where it lies and its list re-encoded in one
-	// pass (recode), rather than decoded into maps and encoded again.
-	if !json.Valid(data) || bytes.Equal(bytes.TrimSpace(data), []byte("null")) {
-		if json.Valid(data) {
-			return nil, apperr.Errorf(apperr.ProviderDown, "Keap's answer to GET %s lacks its list %q", c.describe(), c.res.ListKey)
-		}
-		return nil, apperr.Errorf(apperr.ProviderDown, "Keap's answer to GET %s is not a JSON object", c.describe())
-	}
-	env, isObject, err := members(data, c.res.ListKey, "count")
-	if err != nil || !isObject {
-		return nil, apperr.Errorf(apperr.ProviderDown, "Keap's answer to GET %s is not a JSON object", c.describe())
-	}
-	raw, rawCount := env[0], env[1]
-	if raw == nil {
+	// Keap's envelope is read where it lies, checked and its list re-encoded
+	// in one pass (readPage), rather than decoded into maps and encoded again.
+	page, err := readPage(data, c.res.ListKey, c.stripNulls())
+	switch {
+	case errors.Is(err, errLacksList):
 		return nil, apperr.Errorf(apperr.ProviderDown, "Keap's answer to GET %s lacks its list %q", c.describe(), c.res.ListKey)
-	}
-	var body []byte
-	var n int
-	switch raw[0] {
-	case '[':
-		if body, n, err = recodeValid(raw, c.stripNulls()); err != nil {
-			return nil, apperr.Errorf(apperr.ProviderDown, "Keap's answer to GET %s has no list in %q", c.describe(), c.res.ListKey)
-		}
-	case 'n': // null: an empty page
-		body = []byte("[]\n")
-	default:
+	case errors.Is(err, errNoList):
 		return nil, apperr.Errorf(apperr.ProviderDown, "Keap's answer to GET %s has no list in %q", c.describe(), c.res.ListKey)
+	case err != nil:
+		return nil, apperr.Errorf(apperr.ProviderDown, "Keap's answer to GET %s is not a JSON object", c.describe())
 	}
+	n := page.n
 	// Keap's next link is there even past the last page: decide from the
 	// count of matches, or, without one, from a full page.
 	more := n == size
 	var count int
-	if err := json.Unmarshal(rawCount, &count); err == nil && rawCount != nil {
+	if err := json.Unmarshal(page.count, &count); err == nil && page.count != nil {
 		more = n > 0 && offset+n < count
 	}
-	r := &Result{Status: http.StatusOK, Body: body}
+	r := &Result{Status: http.StatusOK, Body: page.body}
 	if more {
 		r.NextPage = encodeCursor(offset+n, key)
 	}

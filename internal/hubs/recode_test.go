@@ -3,6 +3,7 @@ package hubs
 import (
 	"bytes"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -72,16 +73,22 @@ func TestRecode_WritesWhatDecodingAndEncodingWrote(t *testing.T) {
 			t.Errorf("recode(%q) accepted it", bad)
 		}
 	}
+	// recode checks the document itself, as json.Valid would.
+	for _, c := range append(slices.Clone(recodeCases), pageCases...) {
+		if _, err := recode([]byte(c), true); (err == nil) != json.Valid([]byte(c)) {
+			t.Errorf("recode(%q): %v, but json.Valid says %v", c, err, json.Valid([]byte(c)))
+		}
+	}
 }
 
-func TestMembers_FindsTheLastOfEachName(t *testing.T) {
+func TestReadPage_FindsTheLastOfEachName(t *testing.T) {
 	t.Parallel()
-	vals, ok, err := members([]byte(` {"contacts":[1],"count":3,"x":{"count":9},"contacts":[2, 3] } `), "contacts", "count", "missing")
-	if err != nil || !ok || string(vals[0]) != "[2, 3]" || string(vals[1]) != "3" || vals[2] != nil {
-		t.Fatalf("%q %v %v", vals, ok, err)
+	p, err := readPage([]byte(` {"contacts":[1],"count":3,"x":{"count":9},"contacts":[2, 3] } `), "contacts", true)
+	if err != nil || string(p.body) != "[2,3]\n" || p.n != 2 || string(p.count) != "3" {
+		t.Fatalf("%q %d %q %v", p.body, p.n, p.count, err)
 	}
-	if _, ok, _ := members([]byte(`[{"contacts":[]}]`), "contacts"); ok {
-		t.Fatal("an array is not an object")
+	if _, err := readPage([]byte(`[{"contacts":[]}]`), "contacts", true); err != errNotObject {
+		t.Fatalf("an array is not an object: %v", err)
 	}
 }
 
@@ -97,6 +104,9 @@ func FuzzRecode(f *testing.F) {
 		if (werr != nil) != (gerr != nil) {
 			t.Fatalf("recode error %v, decoding error %v", gerr, werr)
 		}
+		if (gerr == nil) != json.Valid(data) {
+			t.Fatalf("recode error %v, but json.Valid says %v", gerr, json.Valid(data))
+		}
 		if werr == nil && string(got) != string(want) {
 			t.Fatalf("recode wrote %q, want %q", got, want)
 		}
@@ -109,8 +119,7 @@ func BenchmarkRecode_ContactsPage(b *testing.B) {
 	b.Run("recode", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			vals, _, _ := members(page, "contacts", "count")
-			_, _, _ = recodeValid(vals[0], true)
+			_, _ = readPage(page, "contacts", true)
 		}
 	})
 	b.Run("decode-and-encode", func(b *testing.B) {
