@@ -48,6 +48,7 @@ type Proxy struct {
 	instances resolver
 	keap      caller
 	log       zerolog.Logger
+	bases     sync.Map // Keap API URL → *url.URL, parsed once
 }
 
 // New returns a Proxy that resolves instances with instances and calls Keap through keap.
@@ -283,7 +284,7 @@ func (p *Proxy) prepare(r *http.Request, who tenants.Principal) (*call, error) {
 	if err != nil {
 		return nil, apperr.Errorf(apperr.Invalid, "the proxied path is not validly escaped: %s", err.Error())
 	}
-	for _, seg := range strings.Split(rest, "/") {
+	for seg := range strings.SplitSeq(rest, "/") {
 		if seg == "." || seg == ".." {
 			return nil, apperr.Errorf(apperr.Invalid, "the proxied path must not contain . or .. segments")
 		}
@@ -294,7 +295,7 @@ func (p *Proxy) prepare(r *http.Request, who tenants.Principal) (*call, error) {
 	}
 	xmlrpc := "/"+rest == el.Endpoints.XMLRPCPath
 	if !t.Legacy {
-		u, err := join(t.APIURL, rawRest, r.URL.RawQuery)
+		u, err := p.join(t.APIURL, rawRest, r.URL.RawQuery)
 		if err != nil {
 			return nil, err
 		}
@@ -326,12 +327,19 @@ func wildcard(r *http.Request) string {
 	return strings.TrimPrefix((&url.URL{Path: "/" + rest}).EscapedPath(), "/")
 }
 
-// join appends the escaped path rawRest and the query to base.
-func join(base, rawRest, query string) (*url.URL, error) {
-	u, err := url.Parse(base)
-	if err != nil {
-		return nil, apperr.Errorf(apperr.Internal, "Keap API URL %q: %v", base, err)
+// join appends the escaped path rawRest and the query to base. Bases are
+// few (one per Keap API URL), so each is parsed once.
+func (p *Proxy) join(base, rawRest, query string) (*url.URL, error) {
+	parsed, ok := p.bases.Load(base)
+	if !ok {
+		b, err := url.Parse(base)
+		if err != nil {
+			return nil, apperr.Errorf(apperr.Internal, "Keap API URL %q: %v", base, err)
+		}
+		parsed, _ = p.bases.LoadOrStore(base, b)
 	}
+	u := new(url.URL)
+	*u = *parsed.(*url.URL)
 	raw := strings.TrimRight(u.EscapedPath(), "/") + "/" + rawRest
 	path, err := url.PathUnescape(raw)
 	if err != nil {
