@@ -124,6 +124,12 @@ func New(tokens TokenSource, opt Options) *Client {
 	if opt.HTTP == nil {
 		opt.HTTP = &http.Client{Timeout: 60 * time.Second}
 	}
+	// Keap's redirect is its answer, passed on as it is: following it would
+	// change what the proxy returns and send the credential to wherever it
+	// points.
+	hc := *opt.HTTP
+	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	opt.HTTP = &hc
 	return &Client{opt: opt, tokens: tokens, limiters: map[string]*limiter{}, superseded: map[int64]string{}}
 }
 

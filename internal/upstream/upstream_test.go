@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -262,5 +263,26 @@ func TestDo_OAuthUsesTheCallersTokenUntilRejected(t *testing.T) {
 	defer mu.Unlock()
 	if len(seen) != n+1 {
 		t.Fatalf("the stale copy cost %d requests, want 1 (no second 401)", len(seen)-n)
+	}
+}
+
+func TestDo_KeapsRedirectIsReturnedNotFollowed(t *testing.T) {
+	t.Parallel()
+	var elsewhere atomic.Int32
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { elsewhere.Add(1) }))
+	defer other.Close()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, other.URL+"/somewhere", http.StatusFound)
+	}))
+	defer srv.Close()
+	c := New(nil, Options{})
+	tg := Target{InstanceID: 1, AuthType: instances.AuthAPIKey, APIKey: "k", APIURL: srv.URL, RESTBase: srv.URL}
+	resp, err := call(t, c, tg, "GET", "/contacts", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != other.URL+"/somewhere" || elsewhere.Load() != 0 {
+		t.Fatalf("want Keap's 302 with its Location and nothing sent elsewhere, got %d %q (%d calls elsewhere)",
+			resp.StatusCode, resp.Header.Get("Location"), elsewhere.Load())
 	}
 }
