@@ -9,7 +9,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -193,13 +192,6 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	cfg, err := loadServeConfig(getenv)
 	if err != nil {
 		return err
-	}
-	// A line a request, each its own system call, was a few percent of the
-	// proxy's CPU: to a file or pipe, lines are written in batches.
-	if f, ok := stderr.(*os.File); ok {
-		lb := newLogBatcher(f)
-		defer lb.Close()
-		stderr = lb
 	}
 	log := newLogger(cfg, stderr)
 	// connectord's live heap is a few MB, so with Go's default (GOGC=100)
