@@ -13,7 +13,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/hex"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -97,7 +96,7 @@ type Client struct {
 	tokens TokenSource
 
 	mu         sync.Mutex
-	limiters   map[string]*limiter
+	limiters   map[limiterKey]*limiter
 	superseded map[int64]string // per instance, the last access token Keap rejected
 }
 
@@ -130,7 +129,7 @@ func New(tokens TokenSource, opt Options) *Client {
 	hc := *opt.HTTP
 	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	opt.HTTP = &hc
-	return &Client{opt: opt, tokens: tokens, limiters: map[string]*limiter{}, superseded: map[int64]string{}}
+	return &Client{opt: opt, tokens: tokens, limiters: map[limiterKey]*limiter{}, superseded: map[int64]string{}}
 }
 
 // limiter keeps one quota: a token bucket, plus a pause Keap asked for through
@@ -141,13 +140,22 @@ type limiter struct {
 	until  time.Time
 }
 
+// limiterKey names one quota: a service account or legacy key's (by its
+// hash, so the map holds no key), or an OAuth client id's.
+type limiterKey struct {
+	keyHash [sha256.Size]byte
+	client  string
+}
+
 func (c *Client) limiterFor(t Target) *limiter {
 	// Keap's quota is the key's, however many instances hold it: key the
 	// limiter by a hash of the key, not by the instance.
-	sum := sha256.Sum256([]byte(t.APIKey))
-	key, r, b := "key:"+hex.EncodeToString(sum[:]), c.opt.KeyRate, c.opt.KeyBurst
+	var key limiterKey
+	r, b := c.opt.KeyRate, c.opt.KeyBurst
 	if t.AuthType == instances.AuthOAuth2 {
-		key, r, b = "client:"+t.ClientID, c.opt.ClientRate, c.opt.ClientBurst
+		key.client, r, b = t.ClientID, c.opt.ClientRate, c.opt.ClientBurst
+	} else {
+		key.keyHash = sha256.Sum256([]byte(t.APIKey))
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
