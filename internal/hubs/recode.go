@@ -2,6 +2,7 @@ package hubs
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -136,7 +137,13 @@ type keptMember struct {
 
 func newRecoder(data []byte, strip bool) *recoder {
 	// The output is about as long as the input, less spaces and nulls.
-	return &recoder{src: data, strip: strip, out: make([]byte, 0, len(data)+1)}
+	// With strip, the members written are noted; a Keap record has some
+	// 10 to 30 of them.
+	r := &recoder{src: data, strip: strip, out: make([]byte, 0, len(data)+1)}
+	if strip {
+		r.kept = make([]keptMember, 0, 32)
+	}
+	return r
 }
 
 // peek returns the byte at r.pos, or 0 at the end of the document. No JSON
@@ -149,6 +156,9 @@ func (r *recoder) peek() byte {
 }
 
 func (r *recoder) skipSpace() {
+	if r.pos < len(r.src) && r.src[r.pos] > ' ' {
+		return // as between most tokens Keap writes
+	}
 	for r.pos < len(r.src) {
 		switch r.src[r.pos] {
 		case ' ', '\t', '\n', '\r':
@@ -321,9 +331,13 @@ func (r *recoder) object() error {
 // any.
 func (r *recoder) dropEarlier(base int, q []byte, kind strKind) bool {
 	found := false
+	plain := kind == strPlain
 	for i := base; i < len(r.kept); i++ {
 		m := &r.kept[i]
-		if !m.gone && r.sameName(r.out[m.kstart:m.kend], m.plain, q, kind == strPlain) {
+		if m.gone || plain && m.plain && m.kend-m.kstart != len(q) {
+			continue // plain names of other lengths differ
+		}
+		if r.sameName(r.out[m.kstart:m.kend], m.plain, q, plain) {
 			m.gone, found = true, true
 		}
 	}
@@ -414,8 +428,7 @@ const (
 )
 
 // strSafe marks the bytes a string holds that need no further look: all of
-// ASCII from the space on, but for the quote and the backslash. Most of what
-// Keap sends is these, so str passes over them a byte per step.
+// ASCII from the space on, but for the quote and the backslash.
 var strSafe = func() (t [256]bool) {
 	for c := 0x20; c < utf8.RuneSelf; c++ {
 		t[c] = c != '"' && c != '\\'
@@ -423,37 +436,62 @@ var strSafe = func() (t [256]bool) {
 	return t
 }()
 
+// Bytes repeated in each byte of a word, for looking at 8 bytes at once.
+const (
+	ones  = 0x0101010101010101
+	highs = 0x8080808080808080
+)
+
+// allSafe says whether each of the 8 bytes in w is one strSafe marks. Where
+// no byte of x has its high bit set, (x - ones) & ^x has the high bit of
+// some byte set exactly when a byte of x is 0; x - 0x20*ones likewise finds
+// a byte below 0x20. Bytes with their high bit set are found by highs alone.
+func allSafe(w uint64) bool {
+	q, b := w^('"'*ones), w^('\\'*ones)
+	found := (w-0x20*ones)&^w | (q-ones)&^q | (b-ones)&^b | w
+	return found&highs == 0
+}
+
 // str moves past the string at r.pos, checking it, and returns it with its
-// quotes and what it holds.
+// quotes and what it holds. Most of what Keap sends is printable ASCII,
+// which str passes over 8 bytes at a time, and then a byte at a time by
+// table; only quotes, escapes and bytes beyond ASCII take a closer look.
 func (r *recoder) str() (q []byte, kind strKind, err error) {
-	start := r.pos
-	r.pos++ // "
+	src, start := r.src, r.pos
+	i := start + 1 // past the "
 	for {
-		for r.pos < len(r.src) && strSafe[r.src[r.pos]] {
-			r.pos++
+		for i+8 <= len(src) && allSafe(binary.LittleEndian.Uint64(src[i:])) {
+			i += 8
 		}
-		if r.pos >= len(r.src) {
+		for i < len(src) && strSafe[src[i]] {
+			i++
+		}
+		if i >= len(src) {
+			r.pos = i
 			return nil, 0, r.syntaxError()
 		}
-		switch c := r.src[r.pos]; {
+		switch c := src[i]; {
 		case c == '"':
-			r.pos++
-			return r.src[start:r.pos], kind, nil
+			r.pos = i + 1
+			return src[start:r.pos], kind, nil
 		case c == '\\':
 			kind = max(kind, strEscaped)
+			r.pos = i
 			if err := r.escape(); err != nil {
 				return nil, 0, err
 			}
+			i = r.pos
 		case c < 0x20: // control characters must be escaped
+			r.pos = i
 			return nil, 0, r.syntaxError()
 		default: // the first byte of a character beyond ASCII, if it is UTF-8
-			c, size := utf8.DecodeRune(r.src[r.pos:])
+			c, size := utf8.DecodeRune(src[i:])
 			if c == utf8.RuneError && size == 1 {
 				kind = strBadUTF8
 			} else {
 				kind = max(kind, strEscaped)
 			}
-			r.pos += size
+			i += size
 		}
 	}
 }

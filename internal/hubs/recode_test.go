@@ -2,6 +2,7 @@ package hubs
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"io"
@@ -272,4 +273,21 @@ func BenchmarkRecode_ContactsPage(b *testing.B) {
 			_, _ = reference(env["contacts"], true)
 		}
 	})
+}
+
+// allSafe, which looks at 8 bytes at once, judges as strSafe does, byte by
+// byte, wherever in the word a byte is and whatever is around it.
+func TestAllSafe_JudgesAsTheTable(t *testing.T) {
+	t.Parallel()
+	for _, fill := range []byte{'a', ' ', '~', 0x7f, 0x21, 0x23, 0x5b, 0x5d} {
+		for c := range 256 {
+			for k := range 8 {
+				w := bytes.Repeat([]byte{fill}, 8)
+				w[k] = byte(c)
+				if got, want := allSafe(binary.LittleEndian.Uint64(w)), strSafe[c]; got != want {
+					t.Fatalf("allSafe(%q) = %v, want %v", w, got, want)
+				}
+			}
+		}
+	}
 }
