@@ -151,6 +151,9 @@ var recodeCases = []string{
 	`"just a string"`, `12e-3`, `-0`, `true`, `null`, `[]`, `{}`, `[[[{"a":[null,{"b":null}]}]]]`,
 	"{\"bad\":\"\xff\xfe\"}", // invalid UTF-8 becomes U+FFFD
 	`{"z":{"y":{"x":null,"w":[1,2,{"v":null}]}},"a":"\u0000"}`,
+	// A null left out takes the earlier members of its name along.
+	`{"x":0,"b":1,"\u0062":2,"b":null,"b":4,"c":{"d":[],"d":null}}`,
+	"{\"k\xff\":1,\"k\xfe\":null,\"z\":[{\"q\":null,\"q\":1},{\"q\":1,\"q\":null}]}",
 }
 
 func TestRecode_MeansWhatDecodingAndEncodingWrote(t *testing.T) {
