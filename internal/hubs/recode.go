@@ -2,23 +2,25 @@ package hubs
 
 import (
 	"bytes"
-	"cmp"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"unicode/utf8"
 )
 
-// recode writes the JSON value data, followed by a newline, exactly as
-// encode(v) would for the v that decodeJSON reads from it (with stripNulls
-// applied when strip is set): compact, object keys sorted and the last of
-// duplicate keys kept, numbers as written, strings escaped as encoding/json
-// escapes them (not HTML). It spends a fraction of what decoding into maps and
-// encoding them again does, the hubs' largest cost on lists. It returns an
-// error when data is not valid JSON as json.Valid judges it, which it checks
-// in the same pass that writes it.
+// recode writes the JSON value data again, compact and followed by a
+// newline: members in the order Keap wrote them, numbers and strings copied
+// byte for byte as Keap wrote them, and, when strip is set, every object
+// member whose value is null left out, at any depth (nulls in arrays stay).
+// A member name Keap repeats is repeated, as JSON parsers take the last of
+// them; but where strip leaves out a null, the members of that name before
+// it go too, so what a parser reads is what decoding into maps and removing
+// nulls read. A string that is not valid UTF-8 is the one thing not copied:
+// it is written as encoding/json writes what it decodes from it (each
+// invalid byte as U+FFFD), so the output is always valid UTF-8. recode
+// returns an error when data is not valid JSON as json.Valid judges it,
+// which it checks in the same pass that writes it.
 func recode(data []byte, strip bool) ([]byte, error) {
 	r := newRecoder(data, strip)
 	r.skipSpace()
@@ -47,8 +49,9 @@ type keapPage struct {
 
 // readPage reads Keap's answer to a list call in one pass. The answer must be
 // a JSON object, valid throughout as json.Valid judges it; its member listKey
-// is the list, re-encoded as recode would, and its member "count" is returned
-// as it is. Of members whose names repeat, the last counts, as in a map. The
+// is the list, written again as recode writes it (compact, in Keap's order,
+// values as Keap wrote them), and its member "count" is returned as it is. Of
+// envelope members whose names repeat, the last counts, as in a map. The
 // error is errNotObject, errLacksList or errNoList.
 func readPage(data []byte, listKey string, strip bool) (keapPage, error) {
 	r := newRecoder(data, strip)
@@ -64,9 +67,12 @@ func readPage(data []byte, listKey string, strip bool) (keapPage, error) {
 	}
 	var p keapPage
 	var list []byte // the list's member as Keap wrote it
-	err := r.eachMember(func(key []byte, _ bool) error {
+	err := r.eachMember(func(q []byte, kind strKind) error {
+		key, err := decodeKey(q, kind)
+		if err != nil {
+			return err
+		}
 		start, isList := r.pos, string(key) == listKey
-		var err error
 		if isList && r.peek() == '[' {
 			r.out = r.out[:0] // a list named again replaces the one written before
 			p.n, err = r.array()
@@ -106,50 +112,38 @@ func readPage(data []byte, listKey string, strip bool) (keapPage, error) {
 const maxDepth = 10000
 
 // recoder reads a JSON document and writes it again as recode describes,
-// checking it as it goes: it accepts what json.Valid accepts.
+// checking it as it goes: it accepts what json.Valid accepts. Tokens are
+// copied from src to out as they come; only space, stripped nulls and
+// strings that are not UTF-8 make out differ from src.
 type recoder struct {
-	src     []byte
-	pos     int
-	out     []byte
-	strip   bool
-	depth   int      // the arrays and objects open at pos
-	members []member // a stack: each object's members above its callers'
-	values  []byte   // an object's values, while they are put in key order
-	order   []int32  // an object's members' places in r.members, in key order
+	src   []byte
+	pos   int
+	out   []byte
+	strip bool
+	depth int // the arrays and objects open at pos
+	// kept is a stack, used only with strip: each open object's members
+	// written so far, above those of the objects it is in, so that a null
+	// left out can take the members of its name written before it along.
+	kept []keptMember
 }
 
-// member is an object member: its key, decoded, and where its value was
-// written in out.
-type member struct {
-	key          []byte
-	prefix       uint64 // the key's first 8 bytes, big-endian, padded with zeros
-	plain        bool   // the key is written as it was: it needs no escaping
-	vstart, vend int
-}
-
-func newMember(key []byte, plain bool, vstart, vend int) member {
-	var p [8]byte
-	copy(p[:], key)
-	return member{key: key, prefix: binary.BigEndian.Uint64(p[:]), plain: plain, vstart: vstart, vend: vend}
-}
-
-// compareKeys orders members by key, bytewise. Most keys differ in their
-// first 8 bytes, which one comparison of prefixes settles. Prefixes that
-// differ order as their keys do: where a short key's zero padding meets a
-// byte of the other key, that byte is not 0 (or they would not differ
-// there), so the short key comes first, as it does bytewise.
-func compareKeys(a, b *member) int {
-	if a.prefix != b.prefix {
-		return cmp.Compare(a.prefix, b.prefix)
-	}
-	return bytes.Compare(a.key, b.key)
+// keptMember is an object member written to out: its name, quoted as it was
+// written, is out[kstart:kend], and the member ends at end.
+type keptMember struct {
+	kstart, kend, end int
+	plain             bool // the name is printable ASCII without escapes
+	gone              bool // a later null of the same name took it out
 }
 
 func newRecoder(data []byte, strip bool) *recoder {
-	// The output is about as long as the input, less spaces and nulls; a
-	// Keap record has some 10 to 30 members.
-	return &recoder{src: data, strip: strip, out: make([]byte, 0, len(data)+1),
-		members: make([]member, 0, 32), order: make([]int32, 0, 32)}
+	// The output is about as long as the input, less spaces and nulls.
+	// With strip, the members written are noted; a Keap record has some
+	// 10 to 30 of them.
+	r := &recoder{src: data, strip: strip, out: make([]byte, 0, len(data)+1)}
+	if strip {
+		r.kept = make([]keptMember, 0, 32)
+	}
+	return r
 }
 
 // peek returns the byte at r.pos, or 0 at the end of the document. No JSON
@@ -162,6 +156,9 @@ func (r *recoder) peek() byte {
 }
 
 func (r *recoder) skipSpace() {
+	if r.pos < len(r.src) && r.src[r.pos] > ' ' {
+		return // as between most tokens Keap writes
+	}
 	for r.pos < len(r.src) {
 		switch r.src[r.pos] {
 		case ' ', '\t', '\n', '\r':
@@ -198,11 +195,11 @@ func (r *recoder) value() error {
 		_, err := r.array()
 		return err
 	case '"':
-		q, simple, err := r.str()
+		q, kind, err := r.str()
 		if err != nil {
 			return err
 		}
-		return r.writeString(q, simple)
+		return r.writeString(q, kind)
 	case 't':
 		return r.literal("true")
 	case 'f':
@@ -233,9 +230,9 @@ func (r *recoder) nest() error {
 }
 
 // eachMember reads the object at r.pos, calling each for every member with
-// its key (decoded, and whether that is its own bytes) and r.pos at its value,
-// which each must move past.
-func (r *recoder) eachMember(each func(key []byte, plain bool) error) error {
+// its name, quoted as it is in src, what str found in it, and r.pos at its
+// value, which each must move past.
+func (r *recoder) eachMember(each func(q []byte, kind strKind) error) error {
 	if err := r.nest(); err != nil {
 		return err
 	}
@@ -250,15 +247,9 @@ func (r *recoder) eachMember(each func(key []byte, plain bool) error) error {
 		if r.peek() != '"' {
 			return r.syntaxError()
 		}
-		q, simple, err := r.str()
+		q, kind, err := r.str()
 		if err != nil {
 			return err
-		}
-		key, plain := q[1:len(q)-1], true
-		if !simple {
-			if key, plain, err = decodeString(q); err != nil {
-				return err
-			}
 		}
 		r.skipSpace()
 		if r.peek() != ':' {
@@ -266,7 +257,7 @@ func (r *recoder) eachMember(each func(key []byte, plain bool) error) error {
 		}
 		r.pos++
 		r.skipSpace()
-		if err := each(key, plain); err != nil {
+		if err := each(q, kind); err != nil {
 			return err
 		}
 		r.skipSpace()
@@ -284,67 +275,115 @@ func (r *recoder) eachMember(each func(key []byte, plain bool) error) error {
 	}
 }
 
-// object writes the object at r.pos. Its values are written in the order
-// they come, each read once, and then moved into the order of their keys.
+// object writes the object at r.pos, its members in the order they come.
+//
+// With strip, a member whose value is null is checked and not written. Since
+// a parser takes the last of repeated names, a null that is left out must not
+// let an earlier member of its name stand in for it: decoding into a map and
+// removing nulls, which is what the caller is owed, loses the name entirely.
+// So the members written are noted (in r.kept), and a null left out marks
+// those of its name as gone; if any are, the object is closed up once it
+// ends. Keap does not repeat names, so that is only ever paid on odd input.
 func (r *recoder) object() error {
-	base, start := len(r.members), len(r.out)
-	defer func() { r.members = r.members[:base] }()
-	err := r.eachMember(func(key []byte, plain bool) error {
-		vstart := len(r.out)
+	start := len(r.out)
+	r.out = append(r.out, '{')
+	base := len(r.kept)
+	defer func() { r.kept = r.kept[:base] }()
+	written, gone := 0, false
+	err := r.eachMember(func(q []byte, kind strKind) error {
+		if r.strip && r.peek() == 'n' {
+			if err := r.expect("null"); err != nil {
+				return err
+			}
+			gone = r.dropEarlier(base, q, kind) || gone
+			return nil
+		}
+		if written > 0 {
+			r.out = append(r.out, ',')
+		}
+		written++
+		kstart := len(r.out)
+		if err := r.writeString(q, kind); err != nil {
+			return err
+		}
+		kend := len(r.out)
+		r.out = append(r.out, ':')
 		if err := r.value(); err != nil {
 			return err
 		}
-		r.members = append(r.members, newMember(key, plain, vstart, len(r.out)))
+		if r.strip {
+			r.kept = append(r.kept, keptMember{kstart: kstart, kend: kend, end: len(r.out), plain: kind == strPlain})
+		}
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	ms := r.members[base:]
-	// The members' places are sorted by key, stably, so that of equal keys
-	// the last is still last: it is the one kept, as a map keeps the last.
-	// Places rather than members are sorted because they are small and hold
-	// no pointers, so they move without the garbage collector's barriers.
-	order := r.order[:0]
-	for i := range ms {
-		order = append(order, int32(i))
-	}
-	slices.SortStableFunc(order, func(i, j int32) int { return compareKeys(&ms[i], &ms[j]) })
-	r.order = order
-	// The values move aside and come back between their keys. Every object
-	// inside this one is finished, so r.values and r.order are free to use.
-	// Of equal keys only the last is written; with strip, no null is.
-	r.values = append(r.values[:0], r.out[start:]...)
-	r.out = append(r.out[:start], '{')
-	first := true
-	for k, i := range order {
-		m := &ms[i]
-		if k+1 < len(order) && bytes.Equal(ms[order[k+1]].key, m.key) {
-			continue
-		}
-		v := r.values[m.vstart-start : m.vend-start]
-		if r.strip && string(v) == "null" {
-			continue
-		}
-		if !first {
-			r.out = append(r.out, ',')
-		}
-		first = false
-		if m.plain {
-			r.out = append(r.out, '"')
-			r.out = append(r.out, m.key...)
-			r.out = append(r.out, '"')
-		} else if err := r.encodeString(string(m.key)); err != nil {
-			return err
-		}
-		r.out = append(r.out, ':')
-		r.out = append(r.out, v...)
+	if gone {
+		r.closeUp(start, base)
 	}
 	r.out = append(r.out, '}')
 	return nil
 }
 
-// array writes the array at r.pos and returns its number of elements.
+// dropEarlier marks as gone the members of the open object (those in
+// r.kept[base:]) named as the quoted name q is, and says whether there were
+// any.
+func (r *recoder) dropEarlier(base int, q []byte, kind strKind) bool {
+	found := false
+	plain := kind == strPlain
+	for i := base; i < len(r.kept); i++ {
+		m := &r.kept[i]
+		if m.gone || plain && m.plain && m.kend-m.kstart != len(q) {
+			continue // plain names of other lengths differ
+		}
+		if r.sameName(r.out[m.kstart:m.kend], m.plain, q, plain) {
+			m.gone, found = true, true
+		}
+	}
+	return found
+}
+
+// sameName says whether the quoted names a and b decode to the same string.
+// Names of printable ASCII without escapes are equal only when their bytes
+// are; any other pair is decoded, as encoding/json decodes them (escapes
+// resolved, bytes that are not UTF-8 read as U+FFFD).
+func (r *recoder) sameName(a []byte, aPlain bool, b []byte, bPlain bool) bool {
+	if bytes.Equal(a, b) {
+		return true
+	}
+	if aPlain && bPlain {
+		return false
+	}
+	var sa, sb string
+	if json.Unmarshal(a, &sa) != nil || json.Unmarshal(b, &sb) != nil {
+		return false // cannot happen: both were checked, or written, as strings
+	}
+	return sa == sb
+}
+
+// closeUp rewrites the object that starts at out[start] without its members
+// (in r.kept[base:]) marked gone, with commas only between those left. Each
+// member moves only towards the start, so it is done in place.
+func (r *recoder) closeUp(start, base int) {
+	w := start + 1 // past the {
+	first := true
+	for _, m := range r.kept[base:] {
+		if m.gone {
+			continue
+		}
+		if !first {
+			r.out[w] = ','
+			w++
+		}
+		first = false
+		w += copy(r.out[w:], r.out[m.kstart:m.end])
+	}
+	r.out = r.out[:w]
+}
+
+// array writes the array at r.pos and returns its number of elements. Nulls
+// in arrays are written, with strip or without: only members are stripped.
 func (r *recoder) array() (int, error) {
 	if err := r.nest(); err != nil {
 		return 0, err
@@ -379,33 +418,82 @@ func (r *recoder) array() (int, error) {
 	return n, nil
 }
 
+// strKind is what str found in a string.
+type strKind uint8
+
+const (
+	strPlain   strKind = iota // printable ASCII without escapes: its bytes are its value
+	strEscaped                // escapes or UTF-8 beyond ASCII, all valid
+	strBadUTF8                // bytes that are not UTF-8, with or without escapes
+)
+
+// strSafe marks the bytes a string holds that need no further look: all of
+// ASCII from the space on, but for the quote and the backslash.
+var strSafe = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
+// Bytes repeated in each byte of a word, for looking at 8 bytes at once.
+const (
+	ones  = 0x0101010101010101
+	highs = 0x8080808080808080
+)
+
+// allSafe says whether each of the 8 bytes in w is one strSafe marks. Where
+// no byte of x has its high bit set, (x - ones) & ^x has the high bit of
+// some byte set exactly when a byte of x is 0; x - 0x20*ones likewise finds
+// a byte below 0x20. Bytes with their high bit set are found by highs alone.
+func allSafe(w uint64) bool {
+	q, b := w^('"'*ones), w^('\\'*ones)
+	found := (w-0x20*ones)&^w | (q-ones)&^q | (b-ones)&^b | w
+	return found&highs == 0
+}
+
 // str moves past the string at r.pos, checking it, and returns it with its
-// quotes. simple says it is printable ASCII without escapes, which
-// encoding/json writes as it is.
-func (r *recoder) str() (q []byte, simple bool, err error) {
-	start := r.pos
-	simple = true
-	r.pos++ // "
-	for r.pos < len(r.src) {
-		switch c := r.src[r.pos]; {
+// quotes and what it holds. Most of what Keap sends is printable ASCII,
+// which str passes over 8 bytes at a time, and then a byte at a time by
+// table; only quotes, escapes and bytes beyond ASCII take a closer look.
+func (r *recoder) str() (q []byte, kind strKind, err error) {
+	src, start := r.src, r.pos
+	i := start + 1 // past the "
+	for {
+		for i+8 <= len(src) && allSafe(binary.LittleEndian.Uint64(src[i:])) {
+			i += 8
+		}
+		for i < len(src) && strSafe[src[i]] {
+			i++
+		}
+		if i >= len(src) {
+			r.pos = i
+			return nil, 0, r.syntaxError()
+		}
+		switch c := src[i]; {
 		case c == '"':
-			r.pos++
-			return r.src[start:r.pos], simple, nil
+			r.pos = i + 1
+			return src[start:r.pos], kind, nil
 		case c == '\\':
-			simple = false
+			kind = max(kind, strEscaped)
+			r.pos = i
 			if err := r.escape(); err != nil {
-				return nil, false, err
+				return nil, 0, err
 			}
+			i = r.pos
 		case c < 0x20: // control characters must be escaped
-			return nil, false, r.syntaxError()
-		default:
-			if c >= utf8.RuneSelf {
-				simple = false // checked, if need be, by plainString
+			r.pos = i
+			return nil, 0, r.syntaxError()
+		default: // the first byte of a character beyond ASCII, if it is UTF-8
+			c, size := utf8.DecodeRune(src[i:])
+			if c == utf8.RuneError && size == 1 {
+				kind = strBadUTF8
+			} else {
+				kind = max(kind, strEscaped)
 			}
-			r.pos++
+			i += size
 		}
 	}
-	return nil, false, r.syntaxError()
 }
 
 // escape moves past the escape sequence at r.pos, checking it.
@@ -470,20 +558,31 @@ func (r *recoder) digits() bool {
 	return r.pos > start
 }
 
-// literal writes the literal lit (true, false or null), which must be at r.pos.
-func (r *recoder) literal(lit string) error {
+// expect moves past the literal lit (true, false or null), which must be at
+// r.pos.
+func (r *recoder) expect(lit string) error {
 	if len(r.src)-r.pos < len(lit) || string(r.src[r.pos:r.pos+len(lit)]) != lit {
 		return r.syntaxError()
 	}
 	r.pos += len(lit)
+	return nil
+}
+
+// literal writes the literal lit (true, false or null), which must be at r.pos.
+func (r *recoder) literal(lit string) error {
+	if err := r.expect(lit); err != nil {
+		return err
+	}
 	r.out = append(r.out, lit...)
 	return nil
 }
 
-// writeString writes the quoted string q, which str checked, as encoding/json
-// would write what it decodes from it. simple is what str said of it.
-func (r *recoder) writeString(q []byte, simple bool) error {
-	if simple || plainString(q[1:len(q)-1]) {
+// writeString writes the quoted string q, which str checked and found to hold
+// kind. A string of UTF-8 is copied as it is, escapes and all. One that is not
+// UTF-8 is written as encoding/json writes what it decodes from it, every
+// invalid byte as U+FFFD, so that what we send is always UTF-8.
+func (r *recoder) writeString(q []byte, kind strKind) error {
+	if kind != strBadUTF8 {
 		r.out = append(r.out, q...)
 		return nil
 	}
@@ -506,31 +605,15 @@ func (r *recoder) encodeString(s string) error {
 	return nil
 }
 
-// decodeString returns the content of the quoted string q, and whether it is
-// q's own bytes, written again as they are.
-func decodeString(q []byte) ([]byte, bool, error) {
-	if in := q[1 : len(q)-1]; plainString(in) {
-		return in, true, nil
+// decodeKey returns the content of the quoted name q, which str checked and
+// found to hold kind, as encoding/json decodes it.
+func decodeKey(q []byte, kind strKind) ([]byte, error) {
+	if kind == strPlain {
+		return q[1 : len(q)-1], nil
 	}
 	var s string
 	if err := json.Unmarshal(q, &s); err != nil {
-		return nil, false, err
+		return nil, err
 	}
-	return []byte(s), false, nil
-}
-
-// plainString says whether the string content b (as it is between the quotes
-// of a valid JSON string) is what encoding/json writes for it: no escapes,
-// valid UTF-8, and no U+2028 or U+2029, which it escapes.
-func plainString(b []byte) bool {
-	for i := 0; i < len(b); i++ {
-		c := b[i]
-		if c == '\\' {
-			return false
-		}
-		if c >= utf8.RuneSelf {
-			return utf8.Valid(b[i:]) && !bytes.Contains(b[i:], []byte("\u2028")) && !bytes.Contains(b[i:], []byte("\u2029"))
-		}
-	}
-	return true
+	return []byte(s), nil
 }

@@ -106,7 +106,7 @@ func TestList_SendsKeapItsParameters(t *testing.T) {
 	if keap.last.Host != "api.infusionsoft.com" || keap.last.URL.RawQuery == "" || keap.last.URL.Path != "/crm/rest/v1/contacts" {
 		t.Errorf("host %q, path %q, query %q", keap.last.Host, keap.last.URL.Path, keap.last.URL.RawQuery)
 	}
-	if r.Status != http.StatusOK || r.NextPage != "" || !bytes.HasPrefix(r.Body, []byte(`[{"addresses":[],"date_created"`)) {
+	if r.Status != http.StatusOK || r.NextPage != "" || !bytes.HasPrefix(r.Body, []byte(`[{"id":1,"given_name":"Bench","family_name":"Contact 1",`)) {
 		t.Errorf("result %d %q %s", r.Status, r.NextPage, r.Body)
 	}
 }
