@@ -1,6 +1,7 @@
 package h1
 
 import (
+	"bufio"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -365,12 +366,7 @@ func listsClose(vv []string) bool {
 	return false
 }
 
-type stringWriter interface {
-	io.Writer
-	io.StringWriter
-}
-
-func writeStatusLine(bw stringWriter, req *http.Request, code int) {
+func writeStatusLine(bw *bufio.Writer, req *http.Request, code int) {
 	if req.ProtoAtLeast(1, 1) {
 		_, _ = bw.WriteString("HTTP/1.1 ")
 	} else {
@@ -390,7 +386,7 @@ func writeStatusLine(bw stringWriter, req *http.Request, code int) {
 // writeField writes one header field per value. Names that are not HTTP
 // tokens are dropped and line breaks in values become spaces, as net/http
 // does, so that nothing a handler puts in a header can start another.
-func writeField(bw stringWriter, name string, vv []string) {
+func writeField(bw *bufio.Writer, name string, vv []string) {
 	if !validFieldName(name) {
 		return
 	}

@@ -328,15 +328,21 @@ func (c *conn) refuse(err error, tooLarge bool) {
 	var ne net.Error
 	switch {
 	case tooLarge:
-		c.writeRefusal(http.StatusRequestHeaderFieldsTooLarge, fmt.Sprintf("the request line and headers are larger than %d bytes", c.s.maxHeaderBytes()))
+		c.writeRefusal(http.StatusRequestHeaderFieldsTooLarge, fmt.Sprintf("the request line and headers are larger than %d bytes: send fewer or shorter headers", c.s.maxHeaderBytes()))
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):
 		// The client closed the connection, between requests or halfway through one.
 	case errors.As(err, &ne) && ne.Timeout():
 		// Too slow to send its headers: closed without a word, as net/http does.
 	case strings.Contains(err.Error(), "unsupported transfer encoding"):
-		c.writeRefusal(http.StatusNotImplemented, err.Error())
+		c.writeRefusal(http.StatusNotImplemented, err.Error()+": send the body with a Content-Length or Transfer-Encoding: chunked")
 	default:
-		c.writeRefusal(http.StatusBadRequest, "malformed HTTP request: "+strings.TrimPrefix(err.Error(), "net/http: "))
+		// net/http's parser names the problem ("malformed HTTP request
+		// \"HELLO\"", "missing colon", "multiple Content-Length headers").
+		why := strings.TrimPrefix(strings.TrimPrefix(err.Error(), "net/http: "), "http: ")
+		if !strings.HasPrefix(why, "malformed HTTP request") {
+			why = "malformed HTTP request: " + why
+		}
+		c.writeRefusal(http.StatusBadRequest, why)
 	}
 }
 
@@ -357,7 +363,7 @@ func (c *conn) serveRequest(base context.Context, req *http.Request) (keep bool)
 		return false
 	}
 	if req.ProtoMinor >= 1 && req.Host == "" {
-		c.writeRefusal(http.StatusBadRequest, "missing required Host header")
+		c.writeRefusal(http.StatusBadRequest, "missing required Host header: an HTTP/1.1 request names the host it is sent to")
 		return false
 	}
 	if !validHost(req.Host) {
