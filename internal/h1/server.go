@@ -230,7 +230,7 @@ type conn struct {
 	nc     net.Conn
 	remote string
 	state  atomic.Int32
-	lr     limitedReader
+	lr     io.LimitedReader // the connection, read through it so a request's headers cannot grow without bound
 	br     *bufio.Reader
 	bw     *bufio.Writer
 	num    [20]byte // room to format a number
@@ -238,7 +238,7 @@ type conn struct {
 }
 
 func (c *conn) serve(base context.Context) {
-	c.lr.r = c.nc
+	c.lr.R = c.nc
 	if br, ok := c.s.readers.Get().(*bufio.Reader); ok {
 		br.Reset(&c.lr)
 		c.br = br
@@ -251,7 +251,7 @@ func (c *conn) serve(base context.Context) {
 	} else {
 		c.bw = bufio.NewWriterSize(c.nc, 4<<10)
 	}
-	c.lr.n = 1<<63 - 1
+	c.lr.N = 1<<63 - 1
 	defer c.close()
 	wait := c.s.readHeaderTimeout() // for the first request, from the accept
 	for {
@@ -269,10 +269,10 @@ func (c *conn) serve(base context.Context) {
 		_ = c.nc.SetReadDeadline(time.Now().Add(c.s.readHeaderTimeout()))
 		// The request line and headers may take MaxHeaderBytes and a little
 		// slack, as under net/http, counting what is already buffered.
-		c.lr.n = c.s.maxHeaderBytes() + 4<<10 - int64(c.br.Buffered())
+		c.lr.N = c.s.maxHeaderBytes() + 4<<10 - int64(c.br.Buffered())
 		req, err := http.ReadRequest(c.br)
-		tooLarge := c.lr.n <= 0
-		c.lr.n = 1<<63 - 1
+		tooLarge := c.lr.N <= 0
+		c.lr.N = 1<<63 - 1
 		if err != nil {
 			c.refuse(err, tooLarge)
 			return
@@ -417,26 +417,6 @@ func (c *conn) runHandler(w *response, req *http.Request) (ok bool) {
 	}()
 	c.s.Handler.ServeHTTP(w, req)
 	return true
-}
-
-// limitedReader reads from r until n bytes have been read, then reports
-// io.EOF; the connection reads through it so that a request's headers
-// cannot grow without bound.
-type limitedReader struct {
-	r io.Reader
-	n int64
-}
-
-func (l *limitedReader) Read(p []byte) (int, error) {
-	if l.n <= 0 {
-		return 0, io.EOF
-	}
-	if int64(len(p)) > l.n {
-		p = p[:l.n]
-	}
-	n, err := l.r.Read(p)
-	l.n -= int64(n)
-	return n, err
 }
 
 // validHost reports whether h can be a Host header: the bytes of a host
