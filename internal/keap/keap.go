@@ -36,6 +36,18 @@ type Client struct {
 	HTTP *http.Client
 }
 
+// do sends req with c.HTTP but never follows a redirect: every request here
+// carries a key, in a header or in the body, that a followed 3xx would hand to
+// the host in its Location. A redirect is answered as the non-2xx it is.
+func (c *Client) do(req *http.Request) (*http.Response, error) {
+	hc := http.Client{}
+	if c.HTTP != nil {
+		hc = *c.HTTP
+	}
+	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return hc.Do(req)
+}
+
 // VerifyServiceAccountKey makes one cheap REST call (GET /account/profile) with the
 // key and reports whether Keap accepted it.
 func (c *Client) VerifyServiceAccountKey(ctx context.Context, restBase, key string) error {
@@ -45,7 +57,7 @@ func (c *Client) VerifyServiceAccountKey(ctx context.Context, restBase, key stri
 	}
 	req.Header.Set("X-Keap-API-Key", key)
 	req.Header.Set("Accept", "application/json")
-	resp, err := c.HTTP.Do(req)
+	resp, err := c.do(req)
 	if err != nil {
 		return TransportError("checking the API key", err)
 	}
@@ -54,6 +66,8 @@ func (c *Client) VerifyServiceAccountKey(ctx context.Context, restBase, key stri
 	switch {
 	case resp.StatusCode < 300:
 		return nil
+	case resp.StatusCode < 400:
+		return &apperr.Error{Code: apperr.ProviderDown, Message: fmt.Sprintf("Keap answered %d (a redirect, not followed: it would carry the key elsewhere) while checking the API key; try again later", resp.StatusCode)}
 	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
 		return &apperr.Error{Code: apperr.ProviderRefused, Message: "Keap refused the service account key (infusionsoft.api.key)", ProviderMessage: ErrorMessage(body)}
 	default:
@@ -73,7 +87,7 @@ func (c *Client) VerifyLegacyKey(ctx context.Context, legacyURL, key string) err
 		return fmt.Errorf("keap: %w", err)
 	}
 	req.Header.Set("Content-Type", "text/xml")
-	resp, err := c.HTTP.Do(req)
+	resp, err := c.do(req)
 	if err != nil {
 		return TransportError("checking the legacy API key", err)
 	}

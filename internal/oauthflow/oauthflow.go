@@ -83,12 +83,20 @@ func (p *Provider) config(clientID, clientSecret, redirectURI string) *oauth2.Co
 	}
 }
 
+// ctx hands oauth2 the client for the token endpoint, made never to follow
+// a redirect: the code exchange and the refresh carry the client secret, the
+// code or the refresh token, and a 307 would re-send them to wherever the
+// Location points. A redirect is an answer like any other non-2xx.
 func (p *Provider) ctx(ctx context.Context) context.Context {
+	c := http.Client{}
 	if p.Client != nil {
-		return context.WithValue(ctx, oauth2.HTTPClient, p.Client)
+		c = *p.Client
 	}
-	return ctx
+	c.CheckRedirect = refuseRedirect
+	return context.WithValue(ctx, oauth2.HTTPClient, &c)
 }
+
+func refuseRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
 // Exchange trades an authorization code for tokens.
 func (p *Provider) Exchange(ctx context.Context, clientID, clientSecret, redirectURI, code string) (Token, error) {
