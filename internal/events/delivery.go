@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -432,6 +433,22 @@ func transportError(err error) string {
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		return "the callback did not answer in time"
+	}
+	// Neither says which address a name resolved to: a caller must not be
+	// able to map connectord's network through its callback's errors.
+	if errors.Is(err, ErrPrivateDestination) {
+		return ErrPrivateDestination.Error()
+	}
+	var dns *net.DNSError
+	if errors.As(err, &dns) {
+		if dns.IsNotFound {
+			return "no answer from the callback: its host name does not resolve"
+		}
+		return "no answer from the callback: its host name could not be resolved"
+	}
+	var op *net.OpError
+	if errors.As(err, &op) {
+		err = op.Err
 	}
 	return "no answer from the callback: " + err.Error()
 }
