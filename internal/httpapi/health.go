@@ -33,12 +33,12 @@ func readyz(db pinger) http.Handler {
 
 func notFound() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, r, apperr.Errorf(apperr.NotFound, "no route %s %s", r.Method, loggedPath(r)))
+		writeError(w, r, apperr.Errorf(apperr.NotFound, "no route %s %s", clip(r.Method), loggedPath(r)))
 	})
 }
 
 func methodNotAllowed() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, r, apperr.Errorf(apperr.MethodNotAllowed, "method %s is not allowed on %s", r.Method, loggedPath(r)))
+		writeError(w, r, apperr.Errorf(apperr.MethodNotAllowed, "method %s is not allowed on %s", clip(r.Method), loggedPath(r)))
 	})
 }

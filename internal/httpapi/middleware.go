@@ -8,7 +8,9 @@ import (
 	"net/http"
 	"net/url"
 	"runtime/debug"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 	"time"
 
 	"github.com/go-chi/chi/v5/middleware"
@@ -114,12 +116,12 @@ func logRequests(next http.Handler) http.Handler {
 		if id != "" {
 			ev = ev.Str("request_id", id)
 		}
-		ev = ev.Str("method", r.Method).Str("path", loggedPath(r)).
+		ev = ev.Str("method", clip(r.Method)).Str("path", loggedPath(r)).
 			Int("status", ww.Status()).Int("bytes", ww.BytesWritten()).
 			Float64("duration_ms", float64(time.Since(start).Microseconds())/1000)
 		if r.URL.RawQuery != "" {
 			if q := redactQuery(r.URL.Query()); q != "" {
-				ev = ev.Str("query", q)
+				ev = ev.Str("query", clip(q))
 			}
 		}
 		if i := infoOf(r.Context()); i != nil && i.principal.OrganizationID != 0 {
@@ -138,9 +140,81 @@ const secretPaths = "/events/keap/"
 // whether or not it routed.
 func loggedPath(r *http.Request) string {
 	if i := strings.Index(r.URL.Path, secretPaths); i >= 0 {
-		return r.URL.Path[:i] + secretPaths + "{secret}"
+		return clip(r.URL.Path[:i]) + secretPaths + "{secret}"
 	}
-	return r.URL.Path
+	return clip(r.URL.Path)
+}
+
+// maxEchoed is how many bytes of a caller's path, query or method connectord
+// repeats in an error message or a log line: a 1 MB path is not worth a 1 MB
+// log line, nor an answer that returns it.
+const maxEchoed = 256
+
+// clip cuts s to maxEchoed bytes, on a character boundary, and says how long
+// it was.
+func clip(s string) string {
+	if len(s) <= maxEchoed {
+		return s
+	}
+	cut := maxEchoed
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…(" + strconv.Itoa(len(s)) + " bytes)"
+}
+
+// refuseBadText answers 400 to a path or query that holds a NUL character or
+// bytes that are not UTF-8: PostgreSQL cannot store or compare such text, so
+// without this an instance tag or an event id would reach it and fail as a
+// 500. JSON bodies get the same check in decodeStrict.
+func refuseBadText(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := checkURLText(r.URL); err != nil {
+			writeError(w, r, err)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func badText(s string) bool { return strings.IndexByte(s, 0) >= 0 || !utf8.ValidString(s) }
+
+func checkURLText(u *url.URL) error {
+	if badText(u.Path) {
+		if strings.Contains(u.Path, secretPaths) {
+			return apperr.Errorf(apperr.Invalid, "the path contains a NUL character or bytes that are not UTF-8")
+		}
+		for i, seg := range strings.Split(u.Path, "/") {
+			if badText(seg) {
+				return apperr.Errorf(apperr.Invalid, "path segment %d (%s) contains a NUL character or bytes that are not UTF-8", i, strconv.QuoteToASCII(clip(seg)))
+			}
+		}
+	}
+	q := u.RawQuery
+	if q == "" || strings.IndexByte(q, '%') < 0 && !badText(q) && isASCII(q) {
+		return nil // nothing escaped, nothing to decode
+	}
+	values, _ := url.ParseQuery(q) // pairs that do not parse are dropped, as r.URL.Query() does
+	for k, vs := range values {
+		if badText(k) {
+			return apperr.Errorf(apperr.Invalid, "a query parameter name (%s) contains a NUL character or bytes that are not UTF-8", strconv.QuoteToASCII(clip(k)))
+		}
+		for _, v := range vs {
+			if badText(v) {
+				return apperr.Errorf(apperr.Invalid, "query parameter %s contains a NUL character or bytes that are not UTF-8", strconv.QuoteToASCII(clip(k)))
+			}
+		}
+	}
+	return nil
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
 }
 
 // secretParam says whether a query parameter's value must not be logged.

@@ -7,6 +7,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,7 +16,9 @@ import (
 	"net/http"
 	"reflect"
 	"sort"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/connectord/connectord/internal/apperr"
 )
@@ -101,6 +104,9 @@ func decodeStrict(data []byte, v any) error {
 	if len(strings.TrimSpace(string(data))) == 0 {
 		return apperr.Errorf(apperr.Invalid, "request body is empty: send a JSON object")
 	}
+	if err := checkText(data); err != nil {
+		return err
+	}
 	var generic any
 	if err := json.Unmarshal(data, &generic); err != nil {
 		var se *json.SyntaxError
@@ -125,6 +131,111 @@ func decodeStrict(data []byte, v any) error {
 		return apperr.Errorf(apperr.Invalid, "request body does not fit: %s", err.Error())
 	}
 	return nil
+}
+
+// checkText refuses what encoding/json would let through silently: bytes
+// that are not UTF-8 (it would turn them into U+FFFD), a member named twice in
+// one object (it would keep the last), and NUL characters, which PostgreSQL
+// cannot store in text and no field of connectord's API needs. It walks the
+// body's tokens once; a syntax error is left for json.Unmarshal to describe.
+func checkText(data []byte) error {
+	if !utf8.Valid(data) {
+		i := 0
+		for i < len(data) {
+			r, size := utf8.DecodeRune(data[i:])
+			if r == utf8.RuneError && size <= 1 {
+				break
+			}
+			i += size
+		}
+		line, col := position(data, int64(i)+1)
+		return apperr.Errorf(apperr.Invalid, "request body is not valid UTF-8 at line %d, column %d (byte %d): send text encoded as UTF-8", line, col, i)
+	}
+	type frame struct {
+		object  bool
+		wantKey bool   // an object's next token is a member name or its end
+		path    string // the container's own path
+		name    string // an object's current member
+		index   int    // an array's current element
+		names   map[string]struct{}
+	}
+	var stack []*frame
+	done := func() { // a value is complete: its container goes on
+		if len(stack) > 0 {
+			if f := stack[len(stack)-1]; f.object {
+				f.wantKey = true
+			} else {
+				f.index++
+			}
+		}
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil // io.EOF, or a syntax error json.Unmarshal reports with its position
+		}
+		var top *frame
+		path := ""
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+			if top.object {
+				path = join(top.path, top.name)
+			} else {
+				path = join(top.path, strconv.Itoa(top.index))
+			}
+		}
+		if top != nil && top.object && top.wantKey {
+			name, ok := tok.(string)
+			if !ok { // the object's '}'
+				stack = stack[:len(stack)-1]
+				done()
+				continue
+			}
+			if strings.IndexByte(name, 0) >= 0 {
+				return apperr.Errorf(apperr.Invalid, "a member name in %s contains a NUL character (\\u0000)", quoteField(top.path))
+			}
+			if _, dup := top.names[name]; dup {
+				return apperr.Errorf(apperr.Invalid, "field %s is given twice; give each field once", quoteField(join(top.path, name)))
+			}
+			top.names[name] = struct{}{}
+			top.name, top.wantKey = name, false
+			continue
+		}
+		switch t := tok.(type) {
+		case json.Delim:
+			if t == '{' || t == '[' {
+				stack = append(stack, &frame{object: t == '{', wantKey: t == '{', path: path, names: map[string]struct{}{}})
+				continue
+			}
+			stack = stack[:len(stack)-1] // an array's ']'
+		case string:
+			if strings.IndexByte(t, 0) >= 0 {
+				return apperr.Errorf(apperr.Invalid, "field %s contains a NUL character (\\u0000), which connectord cannot store", quoteField(path))
+			}
+		}
+		done()
+	}
+}
+
+func join(path, name string) string {
+	if path == "" {
+		return name
+	}
+	return path + "." + name
+}
+
+// quoteField shows a field path in an error, cut short: it is the caller's
+// text and may be long.
+func quoteField(path string) string {
+	if path == "" {
+		return "(the body)"
+	}
+	if len(path) > 100 {
+		path = path[:100] + "…"
+	}
+	return strconv.Quote(path)
 }
 
 // position turns a byte offset into a 1-based line and column.
@@ -190,7 +301,7 @@ func fieldFor(t reflect.Type, key string) (reflect.StructField, bool) {
 		if name == "" {
 			name = f.Name
 		}
-		if strings.EqualFold(name, key) {
+		if name == key { // encoding/json would also take "NAME" for "name": we do not
 			return f, true
 		}
 	}

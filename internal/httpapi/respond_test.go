@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/rs/zerolog"
 
@@ -39,6 +40,16 @@ func TestDecodeStrict(t *testing.T) {
 		{"trailing garbage", `{"name":"x"} {}`, []string{"malformed JSON"}},
 		{"array", `[]`, []string{"JSON object"}},
 		{"blank", "  ", []string{"empty"}},
+		{"NUL in a value", `{"name":"a\u0000b"}`, []string{`"name"`, "NUL"}},
+		{"NUL deep in a value", `{"items":[{"a":1},{"a":2}],"free":{"x":["ok","\u0000"]}}`, []string{`"free.x.1"`, "NUL"}},
+		{"NUL in a member name", `{"free":{"a\u0000":1}}`, []string{`"free"`, "NUL"}},
+		{"invalid UTF-8", "{\"name\":\"caf\xe9\"}", []string{"UTF-8", "column 13"}},
+		{"case differs", `{"NAME":"x"}`, []string{"unknown fields", "NAME"}},
+		{"nested case differs", `{"element":{"Key":"k"}}`, []string{"unknown fields", "element.Key"}},
+		{"duplicate", `{"name":"x","name":"y"}`, []string{`field "name" is given twice`}},
+		{"duplicate nested", `{"element":{"key":"a","key":"b"}}`, []string{`"element.key" is given twice`}},
+		{"duplicate in a free map", `{"free":{"k":1,"k":2}}`, []string{`"free.k" is given twice`}},
+		{"same name in sibling objects", `{"items":[{"a":1},{"a":2}],"element":{"key":"k"},"name":"n"}`, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -68,8 +79,20 @@ func FuzzDecodeStrict(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, in string) {
 		var v body
-		if err := decodeStrict([]byte(in), &v); err != nil && apperr.CodeOf(err) != apperr.Invalid {
+		err := decodeStrict([]byte(in), &v)
+		if err != nil && apperr.CodeOf(err) != apperr.Invalid {
 			t.Fatalf("non-400 error for %q: %v", in, err)
+		}
+		if err != nil {
+			return
+		}
+		// What is accepted is what PostgreSQL can store and what the
+		// caller wrote: UTF-8 and no NUL.
+		if !utf8.ValidString(in) {
+			t.Fatalf("accepted invalid UTF-8: %q", in)
+		}
+		if strings.ContainsRune(v.Name, 0) || v.Element != nil && strings.ContainsRune(v.Element.Key, 0) {
+			t.Fatalf("accepted a NUL: %q", in)
 		}
 	})
 }

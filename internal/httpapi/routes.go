@@ -39,7 +39,7 @@ type proxier interface {
 // Routes lists every route connectord serves.
 func Routes(d Deps) http.Handler {
 	r := chi.NewRouter()
-	r.Use(withRequestID(d.Log), logRequests, recoverPanics, limitBody)
+	r.Use(withRequestID(d.Log), logRequests, recoverPanics, limitBody, refuseBadText)
 	r.NotFound(notFound().ServeHTTP)
 	r.MethodNotAllowed(methodNotAllowed().ServeHTTP)
 

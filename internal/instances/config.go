@@ -108,6 +108,16 @@ func scalar(raw json.RawMessage, allowObject bool) (*string, error) {
 
 // checkValue validates and normalises one value by the entry's type.
 func checkValue(f elements.ConfigField, v string) (string, error) {
+	// Keys and secrets are sent in HTTP headers, where a CR or LF would end
+	// the header; no value has a use for a control character, and PostgreSQL
+	// cannot store a NUL.
+	if f.Type != "json" {
+		if i := strings.IndexFunc(v, func(r rune) bool { return r < 0x20 && r != '\t' || r == 0x7f }); i >= 0 {
+			return "", fmt.Errorf("contains a control character (%q at byte %d); give the value without NUL, CR, LF or other control characters", v[i], i)
+		}
+	} else if strings.ContainsRune(v, 0) {
+		return "", fmt.Errorf("contains a NUL character")
+	}
 	switch f.Type {
 	case "url":
 		if v == "" {

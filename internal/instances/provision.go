@@ -221,6 +221,8 @@ func checkName(name string, p *problems) string {
 		p.add("missing required field: name")
 	case len(name) > 200:
 		p.add("name is longer than 200 characters")
+	case hasControl(name):
+		p.add("name contains a control character (NUL, CR, LF…); give a name without them")
 	}
 	return name
 }
@@ -238,9 +240,16 @@ func checkTags(tags []string, p *problems) []string {
 			p.add("tags must not be empty strings")
 		case len(t) > 100:
 			p.add("tag %q… is longer than 100 characters", t[:20])
+		case hasControl(t):
+			p.add("tag %q contains a control character (NUL, CR, LF…); give tags without them", t)
 		case !slices.Contains(out, t):
 			out = append(out, t)
 		}
 	}
 	return out
+}
+
+// hasControl reports whether s holds a C0 control character or DEL.
+func hasControl(s string) bool {
+	return strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f })
 }
