@@ -5,8 +5,8 @@ import (
 	"errors"
 	"net"
 	"net/http"
-	"net/netip"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"testing"
 )
