@@ -135,3 +135,36 @@ func TestRedactQuery(t *testing.T) {
 		t.Fatalf("redactQuery hid harmless values: %s", got)
 	}
 }
+
+// FuzzCheckURLText: whatever a path and query hold, the check answers 400 or
+// lets through only text PostgreSQL can store.
+func FuzzCheckURLText(f *testing.F) {
+	for _, s := range []string{"/instances?tags=a", "/instances?tags=%00", "/instances/1/events/%00/redeliver", "/x?%ff=1", "/caf%C3%A9?t=%C3%A9", "/events/keap/%00"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, target string) {
+		u, err := url.ParseRequestURI(target)
+		if err != nil {
+			return
+		}
+		if err := checkURLText(u); err != nil {
+			if apperr.CodeOf(err) != apperr.Invalid {
+				t.Fatalf("non-400 error for %q: %v", target, err)
+			}
+			if len(err.Error()) > 2*maxEchoed+200 {
+				t.Fatalf("the error repeats too much of %q: %d bytes", target, len(err.Error()))
+			}
+			return
+		}
+		if badText(u.Path) {
+			t.Fatalf("accepted path %q", u.Path)
+		}
+		for k, vs := range u.Query() {
+			for _, v := range append(vs, k) {
+				if badText(v) {
+					t.Fatalf("accepted query %q", u.RawQuery)
+				}
+			}
+		}
+	})
+}
