@@ -68,3 +68,36 @@ func TestBadText_Is400NamingTheField(t *testing.T) {
 		t.Fatalf("a UTF-8 tag filter: %d %s", r.Status, r.Body)
 	}
 }
+
+// Through the binary: a 401 names the schemes, and a flood of failed
+// authentications from one address is refused with 429 after
+// CONNECTORD_AUTH_FAILURES_PER_MINUTE of them, each 429 without a database
+// lookup (only a 401 costs one), while a user who works from the same address
+// goes on.
+func TestAuth_FailedAttemptsFromOneAddressAreRefusedCheaply(t *testing.T) {
+	t.Parallel()
+	s := startServer(t)
+	o := s.createOrg("Acme", "dev@acme.test")
+	if r := s.do("GET", "/instances", o.auth(), nil); r.Status != 200 {
+		t.Fatalf("the user, before: %d %s", r.Status, r.Body)
+	}
+	bad := "User nope, Organization nope"
+	counts := map[int]int{}
+	const attempts = 2000
+	for range attempts {
+		r := s.do("GET", "/instances", bad, nil)
+		counts[r.Status]++
+		if r.Status == 401 && !strings.Contains(r.Header.Get("WWW-Authenticate"), "User") {
+			t.Fatalf("a 401 without WWW-Authenticate: %v", r.Header)
+		}
+		if r.Status == 429 && r.Header.Get("Retry-After") == "" {
+			t.Fatalf("a 429 without Retry-After")
+		}
+	}
+	if counts[401] > 120 || counts[429] < attempts-120 {
+		t.Fatalf("failed attempts from one address were not refused: %v", counts)
+	}
+	if r := s.do("GET", "/instances", o.auth(), nil); r.Status != 200 {
+		t.Fatalf("the user at the same address, after: %d %s", r.Status, r.Body)
+	}
+}

@@ -32,9 +32,12 @@ type config struct {
 	// AuthCacheTTL is how long an authenticated caller and its resolved
 	// instance are remembered; 0 turns the caches off.
 	AuthCacheTTL time.Duration
-	// CallbackAllowPrivate lets event callbacks go to loopback, private and
-	// link-local addresses (tests and sandboxes).
+	// CallbackAllowPrivate lets event callbacks go to loopback and private
+	// addresses (tests and sandboxes).
 	CallbackAllowPrivate bool
+	// AuthFailuresPerMinute is how many failed authentications one source
+	// address may make a minute before it is answered 429; 0 does not limit.
+	AuthFailuresPerMinute int
 	// KeapTimeout bounds one call to Keap (token endpoint, REST, XML-RPC).
 	KeapTimeout time.Duration
 	// DeliveryBackoffBase scales event delivery retries: the n-th waits about base·4^n.
@@ -167,6 +170,14 @@ func loadServeConfig(getenv func(string) string) (config, error) {
 			p.add("CONNECTORD_AUTH_CACHE_TTL %q is not a duration from 0s (off) to 1m, for example 5s", v)
 		}
 		c.AuthCacheTTL = d
+	}
+	c.AuthFailuresPerMinute = 60
+	if v := strings.TrimSpace(getenv("CONNECTORD_AUTH_FAILURES_PER_MINUTE")); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			p.add("CONNECTORD_AUTH_FAILURES_PER_MINUTE %q is not a whole number from 0 (no limit) up, for example 60", v)
+		}
+		c.AuthFailuresPerMinute = n
 	}
 	c.KeapTimeout = duration(getenv, &p, "CONNECTORD_KEAP_TIMEOUT", 30*time.Second)
 	if v := strings.TrimSpace(getenv("CONNECTORD_CALLBACK_ALLOW_PRIVATE")); v != "" {

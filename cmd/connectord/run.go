@@ -288,6 +288,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Events:    db,
 		Receiver:  events.NewReceiver(db, catalog, time.Now),
 		Hooks:     hooks,
+
+		AuthFailuresPerMinute: cfg.AuthFailuresPerMinute,
 	})
 	delivery := events.NewDelivery(db, catalog, events.DeliveryOptions{
 		BackoffBase: cfg.DeliveryBackoffBase, Lease: cfg.DeliveryLease, Policy: callbacks,

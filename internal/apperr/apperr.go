@@ -9,6 +9,7 @@ package apperr
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Code classifies an error; the HTTP layer maps each code to one status.
@@ -34,6 +35,10 @@ const (
 // ProviderThrottled: the provider's rate limit still refused after connectord's retries.
 const ProviderThrottled Code = "provider_throttled"
 
+// Throttled: the caller sent too much too fast (failed authentications from
+// one address); Error.RetryAfter says when to try again.
+const Throttled Code = "throttled"
+
 // Gone: the thing existed and is no longer wanted (a Keap hook of an instance
 // whose events are off); the caller should stop asking.
 const Gone Code = "gone"
@@ -42,8 +47,9 @@ const Gone Code = "gone"
 type Error struct {
 	Code            Code
 	Message         string
-	ProviderMessage string // what the provider answered, when it answered
-	Err             error  // the underlying cause, never shown to the caller
+	ProviderMessage string        // what the provider answered, when it answered
+	Err             error         // the underlying cause, never shown to the caller
+	RetryAfter      time.Duration // Throttled: when the caller may try again
 }
 
 func (e *Error) Error() string {

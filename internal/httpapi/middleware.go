@@ -33,6 +33,7 @@ type requestInfo struct {
 	base      *zerolog.Logger // without the request id
 	log       *zerolog.Logger // with it, made when a handler first asks
 	principal tenants.Principal
+	remote    string // r.RemoteAddr, for the authentication failure limiter
 }
 
 // logger returns the request's logger, whose lines carry the request id.
@@ -89,7 +90,7 @@ func withRequestID(log zerolog.Logger) func(http.Handler) http.Handler {
 			h := w.Header()
 			h[RequestIDHeader] = []string{id}
 			h["X-Request-Id"] = []string{id}
-			info := &requestInfo{id: id, base: &log}
+			info := &requestInfo{id: id, base: &log, remote: r.RemoteAddr}
 			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestKey, info)))
 		})
 	}

@@ -18,6 +18,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/connectord/connectord/internal/apperr"
@@ -44,7 +45,13 @@ var statusOf = map[apperr.Code]int{
 
 	apperr.ProviderThrottled: http.StatusTooManyRequests,
 	apperr.Gone:              http.StatusGone,
+	apperr.Throttled:         http.StatusTooManyRequests,
 }
+
+// authChallenge is the WWW-Authenticate of every 401: the Authorization
+// schemes connectord takes (Open Connectors' header, "User …, Organization …"
+// or "User …, Element …").
+const authChallenge = `User realm="connectord", Organization realm="connectord", Element realm="connectord"`
 
 // errorBody is the Open Connectors error shape.
 type errorBody struct {
@@ -67,6 +74,14 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	status, ok := statusOf[e.Code]
 	if !ok {
 		status = http.StatusInternalServerError
+	}
+	switch status {
+	case http.StatusUnauthorized:
+		w.Header().Set("WWW-Authenticate", authChallenge)
+	case http.StatusTooManyRequests:
+		if e.RetryAfter > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(int((e.RetryAfter+time.Second-1)/time.Second)))
+		}
 	}
 	writeJSON(w, status, errorBody{RequestID: id, Message: e.Message, ProviderMessage: e.ProviderMessage})
 }

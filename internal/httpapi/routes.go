@@ -28,6 +28,11 @@ type Deps struct {
 	Events    eventLog     // instances' event notifications and their redelivery
 	Receiver  hookReceiver // Keap's REST hook handshakes and deliveries
 	Hooks     hookStates   // instances' Keap hooks and their status
+
+	// AuthFailuresPerMinute is how many failed authentications one source
+	// address may make a minute (and at once) before it is answered 429;
+	// 0 does not limit them.
+	AuthFailuresPerMinute int
 }
 
 // proxier builds the /proxy/… handler from how this layer knows the caller
@@ -38,6 +43,7 @@ type proxier interface {
 
 // Routes lists every route connectord serves.
 func Routes(d Deps) http.Handler {
+	d.Tenants = limitAuthFailures(d.Tenants, d.AuthFailuresPerMinute)
 	r := chi.NewRouter()
 	r.Use(withRequestID(d.Log), logRequests, recoverPanics, limitBody, refuseBadText)
 	r.NotFound(notFound().ServeHTTP)
