@@ -24,11 +24,10 @@ import (
 // DeliveryStore is what delivery needs from the database. Each method is one
 // transaction.
 type DeliveryStore interface {
-	// ClaimNotifications claims up to limit due pending notifications (FOR
+	// ClaimNotifications claims due pending notifications as c allows (FOR
 	// UPDATE SKIP LOCKED) by moving their next try lease into the future, and
-	// commits: the claim survives only as that lease. Notifications of the
-	// instances in skip are left alone.
-	ClaimNotifications(ctx context.Context, limit int, lease time.Duration, skip []int64) ([]Claimed, error)
+	// commits: the claim survives only as that lease.
+	ClaimNotifications(ctx context.Context, c Claim) ([]Claimed, error)
 	// RecordDelivery records one try and the notification's new state.
 	RecordDelivery(ctx context.Context, id NotificationID, o Outcome) error
 	// DeferNotifications hands claimed notifications back, due after d, without
@@ -39,14 +38,33 @@ type DeliveryStore interface {
 	InstanceByID(ctx context.Context, id int64) (*instances.Instance, error)
 }
 
+// Claim says which due notifications a claim may take: at most Limit, at most
+// PerInstance of one instance and PerOrganization of one organization (0: no
+// cap), none of the instances or organizations listed, earliest due first.
+type Claim struct {
+	Limit                        int
+	Lease                        time.Duration
+	SkipInstances                []int64
+	SkipOrganizations            []int64
+	PerInstance, PerOrganization int
+}
+
 // DeliveryOptions tune delivery. Zero values take the defaults.
 type DeliveryOptions struct {
-	BackoffBase  time.Duration // the n-th retry waits about BackoffBase·4^n; default 1s
-	MaxRetries   int           // retries after the first try before failing; default 9
-	Lease        time.Duration // how long a claim keeps others off; default 30s
-	Timeout      time.Duration // one POST, connect to last byte; default 10s
-	Workers      int           // deliveries in flight per process; default 64
-	PerHost      int           // deliveries in flight per callback host per process; default 4
+	BackoffBase     time.Duration // the n-th retry waits about BackoffBase·4^n; default 1s
+	MaxRetries      int           // retries after the first try before failing; default 9
+	Lease           time.Duration // how long a claim keeps others off; default 30s
+	Timeout         time.Duration // one POST, connect to last byte; default 10s
+	Workers         int           // deliveries in flight per process; default 64
+	PerHost         int           // deliveries in flight per callback host per process; default 4
+	PerInstance     int           // deliveries in flight per instance per process; default 2
+	PerOrganization int           // deliveries in flight per organization per process; default 8
+	// BreakerAfter is how many failures in a row open an endpoint's
+	// breaker (default 5); BreakerPause is how long it then rests before one
+	// try, doubling with every failure after, at most 20 times as long
+	// (default 30·BackoffBase: 30 s, at most 10 min).
+	BreakerAfter int
+	BreakerPause time.Duration
 	PollInterval time.Duration // the longest an idle dispatcher sleeps; default 500ms
 	Policy       CallbackPolicy
 	Log          zerolog.Logger
@@ -58,19 +76,22 @@ func (o *DeliveryOptions) defaults() {
 			*d = v
 		}
 	}
+	defN := func(n *int, v int) {
+		if *n <= 0 {
+			*n = v
+		}
+	}
 	def(&o.BackoffBase, time.Second)
 	def(&o.Lease, 30*time.Second)
 	def(&o.Timeout, 10*time.Second)
 	def(&o.PollInterval, 500*time.Millisecond)
-	if o.MaxRetries <= 0 {
-		o.MaxRetries = 9
-	}
-	if o.Workers <= 0 {
-		o.Workers = 64
-	}
-	if o.PerHost <= 0 {
-		o.PerHost = 4
-	}
+	def(&o.BreakerPause, 30*o.BackoffBase)
+	defN(&o.MaxRetries, 9)
+	defN(&o.Workers, 64)
+	defN(&o.PerHost, 4)
+	defN(&o.PerInstance, 2)
+	defN(&o.PerOrganization, 8)
+	defN(&o.BreakerAfter, 5)
 }
 
 // Delivery posts stored notifications to their instances' callback URLs.
@@ -86,32 +107,48 @@ func (o *DeliveryOptions) defaults() {
 // delivery for up to the 10 s time-out, which a slow consumer would turn into
 // pool exhaustion for the whole service. Lease must exceed Timeout, or a slow
 // delivery is duplicated by another worker while it is still under way.
+//
+// Sharing: a delivery starts only while its instance, its organization and
+// its callback host are under their caps (PerInstance, PerOrganization,
+// PerHost) and the process under Workers; the claim query leaves out what is
+// at a cap, and takes at most the caps' worth of one instance or organization
+// at a time, so no tenant's backlog or slow consumer fills the workers. An
+// endpoint (callback URL) whose last delivery failed gets one delivery at a
+// time, and all such endpoints together at most half the workers; after
+// BreakerAfter failures in a row its breaker opens and its notifications are
+// not claimed at all for BreakerPause (doubling, at most 20 times): they stay
+// pending, spend no tries, and go out when a try succeeds again.
 type Delivery struct {
 	store   DeliveryStore
 	catalog *elements.Catalog
 	client  *http.Client
 	opt     DeliveryOptions
+	now     func() time.Time
 
-	inflight atomic.Int64 // deliveries under way or waiting for their host
+	inflight atomic.Int64 // deliveries under way
 	freed    chan struct{}
 	woken    chan struct{}
-	mu       sync.Mutex
-	hosts    map[string]*hostQueue
-	hostOf   map[int64]string // each instance's callback host, as last seen
+
+	mu        sync.Mutex
+	hostBusy  map[string]int
+	instBusy  map[int64]int
+	orgBusy   map[int64]int
+	suspects  int                  // deliveries under way to endpoints whose last try failed
+	endpoints map[string]*endpoint // endpoints whose last try failed
+	known     map[int64]route      // each instance's route, as last seen
 }
 
-// queueDepth is how many claimed notifications may wait per delivery slot of
-// a host: enough that a fast consumer's slots never run dry between claims.
-const queueDepth = 4
+// endpoint is what delivery remembers of a callback URL that is failing.
+type endpoint struct {
+	failures  int       // in a row
+	openUntil time.Time // the breaker is open until then
+	busy      int       // tries under way that were admitted as this endpoint's
+}
 
-// hostQueue is one callback host's share of the process: deliveries in flight
-// (at most PerHost) and claimed ones waiting for a free slot (at most
-// queueDepth·PerHost more). A waiting claim whose turn comes after half its
-// lease is not sent: its lease runs out and it is claimed again, so a claim is
-// never sent by two workers at once however slow the host is.
-type hostQueue struct {
-	busy    int
-	waiting []func()
+// route is where an instance's notifications go.
+type route struct {
+	host, url string
+	org       int64
 }
 
 // NewDelivery returns a Delivery whose every connection goes through
@@ -119,21 +156,25 @@ type hostQueue struct {
 func NewDelivery(store DeliveryStore, catalog *elements.Catalog, opt DeliveryOptions) *Delivery {
 	opt.defaults()
 	tr := &http.Transport{
-		DialContext:         opt.Policy.Dialer().DialContext,
-		MaxIdleConnsPerHost: opt.PerHost,
-		IdleConnTimeout:     90 * time.Second,
-		TLSHandshakeTimeout: opt.Timeout,
-		ForceAttemptHTTP2:   true,
+		DialContext:            opt.Policy.Dialer().DialContext,
+		MaxIdleConnsPerHost:    opt.PerHost,
+		IdleConnTimeout:        90 * time.Second,
+		TLSHandshakeTimeout:    opt.Timeout,
+		MaxResponseHeaderBytes: 64 << 10,
+		ForceAttemptHTTP2:      true,
 	}
 	return &Delivery{
-		store: store, catalog: catalog, opt: opt,
+		store: store, catalog: catalog, opt: opt, now: time.Now,
 		client: &http.Client{Transport: tr, Timeout: opt.Timeout, CheckRedirect: func(*http.Request, []*http.Request) error {
 			return http.ErrUseLastResponse // a redirect is an answer, not a 2xx
 		}},
-		freed:  make(chan struct{}, 1),
-		woken:  make(chan struct{}, 1),
-		hosts:  map[string]*hostQueue{},
-		hostOf: map[int64]string{},
+		freed:     make(chan struct{}, 1),
+		woken:     make(chan struct{}, 1),
+		hostBusy:  map[string]int{},
+		instBusy:  map[int64]int{},
+		orgBusy:   map[int64]int{},
+		endpoints: map[string]*endpoint{},
+		known:     map[int64]route{},
 	}
 }
 
@@ -157,9 +198,11 @@ func (d *Delivery) Run(ctx context.Context) {
 			d.wait(ctx, d.opt.PollInterval)
 			continue
 		}
-		skip := d.saturated()
-		claimedAt := time.Now()
-		claimed, err := d.store.ClaimNotifications(ctx, min(free, 32), d.opt.Lease, skip)
+		skipInst, skipOrg := d.skips()
+		claimed, err := d.store.ClaimNotifications(ctx, Claim{
+			Limit: min(free, 32), Lease: d.opt.Lease, SkipInstances: skipInst, SkipOrganizations: skipOrg,
+			PerInstance: d.opt.PerInstance, PerOrganization: d.opt.PerOrganization,
+		})
 		if err != nil {
 			if ctx.Err() == nil {
 				d.opt.Log.Error().Err(err).Msg("claim notifications")
@@ -168,8 +211,9 @@ func (d *Delivery) Run(ctx context.Context) {
 			continue
 		}
 		if len(claimed) == 0 {
-			if len(skip) > 0 {
-				// What is due may all be for busy hosts: wait for one to free up.
+			if len(skipInst)+len(skipOrg) > 0 {
+				// What is due may all be for busy or resting consumers: wait
+				// for a delivery to finish, or the next poll.
 				d.wait(ctx, d.opt.PollInterval)
 			} else {
 				d.wait(ctx, d.idle(ctx))
@@ -184,29 +228,24 @@ func (d *Delivery) Run(ctx context.Context) {
 				t = d.target(ctx, c.InstanceID)
 				targets[c.InstanceID] = t
 			}
-			wg.Add(1)
-			start := func() {
-				go func() {
-					defer wg.Done()
-					defer d.release(t.host)
-					if ctx.Err() != nil {
-						return // shutting down before its turn came: its lease runs out and it is sent again
-					}
-					if time.Since(claimedAt) > d.opt.Lease/2 {
-						return // waited too long for its host: its lease runs out and it is claimed again
-					}
-					d.deliver(ctx, c, t)
-				}()
-			}
-			if !d.acquire(t.host, start) {
-				wg.Done()
+			admitted, suspect := d.admit(t)
+			if !admitted {
 				busy = append(busy, c.ID)
+				continue
 			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				ok := d.deliver(ctx, c, t)
+				d.release(t, suspect, ok)
+			}()
 		}
 		if len(busy) > 0 {
-			// Their hosts are at their limit and have a full queue: hand them
-			// back for a moment rather than hold them, so other consumers keep
-			// flowing and the lease cannot run out while they wait.
+			// A claim can take more than a cap has room for (what was under
+			// way when the claim was made ends later, or one claim holds
+			// several notifications of a failing endpoint): hand them back for
+			// a moment rather than hold them, so a lease cannot run out while
+			// they wait.
 			wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 			if err := d.store.DeferNotifications(wctx, busy, 100*time.Millisecond+rand.N(200*time.Millisecond)); err != nil {
 				d.opt.Log.Error().Err(err).Msg("defer notifications") // their leases run out instead
@@ -219,19 +258,38 @@ func (d *Delivery) Run(ctx context.Context) {
 	}
 }
 
-// saturated lists the instances whose callback host has every slot busy and
-// a full queue, so the next claim leaves their notifications for later
-// instead of claiming them only to hand them back.
-func (d *Delivery) saturated() []int64 {
+// skips lists the instances whose next delivery could not start now (their
+// own cap or their host's is reached, or their endpoint is resting, or failing
+// and busy) and the organizations at their cap, so the next claim leaves them
+// for later instead of claiming them only to hand them back.
+func (d *Delivery) skips() (inst, org []int64) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	var skip []int64
-	for id, host := range d.hostOf {
-		if q := d.hosts[host]; q != nil && q.busy >= d.opt.PerHost && len(q.waiting) >= queueDepth*d.opt.PerHost {
-			skip = append(skip, id)
+	now := d.now()
+	for id, r := range d.known {
+		if !d.roomFor(id, r, now) {
+			inst = append(inst, id)
 		}
 	}
-	return skip
+	for id, n := range d.orgBusy {
+		if n >= d.opt.PerOrganization {
+			org = append(org, id)
+		}
+	}
+	return inst, org
+}
+
+// roomFor reports whether a delivery to the instance may start now. d.mu is held.
+func (d *Delivery) roomFor(id int64, r route, now time.Time) bool {
+	if d.instBusy[id] >= d.opt.PerInstance || d.orgBusy[r.org] >= d.opt.PerOrganization || r.host != "" && d.hostBusy[r.host] >= d.opt.PerHost {
+		return false
+	}
+	if e := d.endpoints[r.url]; e != nil {
+		if now.Before(e.openUntil) || e.busy > 0 || d.suspects >= max(d.opt.Workers/2, 1) {
+			return false
+		}
+	}
+	return true
 }
 
 // idle is how long to sleep when nothing is due: until the next notification
@@ -256,50 +314,80 @@ func (d *Delivery) wait(ctx context.Context, dur time.Duration) {
 	}
 }
 
-// acquire starts a delivery to host now when the host has a free slot, or
-// queues it behind the ones in flight; it reports false, doing neither, when
-// the host's queue is full too.
-func (d *Delivery) acquire(host string, start func()) bool {
+// admit takes a slot for a delivery to t when every cap has room, and
+// reports whether it did, and whether it took it as a try of a failing
+// endpoint.
+func (d *Delivery) admit(t *target) (admitted, suspect bool) {
 	d.mu.Lock()
-	q := d.hosts[host]
-	if q == nil {
-		q = &hostQueue{}
-		d.hosts[host] = q
+	defer d.mu.Unlock()
+	if int(d.inflight.Load()) >= d.opt.Workers || !d.roomFor(t.instanceID, t.route, d.now()) {
+		return false, false
 	}
-	switch {
-	case q.busy < d.opt.PerHost:
-		q.busy++
-	case len(q.waiting) < queueDepth*d.opt.PerHost:
-		q.waiting = append(q.waiting, start)
-		d.mu.Unlock()
-		d.inflight.Add(1)
-		return true
-	default:
-		d.mu.Unlock()
-		return false
-	}
-	d.mu.Unlock()
 	d.inflight.Add(1)
-	start()
-	return true
+	d.instBusy[t.instanceID]++
+	d.orgBusy[t.org]++
+	if t.host != "" {
+		d.hostBusy[t.host]++
+	}
+	if e := d.endpoints[t.url]; e != nil {
+		e.busy++
+		d.suspects++
+		suspect = true
+	}
+	return true, suspect
 }
 
-// release ends a delivery to host: its slot goes to the next one waiting for
-// the host, if any.
-func (d *Delivery) release(host string) {
+// release ends a delivery to t that admit took as suspect or not, and updates
+// its endpoint's breaker with how the try went (ok: delivered; a target with
+// nowhere to deliver leaves the breaker alone).
+func (d *Delivery) release(t *target, suspect, ok bool) {
 	d.mu.Lock()
-	q := d.hosts[host]
-	var next func()
-	if len(q.waiting) > 0 {
-		next, q.waiting = q.waiting[0], q.waiting[1:]
-	} else if q.busy--; q.busy == 0 {
-		delete(d.hosts, host)
+	dec := func(m map[int64]int, k int64) {
+		if m[k]--; m[k] <= 0 {
+			delete(m, k)
+		}
+	}
+	dec(d.instBusy, t.instanceID)
+	dec(d.orgBusy, t.org)
+	if t.host != "" {
+		if d.hostBusy[t.host]--; d.hostBusy[t.host] <= 0 {
+			delete(d.hostBusy, t.host)
+		}
+	}
+	e := d.endpoints[t.url]
+	if suspect {
+		d.suspects--
+		if e != nil { // nil when the endpoint succeeded meanwhile, or was forgotten
+			e.busy--
+		}
+	}
+	switch {
+	case t.err != "":
+	case ok:
+		if e != nil && e.busy > 0 {
+			break // another try is under way: its end decides
+		}
+		delete(d.endpoints, t.url)
+	default:
+		if e == nil {
+			if len(d.endpoints) >= 100_000 {
+				clear(d.endpoints) // forget the oldest trouble rather than grow without end
+			}
+			e = &endpoint{}
+			d.endpoints[t.url] = e
+		}
+		e.failures++
+		if n := e.failures - d.opt.BreakerAfter; n >= 0 {
+			pause := min(d.opt.BreakerPause<<min(n, 20), 20*d.opt.BreakerPause)
+			e.openUntil = d.now().Add(pause)
+			if n == 0 {
+				d.opt.Log.Warn().Int64("instance_id", t.instanceID).Int("failures", e.failures).Dur("pause", pause).
+					Msg("the callback keeps failing; its notifications stay pending and wait before the next try")
+			}
+		}
 	}
 	d.mu.Unlock()
 	d.inflight.Add(-1)
-	if next != nil {
-		next()
-	}
 	select {
 	case d.freed <- struct{}{}:
 	default:
@@ -308,7 +396,8 @@ func (d *Delivery) release(host string) {
 
 // target is where and how an instance's notifications go.
 type target struct {
-	url, host, key   string
+	route
+	key              string
 	name, elementKey string
 	err              string // set when there is nowhere to deliver
 	instanceID       int64
@@ -321,6 +410,7 @@ func (d *Delivery) target(ctx context.Context, id int64) *target {
 		t.err = "load instance: " + err.Error()
 		return t
 	}
+	t.org = inst.OrganizationID
 	t.name, t.elementKey = inst.Name, inst.ElementKey
 	t.key = inst.Secrets[instances.KeyEventSignatureKey]
 	el, ok := d.catalog.Lookup(inst.ElementKey)
@@ -336,10 +426,10 @@ func (d *Delivery) target(ctx context.Context, id int64) *target {
 	}
 	t.host = u.Host
 	d.mu.Lock()
-	if len(d.hostOf) > 100_000 {
-		clear(d.hostOf) // forget instances not seen lately; they are learned again
+	if len(d.known) > 100_000 {
+		clear(d.known) // forget instances not seen lately; they are learned again
 	}
-	d.hostOf[id] = t.host
+	d.known[id] = t.route
 	d.mu.Unlock()
 	return t
 }
@@ -358,7 +448,7 @@ type payload struct {
 // deliver makes one try and records it. Once started, it is not cancelled with
 // ctx: an abandoned POST the consumer may have received is a duplicate for
 // nothing.
-func (d *Delivery) deliver(ctx context.Context, c Claimed, t *target) {
+func (d *Delivery) deliver(ctx context.Context, c Claimed, t *target) bool {
 	work, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.opt.Timeout+10*time.Second)
 	defer cancel()
 	log := d.opt.Log.With().Int64("instance_id", c.InstanceID).Str("event_id", c.EventID).Int64("notification_id", int64(c.ID)).Logger()
@@ -380,7 +470,7 @@ func (d *Delivery) deliver(ctx context.Context, c Claimed, t *target) {
 	}
 	if err := d.store.RecordDelivery(work, c.ID, o); err != nil {
 		log.Error().Err(err).Msg("record notification delivery; it will be tried again when its lease runs out")
-		return
+		return o.Delivered
 	}
 	switch {
 	case o.Delivered:
@@ -390,6 +480,7 @@ func (d *Delivery) deliver(ctx context.Context, c Claimed, t *target) {
 	default:
 		log.Info().Int("status", o.HTTPStatus).Str("error", o.Error).Time("retry", o.NextTry).Msg("notification delivery failed; will retry")
 	}
+	return o.Delivered
 }
 
 // post sends the notification and returns the HTTP status, and why it failed

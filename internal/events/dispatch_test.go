@@ -24,11 +24,12 @@ type memStore struct {
 	delivered map[NotificationID]int
 	deferred  int
 	callbacks map[int64]string
+	orgs      map[int64]int64 // each instance's organization (0 when not set)
 }
 
 func newMemStore() *memStore {
 	return &memStore{due: map[NotificationID]time.Time{}, instance: map[NotificationID]int64{},
-		delivered: map[NotificationID]int{}, callbacks: map[int64]string{}}
+		delivered: map[NotificationID]int{}, callbacks: map[int64]string{}, orgs: map[int64]int64{}}
 }
 
 func (m *memStore) add(id NotificationID, instanceID int64) {
@@ -37,18 +38,25 @@ func (m *memStore) add(id NotificationID, instanceID int64) {
 	m.due[id], m.instance[id] = time.Now(), instanceID
 }
 
-func (m *memStore) ClaimNotifications(_ context.Context, limit int, lease time.Duration, skip []int64) ([]Claimed, error) {
+func (m *memStore) ClaimNotifications(_ context.Context, c Claim) ([]Claimed, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var out []Claimed
+	perInst, perOrg := map[int64]int{}, map[int64]int{}
 	for id, at := range m.due {
-		if len(out) == limit {
+		if len(out) == c.Limit {
 			break
 		}
-		if !at.After(time.Now()) && !slices.Contains(skip, m.instance[id]) {
-			m.due[id] = time.Now().Add(lease)
-			out = append(out, Claimed{ID: id, EventID: "e", InstanceID: m.instance[id]})
+		inst := m.instance[id]
+		org := m.orgs[inst]
+		if at.After(time.Now()) || slices.Contains(c.SkipInstances, inst) || slices.Contains(c.SkipOrganizations, org) ||
+			c.PerInstance > 0 && perInst[inst] >= c.PerInstance || c.PerOrganization > 0 && perOrg[org] >= c.PerOrganization {
+			continue
 		}
+		perInst[inst]++
+		perOrg[org]++
+		m.due[id] = time.Now().Add(c.Lease)
+		out = append(out, Claimed{ID: id, EventID: "e", InstanceID: inst})
 	}
 	return out, nil
 }
@@ -91,7 +99,7 @@ func (m *memStore) InstanceByID(_ context.Context, id int64) (*instances.Instanc
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	u := m.callbacks[id]
-	return &instances.Instance{ID: id, ElementKey: "infusionsoftcrm", Name: "test",
+	return &instances.Instance{ID: id, OrganizationID: m.orgs[id], ElementKey: "infusionsoftcrm", Name: "test",
 		Config: map[string]*string{instances.KeyEventCallback: &u}, Secrets: map[string]string{}}, nil
 }
 
@@ -232,7 +240,7 @@ func TestDelivery_TransportErrorsLeaveTheURLOut(t *testing.T) {
 		{slow.URL + "/cb?token=s3cret", "the callback did not answer in time"},
 		{closed.URL + "/cb?token=s3cret", "no answer from the callback: "},
 	} {
-		status, why := d.post(context.Background(), Claimed{ID: 1}, &target{url: tc.url})
+		status, why := d.post(context.Background(), Claimed{ID: 1}, &target{route: route{url: tc.url}})
 		if status != 0 || !strings.HasPrefix(why, tc.want) || strings.Contains(why, "s3cret") || strings.Contains(why, "/cb") {
 			t.Errorf("POST to %s: status %d, error %q; want no status and %q without the URL", tc.url, status, why, tc.want)
 		}

@@ -117,23 +117,51 @@ func newEventID() (string, error) {
 	return hex.EncodeToString(b), nil
 }
 
-// ClaimNotifications claims up to limit due pending notifications, skipping
+// ClaimNotifications claims due pending notifications as c allows, skipping
 // rows other workers or replicas are claiming, by moving their next try to now +
 // lease, and returns them with their events. The claim commits at once: it
-// lasts only as long as the lease (see events.Delivery).
-func (db *DB) ClaimNotifications(ctx context.Context, limit int, lease time.Duration, skip []int64) ([]events.Claimed, error) {
-	if skip == nil {
-		skip = []int64{}
+// lasts only as long as the lease (see events.Delivery). Of the earliest due
+// notifications (the first 1000 not skipped), it takes at most c.PerInstance of
+// one instance and c.PerOrganization of one organization, so one tenant's
+// backlog cannot fill a claim.
+func (db *DB) ClaimNotifications(ctx context.Context, c events.Claim) ([]events.Claimed, error) {
+	skipInst, skipOrg := c.SkipInstances, c.SkipOrganizations
+	if skipInst == nil {
+		skipInst = []int64{}
+	}
+	if skipOrg == nil {
+		skipOrg = []int64{}
+	}
+	perInst, perOrg := c.PerInstance, c.PerOrganization
+	if perInst <= 0 {
+		perInst = c.Limit
+	}
+	if perOrg <= 0 {
+		perOrg = c.Limit
 	}
 	var out []events.Claimed
 	err := db.inTx(ctx, func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, `
+			WITH candidates AS (
+				SELECT n.id, n.instance_id, n.next_attempt_at FROM notifications n
+				WHERE n.status = 'pending' AND n.next_attempt_at <= now()
+				  AND NOT (n.instance_id = ANY($3))
+				  AND NOT EXISTS (SELECT 1 FROM instances i WHERE i.id = n.instance_id AND i.organization_id = ANY($4))
+				ORDER BY n.next_attempt_at LIMIT 1000
+			), per_instance AS (
+				SELECT c.id, c.next_attempt_at, i.organization_id,
+				       row_number() OVER (PARTITION BY c.instance_id ORDER BY c.next_attempt_at, c.id) AS rank
+				FROM candidates c JOIN instances i ON i.id = c.instance_id
+			), per_org AS (
+				SELECT id, row_number() OVER (PARTITION BY organization_id ORDER BY next_attempt_at, id) AS rank
+				FROM per_instance WHERE rank <= $5
+			)
 			UPDATE notifications n SET next_attempt_at = now() + make_interval(secs => $2)
-			FROM (SELECT id FROM notifications WHERE status = 'pending' AND next_attempt_at <= now()
-			          AND NOT (instance_id = ANY($3))
+			FROM (SELECT id FROM notifications WHERE id IN (SELECT id FROM per_org WHERE rank <= $6)
+			          AND status = 'pending' AND next_attempt_at <= now()
 			      ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED) due
 			WHERE n.id = due.id
-			RETURNING n.id, n.event_id, n.instance_id, n.failures, n.raw`, limit, lease.Seconds(), skip)
+			RETURNING n.id, n.event_id, n.instance_id, n.failures, n.raw`, c.Limit, c.Lease.Seconds(), skipInst, skipOrg, perInst, perOrg)
 		if err != nil {
 			return interpret(err)
 		}

@@ -35,7 +35,7 @@ func TestEnqueueEvents_BatchesClaimsAndRecords(t *testing.T) {
 		t.Fatalf("41 events: %d notifications, %v; want 3", len(ids), err)
 	}
 
-	claimed, err := db.ClaimNotifications(ctx, 10, time.Minute, nil)
+	claimed, err := db.ClaimNotifications(ctx, events.Claim{Limit: 10, Lease: time.Minute})
 	if err != nil || len(claimed) != 3 {
 		t.Fatalf("claimed %d, %v", len(claimed), err)
 	}
@@ -43,7 +43,7 @@ func TestEnqueueEvents_BatchesClaimsAndRecords(t *testing.T) {
 		t.Fatalf("claimed %d events, raw %s", n, claimed[0].Raw)
 	}
 	// Leased: nothing more is due.
-	if again, err := db.ClaimNotifications(ctx, 10, time.Minute, nil); err != nil || len(again) != 0 {
+	if again, err := db.ClaimNotifications(ctx, events.Claim{Limit: 10, Lease: time.Minute}); err != nil || len(again) != 0 {
 		t.Fatalf("claimed again while leased: %d, %v", len(again), err)
 	}
 	if err := db.RecordDelivery(ctx, claimed[0].ID, events.Outcome{At: time.Now(), HTTPStatus: 200, Delivered: true}); err != nil {
@@ -129,12 +129,47 @@ func TestClaimNotifications_SkipsBusyInstances(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	got, err := db.ClaimNotifications(ctx, 10, time.Minute, []int64{busy.ID})
+	got, err := db.ClaimNotifications(ctx, events.Claim{Limit: 10, Lease: time.Minute, SkipInstances: []int64{busy.ID}})
 	if err != nil || len(got) != 1 || got[0].InstanceID != other.ID {
 		t.Fatalf("claimed %+v, %v; want only instance %d's", got, err, other.ID)
 	}
-	got, err = db.ClaimNotifications(ctx, 10, time.Minute, nil)
+	got, err = db.ClaimNotifications(ctx, events.Claim{Limit: 10, Lease: time.Minute})
 	if err != nil || len(got) != 1 || got[0].InstanceID != busy.ID {
 		t.Fatalf("then claimed %+v, %v; want instance %d's, still due", got, err, busy.ID)
+	}
+}
+
+// A claim takes at most PerInstance of one instance's and PerOrganization of
+// one organization's due notifications, and none of a skipped organization:
+// a tenant with a backlog leaves room in every claim for the others.
+func TestClaimNotifications_CapsPerInstanceAndOrganization(t *testing.T) {
+	t.Parallel()
+	db := openTest(t)
+	ctx := context.Background()
+	big, small, skipped := newOrganization(t, db), newOrganization(t, db), newOrganization(t, db)
+	a, b := newInstance(t, db, big.ID, "a"), newInstance(t, db, big.ID, "b")
+	c := newInstance(t, db, small.ID, "c")
+	s := newInstance(t, db, skipped.ID, "s")
+	ev := events.Event{Date: time.Now(), ElementKey: "infusionsoftcrm", EventType: events.Created, ObjectID: "1", ObjectType: "contacts"}
+	for _, id := range []int64{a.ID, b.ID, s.ID} {
+		for range 10 {
+			if _, err := db.EnqueueEvents(ctx, id, []events.Event{ev}, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if _, err := db.EnqueueEvents(ctx, c.ID, []events.Event{ev}, nil); err != nil { // last due of all
+		t.Fatal(err)
+	}
+	got, err := db.ClaimNotifications(ctx, events.Claim{Limit: 32, Lease: time.Minute, PerInstance: 2, PerOrganization: 3, SkipOrganizations: []int64{skipped.ID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	per := map[int64]int{}
+	for _, n := range got {
+		per[n.InstanceID]++
+	}
+	if per[a.ID] > 2 || per[b.ID] > 2 || per[a.ID]+per[b.ID] != 3 || per[c.ID] != 1 || per[s.ID] != 0 {
+		t.Fatalf("claimed per instance %v; want at most 2 of a and of b, 3 of their organization, c's one, none of s", per)
 	}
 }

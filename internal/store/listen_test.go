@@ -48,7 +48,7 @@ func TestListenNotificationsDue_WokenByEnqueueAndRedeliver(t *testing.T) {
 		t.Fatal(err)
 	}
 	expect("events stored")
-	claimed, err := db.ClaimNotifications(ctx, 1, time.Minute, nil)
+	claimed, err := db.ClaimNotifications(ctx, events.Claim{Limit: 1, Lease: time.Minute})
 	if err != nil || len(claimed) != 1 {
 		t.Fatalf("claim: %d, %v", len(claimed), err)
 	}

@@ -209,7 +209,7 @@ func TestSavePollPage_EventsAndCursorTogetherOrNothing(t *testing.T) {
 	if err != nil || !st[0].At.Equal(at) || fmt.Sprint(st[0].IDs) != "[1 2 3]" {
 		t.Fatalf("cursor after the page: %+v, %v", st, err)
 	}
-	claimed, err := db.ClaimNotifications(ctx, 10, time.Minute, nil)
+	claimed, err := db.ClaimNotifications(ctx, events.Claim{Limit: 10, Lease: time.Minute})
 	if err != nil || len(claimed) != 1 || len(claimed[0].Events) != 3 || string(claimed[0].Raw) != `{"contacts": [{"id": 1}, {"id": 2}, {"id": 3}]}` {
 		t.Fatalf("notifications: %+v, %v", claimed, err)
 	}
