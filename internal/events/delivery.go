@@ -55,9 +55,9 @@ type DeliveryOptions struct {
 	MaxRetries      int           // retries after the first try before failing; default 9
 	Lease           time.Duration // how long a claim keeps others off; default 30s
 	Timeout         time.Duration // one POST, connect to last byte; default 10s
-	Workers         int           // deliveries in flight per process; default 64
+	Workers         int           // deliveries in flight per process; default 128
 	PerHost         int           // deliveries in flight per callback host per process; default 4
-	PerInstance     int           // deliveries in flight per instance per process; default 2
+	PerInstance     int           // deliveries in flight per instance per process; default 4
 	PerOrganization int           // deliveries in flight per organization per process; default 8
 	// BreakerAfter is how many failures in a row open an endpoint's
 	// breaker (default 5); BreakerPause is how long it then rests before one
@@ -87,9 +87,9 @@ func (o *DeliveryOptions) defaults() {
 	def(&o.PollInterval, 500*time.Millisecond)
 	def(&o.BreakerPause, 30*o.BackoffBase)
 	defN(&o.MaxRetries, 9)
-	defN(&o.Workers, 64)
+	defN(&o.Workers, 128)
 	defN(&o.PerHost, 4)
-	defN(&o.PerInstance, 2)
+	defN(&o.PerInstance, 4)
 	defN(&o.PerOrganization, 8)
 	defN(&o.BreakerAfter, 5)
 }
@@ -187,21 +187,58 @@ func (d *Delivery) Wake() {
 	}
 }
 
+// queueDepth is how many claimed notifications may wait in memory per
+// delivery slot of an instance or organization: enough that a fast
+// consumer's slots never run dry between claims.
+const queueDepth = 4
+
 // Run delivers due notifications until ctx is cancelled; deliveries under way
 // then finish (each bounded by the time-out) and are recorded before it returns.
 func (d *Delivery) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	// held are claimed notifications that did not fit a cap when claimed: a
+	// claim takes up to queueDepth times an instance's and an organization's
+	// cap. They start as soon as a delivery of theirs ends, which keeps a
+	// fast consumer's slots busy without a claim per notification; one held
+	// past half its lease is handed back rather than risk being sent twice.
+	var held []heldClaim
+	start := func(c Claimed, t *target) bool {
+		admitted, suspect := d.admit(t)
+		if admitted {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				ok := d.deliver(ctx, c, t)
+				d.release(t, suspect, ok)
+			}()
+		}
+		return admitted
+	}
 	for ctx.Err() == nil {
+		var back []NotificationID
+		kept := held[:0]
+		for _, h := range held {
+			switch {
+			case time.Since(h.claimedAt) > d.opt.Lease/2:
+				back = append(back, h.c.ID)
+			case !start(h.c, h.t):
+				kept = append(kept, h)
+			}
+		}
+		held = kept
+		d.handBack(ctx, back)
+
 		free := d.opt.Workers - int(d.inflight.Load())
-		if free <= 0 {
+		if free <= 0 || len(held) >= queueDepth*d.opt.Workers {
 			d.wait(ctx, d.opt.PollInterval)
 			continue
 		}
 		skipInst, skipOrg := d.skips()
+		claimedAt := time.Now()
 		claimed, err := d.store.ClaimNotifications(ctx, Claim{
 			Limit: min(free, 32), Lease: d.opt.Lease, SkipInstances: skipInst, SkipOrganizations: skipOrg,
-			PerInstance: d.opt.PerInstance, PerOrganization: d.opt.PerOrganization,
+			PerInstance: queueDepth * d.opt.PerInstance, PerOrganization: queueDepth * d.opt.PerOrganization,
 		})
 		if err != nil {
 			if ctx.Err() == nil {
@@ -211,7 +248,7 @@ func (d *Delivery) Run(ctx context.Context) {
 			continue
 		}
 		if len(claimed) == 0 {
-			if len(skipInst)+len(skipOrg) > 0 {
+			if len(skipInst)+len(skipOrg)+len(held) > 0 {
 				// What is due may all be for busy or resting consumers: wait
 				// for a delivery to finish, or the next poll.
 				d.wait(ctx, d.opt.PollInterval)
@@ -221,40 +258,41 @@ func (d *Delivery) Run(ctx context.Context) {
 			continue
 		}
 		targets := map[int64]*target{}
-		var busy []NotificationID
 		for _, c := range claimed {
 			t, ok := targets[c.InstanceID]
 			if !ok {
 				t = d.target(ctx, c.InstanceID)
 				targets[c.InstanceID] = t
 			}
-			admitted, suspect := d.admit(t)
-			if !admitted {
-				busy = append(busy, c.ID)
-				continue
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				ok := d.deliver(ctx, c, t)
-				d.release(t, suspect, ok)
-			}()
-		}
-		if len(busy) > 0 {
-			// A claim can take more than a cap has room for (what was under
-			// way when the claim was made ends later, or one claim holds
-			// several notifications of a failing endpoint): hand them back for
-			// a moment rather than hold them, so a lease cannot run out while
-			// they wait.
-			wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-			if err := d.store.DeferNotifications(wctx, busy, 100*time.Millisecond+rand.N(200*time.Millisecond)); err != nil {
-				d.opt.Log.Error().Err(err).Msg("defer notifications") // their leases run out instead
-			}
-			cancel()
-			if len(busy) == len(claimed) {
-				d.wait(ctx, 50*time.Millisecond)
+			if !start(c, t) {
+				held = append(held, heldClaim{c: c, t: t, claimedAt: claimedAt})
 			}
 		}
+	}
+	var back []NotificationID
+	for _, h := range held {
+		back = append(back, h.c.ID)
+	}
+	d.handBack(ctx, back)
+}
+
+// heldClaim is a claimed notification waiting for its caps to have room.
+type heldClaim struct {
+	c         Claimed
+	t         *target
+	claimedAt time.Time
+}
+
+// handBack makes claimed notifications due again in a few hundred
+// milliseconds, without counting a try.
+func (d *Delivery) handBack(ctx context.Context, ids []NotificationID) {
+	if len(ids) == 0 {
+		return
+	}
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := d.store.DeferNotifications(wctx, ids, 100*time.Millisecond+rand.N(200*time.Millisecond)); err != nil {
+		d.opt.Log.Error().Err(err).Msg("defer notifications") // their leases run out instead
 	}
 }
 

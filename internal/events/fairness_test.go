@@ -83,8 +83,8 @@ func TestDelivery_HangingConsumersDoNotDelayAnotherOrganization(t *testing.T) {
 			}
 			if n := hanging.Load(); tc.name == "one organization" && n > 8 {
 				t.Errorf("one organization has %d deliveries hanging, want at most PerOrganization = 8", n)
-			} else if n > 32 {
-				t.Errorf("%d deliveries hanging, want at most PerInstance·16 = 32", n)
+			} else if n > 64 {
+				t.Errorf("%d deliveries hanging, want at most PerInstance·16 = 64", n)
 			}
 		})
 	}
@@ -122,11 +122,11 @@ func TestDelivery_FailingEndpointRestsWithoutLosingNotifications(t *testing.T) {
 
 	time.Sleep(400 * time.Millisecond)
 	// Three failures opened the breaker (a try admitted before it opened may
-	// still end after: PerInstance is 2); without it, ten notifications of
+	// still end after: PerInstance is 4, and the first ones start together); without it, ten notifications of
 	// four tries each (3 retries, 1 ms backoff) would all have failed by now.
 	opened := tries.Load()
-	if opened < 3 || opened > 4 {
-		t.Fatalf("the failing endpoint was tried %d times in 400 ms, want 3, or 4 with one under way (then it rests)", opened)
+	if opened < 3 || opened > 6 {
+		t.Fatalf("the failing endpoint was tried %d times in 400 ms, want 3 to 6 (then it rests)", opened)
 	}
 	time.Sleep(400 * time.Millisecond)
 	if n := tries.Load(); n != opened {
