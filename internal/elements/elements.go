@@ -91,6 +91,24 @@ type Resource struct {
 	AddressFields []string        `json:"addressFields,omitempty"`
 	Upsert        *Upsert         `json:"upsert,omitempty"`
 	Events        *ResourceEvents `json:"events,omitempty"`
+	// Nullable lists, per write ("POST", "PATCH", "PUT", and "UPSERT" for
+	// the upsert), the body members the provider's document lets be null,
+	// as dotted paths ("addresses.line2": a member of the objects in the
+	// addresses array). A create drops any other null member (null means
+	// absent); an update or upsert with one is refused, naming it. Keap's
+	// REST v1 document marks no request member nullable, so its lists are
+	// empty: a provider whose document does is a data change.
+	Nullable map[string][]string `json:"nullable,omitempty"`
+}
+
+// NullableIn reports whether the body member at path may be null on method.
+func (r Resource) NullableIn(method, path string) bool {
+	for _, p := range r.Nullable[method] {
+		if p == path {
+			return true
+		}
+	}
+	return false
 }
 
 // Param is a query parameter passed through to the provider.
@@ -301,6 +319,11 @@ func checkResource(r Resource, all map[string]Resource) error {
 	for _, t := range r.ParamTypes {
 		if !slices.Contains([]string{"string", "integer", "boolean"}, t) {
 			return fmt.Errorf("resource %s: unknown parameter type %q", r.Name, t)
+		}
+	}
+	for m := range r.Nullable {
+		if !slices.Contains([]string{"POST", "PATCH", "PUT", "UPSERT"}, m) {
+			return fmt.Errorf("resource %s: nullable members are listed for %q, which is not a write (POST, PATCH, PUT or UPSERT)", r.Name, m)
 		}
 	}
 	for m, params := range r.MethodParams {

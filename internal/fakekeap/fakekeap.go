@@ -15,9 +15,11 @@ package fakekeap
 import (
 	"crypto/rand"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -275,9 +277,56 @@ func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
 	if err == nil {
 		err = json.Unmarshal(body, v)
 	}
+	if err == nil {
+		err = refuseNulls(body)
+	}
 	if err != nil {
 		writeMessage(w, http.StatusBadRequest, "Input could not be converted to a valid request: "+err.Error())
 		return false
 	}
 	return true
+}
+
+// refuseNulls answers as Keap would to a body with a null member: its REST v1
+// document marks no request member nullable.
+func refuseNulls(body []byte) error {
+	var doc any
+	if err := json.Unmarshal(body, &doc); err != nil {
+		return err
+	}
+	if p := firstNull(doc, ""); p != "" {
+		return fmt.Errorf("%s may not be null", p)
+	}
+	return nil
+}
+
+// firstNull is the dotted path of a null member or array element in v, or "".
+func firstNull(v any, path string) string {
+	join := func(name string) string {
+		if path == "" {
+			return name
+		}
+		return path + "." + name
+	}
+	switch x := v.(type) {
+	case map[string]any:
+		for name, m := range x {
+			if m == nil {
+				return join(name)
+			}
+			if p := firstNull(m, join(name)); p != "" {
+				return p
+			}
+		}
+	case []any:
+		for i, e := range x {
+			if e == nil {
+				return join(strconv.Itoa(i))
+			}
+			if p := firstNull(e, path); p != "" {
+				return p
+			}
+		}
+	}
+	return ""
 }

@@ -937,3 +937,23 @@ func TestHooks_RefuseWhatTheSpecRefuses(t *testing.T) {
 		t.Fatal("SetHookStatus of an unknown hook succeeded")
 	}
 }
+
+// Keap's REST v1 document marks no request member nullable: the fake refuses
+// a null in a create or update body as Keap does, naming it.
+func TestREST_NullMembersRefused(t *testing.T) {
+	t.Parallel()
+	_, srv := newTestFake(t, Options{})
+	for _, tc := range []struct {
+		method, path string
+		body         any
+	}{
+		{"POST", "/contacts", map[string]any{"given_name": "Ada", "middle_name": nil}},
+		{"POST", "/contacts", map[string]any{"given_name": "Ada", "addresses": []any{map[string]any{"field": "BILLING", "line2": nil}}}},
+		{"POST", "/notes", map[string]any{"title": "x", "body": nil}},
+	} {
+		r := send(t, tc.method, srv.URL+"/crm/rest/v1"+tc.path, tc.body, bearer(sak)...)
+		if r.status != 400 || !strings.Contains(string(r.body), "may not be null") {
+			t.Errorf("%s %s %v: %d %s", tc.method, tc.path, tc.body, r.status, r.body)
+		}
+	}
+}

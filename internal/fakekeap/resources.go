@@ -406,7 +406,13 @@ func readRecord(w http.ResponseWriter, r *http.Request) (record, bool) {
 	var rec record
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
 	dec.UseNumber()
-	if err := dec.Decode(&rec); err != nil || rec == nil {
+	err := dec.Decode(&rec)
+	if err == nil && rec != nil {
+		if p := firstNull(map[string]any(rec), ""); p != "" {
+			err = fmt.Errorf("%s may not be null", p)
+		}
+	}
+	if err != nil || rec == nil {
 		msg := "a JSON object is required"
 		if err != nil {
 			msg = err.Error()

@@ -105,5 +105,10 @@ func readHubBody(r *http.Request) ([]byte, error) {
 		}
 		return nil, apperr.Errorf(apperr.Invalid, "request body could not be read")
 	}
+	// Keap gets the body as given, so it gets no text encoding/json or Keap
+	// would change silently either: not UTF-8, NUL, a member given twice.
+	if err := checkText(data); err != nil {
+		return nil, err
+	}
 	return data, nil
 }

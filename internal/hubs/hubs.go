@@ -331,6 +331,17 @@ func (s *Service) single(ctx context.Context, c *call) (*Result, error) {
 			return nil, err
 		}
 		body = c.req.Body
+		// A POST creates (a null member means absent), PATCH and PUT on a
+		// record update.
+		changed, err := writeNulls(doc, c.res, c.req.Method, c.req.Method == http.MethodPost)
+		if err != nil {
+			return nil, err
+		}
+		if changed {
+			if body, err = json.Marshal(doc); err != nil {
+				return nil, fmt.Errorf("hubs: encode body: %w", err)
+			}
+		}
 	}
 	status, data, err := s.send(ctx, c, c.req.Method, c.path, out, body)
 	if err != nil {
@@ -369,6 +380,10 @@ func (s *Service) upsert(ctx context.Context, c *call) (*Result, error) {
 		return nil, apperr.Errorf(apperr.Invalid, "duplicateOption must be one of %s, not %q", strings.Join(u.DuplicateOptions, ", "), option)
 	}
 	if err := s.checkAddresses(ctx, c, doc); err != nil {
+		return nil, err
+	}
+	// An upsert may update: a null is refused rather than dropped.
+	if _, err := writeNulls(doc, c.res, "UPSERT", false); err != nil {
 		return nil, err
 	}
 	obj["duplicate_option"] = option
