@@ -181,6 +181,8 @@ const (
 	sandboxServiceKey   = "KeapAK-sandbox-service-account-key"
 	sandboxLegacyApp    = "ab123"
 	sandboxLegacyKey    = "sandbox-legacy-encrypted-key"
+	// sandboxCallbackURL is the README journey's redirect URI.
+	sandboxCallbackURL = "https://www.yourcallbackurl.com"
 )
 
 func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -224,9 +226,16 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 
 	var fake http.Handler
 	if *sandbox {
-		fk := fakekeap.New(fakekeap.Options{Logger: log.With().Str("component", "fakekeap").Logger()})
+		// The sandbox is reachable by whoever reaches the API: its hooks
+		// connect under the same callback policy as event delivery, and its
+		// authorize page redirects only to the README's callback and
+		// connectord's own, never anywhere a link names.
+		hookDialer := events.CallbackPolicy{AllowPrivate: cfg.CallbackAllowPrivate}.Dialer()
+		fk := fakekeap.New(fakekeap.Options{Logger: log.With().Str("component", "fakekeap").Logger(),
+			HTTPClient: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: hookDialer.DialContext},
+				CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}})
 		defer fk.Close()
-		fk.RegisterClient(sandboxClientID, sandboxClientSecret)
+		fk.RegisterClient(sandboxClientID, sandboxClientSecret, sandboxRedirectURIs(cfg.PublicURL)...)
 		fk.AddServiceAccountKey(sandboxServiceKey)
 		fk.AddLegacyKey(sandboxLegacyApp, sandboxLegacyKey)
 		fk.SeedContacts(25)
@@ -474,4 +483,10 @@ func httpProxyConfigured(getenv func(string) string) bool {
 		}
 	}
 	return false
+}
+
+// sandboxRedirectURIs are the redirect URIs registered for the sandbox's
+// client: the README journey's, and connectord's own connect callback.
+func sandboxRedirectURIs(publicURL string) []string {
+	return []string{sandboxCallbackURL, strings.TrimRight(publicURL, "/") + "/connect/callback"}
 }

@@ -82,6 +82,7 @@ type Server struct {
 	mu        sync.Mutex
 	stats     Stats
 	clients   map[string]string          // client id -> secret
+	redirects map[string][]string        // client id -> registered redirect URIs (none: any)
 	saks      map[string]bool            // service account keys
 	legacy    map[string]map[string]bool // app -> legacy keys
 	codes     map[string]authCode
@@ -120,6 +121,7 @@ func New(opts Options) *Server {
 		log:       opts.Logger,
 		client:    client,
 		clients:   map[string]string{},
+		redirects: map[string][]string{},
 		saks:      map[string]bool{},
 		legacy:    map[string]map[string]bool{},
 		codes:     map[string]authCode{},

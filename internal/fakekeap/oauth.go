@@ -8,6 +8,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 )
@@ -32,11 +33,19 @@ type refreshToken struct {
 	revoked  bool // the user revoked access
 }
 
-// RegisterClient registers a Keap developer app.
-func (s *Server) RegisterClient(clientID, clientSecret string) {
+// RegisterClient registers a Keap developer app. With redirectURIs, its
+// authorize page sends codes to those URIs only (compared exactly, as OAuth 2.0
+// Security BCP asks), so it cannot be used as an open redirect; without, to
+// any absolute URL, which suits tests.
+func (s *Server) RegisterClient(clientID, clientSecret string, redirectURIs ...string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.clients[clientID] = clientSecret
+	if len(redirectURIs) > 0 {
+		s.redirects[clientID] = slices.Clone(redirectURIs)
+	} else {
+		delete(s.redirects, clientID)
+	}
 }
 
 // AddServiceAccountKey accepts key (KeapAK-…) via X-Keap-API-Key or Bearer on REST and XML-RPC.
@@ -105,6 +114,7 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 	clientID, redirect := q.Get("client_id"), q.Get("redirect_uri")
 	s.mu.Lock()
 	_, known := s.clients[clientID]
+	registered := s.redirects[clientID]
 	s.mu.Unlock()
 	target, err := url.Parse(redirect)
 	var problem string
@@ -117,6 +127,8 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		problem = "missing redirect_uri: pass the callback URL the code should be sent to"
 	case err != nil || !target.IsAbs():
 		problem = "redirect_uri must be an absolute URL"
+	case len(registered) > 0 && !slices.Contains(registered, redirect):
+		problem = "redirect_uri is not one of the redirect URIs registered for this client (" + strings.Join(registered, ", ") + ")"
 	case q.Get("response_type") != "code":
 		problem = `response_type must be "code", the only value Keap supports`
 	case q.Get("scope") != "" && q.Get("scope") != "full":
