@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"strings"
@@ -52,6 +53,7 @@ type Transport struct {
 type conn struct {
 	key    string
 	nc     net.Conn
+	lr     *io.LimitedReader // under br: bounds what an answer's head may take
 	br     *bufio.Reader
 	bw     *bufio.Writer
 	idleAt time.Time
@@ -157,14 +159,18 @@ func (t *Transport) exchange(ctx context.Context, c *conn, req *http.Request) (*
 	if err := c.bw.Flush(); err != nil {
 		return fail(&beforeAnswer{err})
 	}
+	c.lr.N = maxHeadBytes - int64(c.br.Buffered())
 	if _, err := c.br.Peek(1); err != nil {
 		return fail(&beforeAnswer{err})
 	}
 	var resp *http.Response
-	for {
+	for n := 0; ; n++ {
 		var err error
 		resp, err = http.ReadResponse(c.br, req)
 		if err != nil {
+			if c.lr.N <= 0 {
+				err = fmt.Errorf("Keap's answer headers are larger than %d bytes", maxHeadBytes)
+			}
 			return fail(err)
 		}
 		// Informational answers (100 Continue, 103 Early Hints) come
@@ -173,7 +179,11 @@ func (t *Transport) exchange(ctx context.Context, c *conn, req *http.Request) (*
 		if resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
 			break
 		}
+		if n == max1xx {
+			return fail(fmt.Errorf("Keap sent more than %d informational (1xx) answers", max1xx))
+		}
 	}
+	c.lr.N = math.MaxInt64
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		return fail(errors.New("Keap answered 101 Switching Protocols, which connectord does not do"))
 	}
@@ -340,8 +350,18 @@ func (t *Transport) dial(ctx context.Context, key, scheme, host string) (*conn, 
 		}
 		nc = tc
 	}
-	return &conn{key: key, nc: nc, br: bufio.NewReaderSize(nc, 8<<10), bw: bufio.NewWriterSize(nc, 8<<10)}, nil
+	lr := &io.LimitedReader{R: nc, N: math.MaxInt64}
+	return &conn{key: key, nc: nc, lr: lr, br: bufio.NewReaderSize(lr, 8<<10), bw: bufio.NewWriterSize(nc, 8<<10)}, nil
 }
+
+// maxHeadBytes bounds the heads of one answer, informational ones included,
+// as net/http's Transport does with MaxResponseHeaderBytes; max1xx bounds how
+// many informational answers may come before the real one (net/http's
+// number too).
+const (
+	maxHeadBytes = 1 << 20
+	max1xx       = 5
+)
 
 // put keeps c for another request, or closes it when the pool is full.
 func (t *Transport) put(c *conn) {
