@@ -2,8 +2,12 @@ package main
 
 import (
 	"bufio"
+	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -68,5 +72,52 @@ func TestUpstream_HugeHeadersAndEndless1xxAreCutOff(t *testing.T) {
 		if took := time.Since(start); r.Status != 502 || took > 10*time.Second {
 			t.Errorf("GET %s: %d after %v, want a 502 at once: %.300s", path, r.Status, took, r.Body)
 		}
+	}
+}
+
+// Event hook registration carries the instance's key: a 307 from Keap's
+// POST /hooks is not followed to the host in its Location, and no hook is
+// taken as registered on that host's word.
+func TestHooks_RegistrationRedirectIsNotFollowedWithTheKey(t *testing.T) {
+	t.Parallel()
+	var leaked, calls atomic.Int64
+	third := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		if strings.Contains(r.Header.Get("X-Keap-API-Key")+r.Header.Get("Authorization"), testServiceKey) {
+			leaked.Add(1)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"key":"1","eventKey":"company.add","hookUrl":"x","status":"Verified"}`)
+	}))
+	defer third.Close()
+	k := newKeapWrapped(t, fakekeap.Options{}, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if strings.HasPrefix(r.URL.Path, "/crm/rest/v1/hooks") {
+				http.Redirect(w, r, third.URL+r.URL.Path, http.StatusTemporaryRedirect)
+				return
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+	env := eventsEnv(t, k)
+	env["CONNECTORD_HOOK_CHECK_INTERVAL"] = "200ms"
+	s := startServerWith(t, env, k, nil)
+	o := s.createOrg("Acme", "dev@acme.test")
+	body := apiKeyBody("infusionsoftcrm", testServiceKey, "")
+	for key, v := range map[string]any{"event.notification.enabled": true, "event.notification.callback.url": "http://127.0.0.1:9/cb", "event.objects": "companies"} {
+		body["configuration"].(map[string]any)[key] = v
+	}
+	r := s.do("POST", "/instances", o.auth(), body)
+	if r.Status != 200 {
+		t.Fatalf("provision: %d %s", r.Status, r.Body)
+	}
+	id := fmt.Sprint(r.JSON(t)["id"])
+	time.Sleep(1500 * time.Millisecond) // several reconciler rounds
+	if leaked.Load() > 0 || calls.Load() > 0 {
+		t.Fatalf("the host in Keap's Location got %d requests, %d with the key", calls.Load(), leaked.Load())
+	}
+	hooks := s.do("GET", "/instances/"+id+"/events/hooks", o.auth(), nil)
+	if hooks.Status != 200 || strings.Contains(string(hooks.Body), `"Verified"`) {
+		t.Fatalf("hooks after a redirected registration: %d %s", hooks.Status, hooks.Body)
 	}
 }
