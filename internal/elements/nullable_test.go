@@ -47,14 +47,20 @@ func TestNullable_MatchesKeapsDocument(t *testing.T) {
 	paths := doc["paths"].(map[string]any)
 	schemas := doc["components"].(map[string]any)["schemas"].(map[string]any)
 	placeholder := regexp.MustCompile(`\{[^}]*\}`)
+	// find merges the operations of every document path that matches path
+	// up to the names of its placeholders (the document spells one path
+	// several ways: /contacts/{contactId} and /contacts/{id}).
 	find := func(path string) map[string]any {
 		want := placeholder.ReplaceAllString("/v1"+path, "{}")
+		out := map[string]any{}
 		for p, ops := range paths {
 			if placeholder.ReplaceAllString(p, "{}") == want {
-				return ops.(map[string]any)
+				for m, op := range ops.(map[string]any) {
+					out[m] = op
+				}
 			}
 		}
-		return nil
+		return out
 	}
 	checked := 0
 	for _, r := range el.Resources {
