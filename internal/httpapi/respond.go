@@ -40,8 +40,13 @@ var statusOf = map[apperr.Code]int{
 	apperr.Internal:         http.StatusInternalServerError,
 
 	apperr.ProviderThrottled: http.StatusTooManyRequests,
+	apperr.Canceled:          StatusClientClosedRequest,
 	apperr.Gone:              http.StatusGone,
 }
+
+// StatusClientClosedRequest is what the request log shows for a caller that
+// hung up before its answer was ready (nginx's 499); nothing is sent.
+const StatusClientClosedRequest = 499
 
 // errorBody is the Open Connectors error shape.
 type errorBody struct {
@@ -54,6 +59,15 @@ type errorBody struct {
 // *apperr.Error are internal: logged in full, shown as a generic message.
 func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	id := RequestID(r.Context())
+	if r.Context().Err() != nil || apperr.CodeOf(err) == apperr.Canceled {
+		// The caller hung up, which cancelled the work: an outcome, not a
+		// failure, and nobody reads an answer.
+		if i := infoOf(r.Context()); i != nil {
+			i.clientClosed = true
+		}
+		logger(r).Debug().Err(err).Msg("client closed request")
+		return
+	}
 	e, ok := apperr.As(err)
 	if !ok || e.Code == apperr.Internal {
 		logger(r).Error().Err(err).Msg("internal error")

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/rs/zerolog"
@@ -28,6 +29,8 @@ type Deps struct {
 	Events    eventLog     // instances' event notifications and their redelivery
 	Receiver  hookReceiver // Keap's REST hook handshakes and deliveries
 	Hooks     hookStates   // instances' Keap hooks and their status
+	// BodyReadTimeout bounds reading a request's body; default 30s.
+	BodyReadTimeout time.Duration
 }
 
 // proxier builds the /proxy/… handler from how this layer knows the caller
@@ -39,7 +42,11 @@ type proxier interface {
 // Routes lists every route connectord serves.
 func Routes(d Deps) http.Handler {
 	r := chi.NewRouter()
-	r.Use(withRequestID(d.Log), logRequests, recoverPanics, limitBody)
+	bodyTimeout := d.BodyReadTimeout
+	if bodyTimeout <= 0 {
+		bodyTimeout = 30 * time.Second
+	}
+	r.Use(withRequestID(d.Log), logRequests, recoverPanics, limitBody(bodyTimeout))
 	r.NotFound(notFound().ServeHTTP)
 	r.MethodNotAllowed(methodNotAllowed().ServeHTTP)
 

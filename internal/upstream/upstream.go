@@ -86,7 +86,7 @@ type Options struct {
 	KeyBurst      int           // default 10
 	ClientRate    rate.Limit    // per OAuth client id; default 1500/min
 	ClientBurst   int           // default 25
-	HTTP          *http.Client
+	HTTP          *http.Client  // default NewHTTPClient's
 	Log           zerolog.Logger
 }
 
@@ -121,7 +121,7 @@ func New(tokens TokenSource, opt Options) *Client {
 		opt.ClientRate, opt.ClientBurst = rate.Limit(1500.0/60), 25
 	}
 	if opt.HTTP == nil {
-		opt.HTTP = &http.Client{Timeout: 60 * time.Second}
+		opt.HTTP = NewHTTPClient(HTTPOptions{})
 	}
 	// Keap's redirect is its answer, passed on as it is: following it would
 	// change what the proxy returns and send the credential to wherever it
