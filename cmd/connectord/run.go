@@ -275,7 +275,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		DB:              db,
 		Sandbox:         fake,
 		Hubs:            hubs.New(insts, keapClient, hubs.Options{}),
-		Proxy:           proxy.New(insts, keapClient, log),
+		Proxy:           proxy.New(insts, keapClient),
 		Events:          db,
 		Receiver:        events.NewReceiver(db, catalog, time.Now),
 		Hooks:           hooks,

@@ -10,8 +10,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"mime"
 	"net/http"
 	"reflect"
 	"sort"
@@ -41,6 +39,7 @@ var statusOf = map[apperr.Code]int{
 
 	apperr.ProviderThrottled: http.StatusTooManyRequests,
 	apperr.Canceled:          StatusClientClosedRequest,
+	apperr.RequestTimeout:    http.StatusRequestTimeout,
 	apperr.Gone:              http.StatusGone,
 }
 
@@ -94,19 +93,12 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // at most MaxBodyBytes, well formed, and name only fields v has. Every unknown
 // field is named in the one error.
 func decodeJSON(r *http.Request, v any) error {
-	if ct := r.Header.Get("Content-Type"); ct != "" {
-		mt, _, err := mime.ParseMediaType(ct)
-		if err != nil || mt != "application/json" && !strings.HasSuffix(mt, "+json") {
-			return apperr.Errorf(apperr.Unsupported, "Content-Type %q is not supported: send Content-Type: application/json", ct)
-		}
+	if err := requireJSON(r); err != nil {
+		return err
 	}
-	data, err := io.ReadAll(r.Body)
+	data, err := readBody(r)
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return apperr.Errorf(apperr.TooLarge, "request body is larger than %d bytes", mbe.Limit)
-		}
-		return apperr.Errorf(apperr.Invalid, "request body could not be read")
+		return err
 	}
 	return decodeStrict(data, v)
 }

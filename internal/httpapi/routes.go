@@ -33,12 +33,6 @@ type Deps struct {
 	BodyReadTimeout time.Duration
 }
 
-// proxier builds the /proxy/… handler from how this layer knows the caller
-// and writes errors.
-type proxier interface {
-	Handler(who func(*http.Request) tenants.Principal, fail func(http.ResponseWriter, *http.Request, error)) http.Handler
-}
-
 // Routes lists every route connectord serves.
 func Routes(d Deps) http.Handler {
 	r := chi.NewRouter()
@@ -97,7 +91,7 @@ func Routes(d Deps) http.Handler {
 			}
 			// ---- proxy routes (issue 4) ----
 			if d.Proxy != nil {
-				proxy := d.Proxy.Handler(principal, writeError)
+				proxy := proxyKeap(d.Proxy, d.Log)
 				for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions} {
 					r.Method(m, "/proxy/*", proxy)
 				}

@@ -1,4 +1,4 @@
-package proxy
+package httpapi
 
 import (
 	"io"
@@ -22,7 +22,7 @@ func BenchmarkProxy_ChunkedPage(b *testing.B) {
 		_, _ = io.WriteString(w, page)
 	}))
 	defer keap.Close()
-	srv := serve(b, keap.URL, upstream.Options{KeyRate: rate.Inf})
+	srv := serveProxy(b, keap.URL, upstream.Options{KeyRate: rate.Inf})
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}}
 	url := srv.URL + "/proxy/crm/rest/v1/contacts?limit=10"
 	b.ReportAllocs()
