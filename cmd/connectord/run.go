@@ -260,12 +260,16 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	keapClient := upstream.New(tok, keapOpts)
 	callbacks := events.CallbackPolicy{AllowPrivate: cfg.CallbackAllowPrivate}
-	insts := instances.NewService(db, catalog, &keap.Client{HTTP: keapHTTP}, callbacks, keapHTTP, time.Now)
-	insts.CacheResolved(cfg.AuthCacheTTL)
 	hooks := events.NewHooks(db, catalog, keapClient, events.HookOptions{
 		PublicURL: cfg.PublicURL, CheckInterval: cfg.HookCheckInterval, Log: log.With().Str("component", "hooks").Logger(),
 	})
-	insts.UseEventHooks(hooks)
+	insts, err := instances.NewService(db, catalog, instances.Options{
+		Keys: &keap.Client{HTTP: keapHTTP}, Callbacks: callbacks, HTTP: keapHTTP,
+		Hooks: hooks, ResolveCacheTTL: cfg.AuthCacheTTL,
+	})
+	if err != nil {
+		return err
+	}
 	handler := httpapi.Routes(httpapi.Deps{
 		Log:             log,
 		Catalog:         catalog,

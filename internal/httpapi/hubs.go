@@ -35,7 +35,7 @@ func hubResource(h hubService) http.Handler {
 		res, err := h.Call(r.Context(), principal(r), hubs.Request{
 			Hub: chi.URLParam(r, "hub"), Resource: chi.URLParam(r, "resource"), ID: chi.URLParam(r, "id"),
 			Sub: chi.URLParam(r, "sub"), SubID: chi.URLParam(r, "subId"),
-			Method: r.Method, Query: r.URL.Query(), Body: body,
+			Method: r.Method, Query: query(r), Body: body,
 		})
 		if err != nil {
 			writeError(w, r, err)

@@ -32,6 +32,7 @@ type requestInfo struct {
 	base      *zerolog.Logger // without the request id
 	log       *zerolog.Logger // with it, made when a handler first asks
 	principal tenants.Principal
+	query     url.Values // the parsed query string (checkQuery)
 	// clientClosed: the caller hung up before its answer (logged as 499).
 	clientClosed bool
 }
@@ -124,8 +125,10 @@ func logRequests(next http.Handler) http.Handler {
 		ev = ev.Str("method", r.Method).Str("path", loggedPath(r)).
 			Int("status", status).Int("bytes", ww.BytesWritten()).
 			Float64("duration_ms", float64(time.Since(start).Microseconds())/1000)
-		if r.URL.RawQuery != "" {
-			if q := redactQuery(r.URL.Query()); q != "" {
+		// A query checkQuery refused is not logged: it could not be
+		// parsed, so its secrets could not be told apart.
+		if i := infoOf(r.Context()); i != nil && i.query != nil {
+			if q := redactQuery(i.query); q != "" {
 				ev = ev.Str("query", q)
 			}
 		}

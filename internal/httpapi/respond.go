@@ -7,6 +7,7 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -58,7 +59,7 @@ type errorBody struct {
 // *apperr.Error are internal: logged in full, shown as a generic message.
 func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	id := RequestID(r.Context())
-	if r.Context().Err() != nil || apperr.CodeOf(err) == apperr.Canceled {
+	if apperr.CodeOf(err) == apperr.Canceled || errors.Is(err, context.Canceled) && r.Context().Err() != nil {
 		// The caller hung up, which cancelled the work: an outcome, not a
 		// failure, and nobody reads an answer.
 		if i := infoOf(r.Context()); i != nil {

@@ -40,7 +40,7 @@ func Routes(d Deps) http.Handler {
 	if bodyTimeout <= 0 {
 		bodyTimeout = 30 * time.Second
 	}
-	r.Use(withRequestID(d.Log), logRequests, recoverPanics, limitBody(bodyTimeout))
+	r.Use(withRequestID(d.Log), logRequests, recoverPanics, checkQuery, limitBody(bodyTimeout))
 	r.NotFound(notFound().ServeHTTP)
 	r.MethodNotAllowed(methodNotAllowed().ServeHTTP)
 
