@@ -110,7 +110,8 @@ export CONNECTORD_ENCRYPTION_KEY="$(head -c 32 /dev/urandom | base64)"
 export CONNECTORD_INFUSIONSOFT_API_URL="http://127.0.0.1:$UP_PORT"
 export CONNECTORD_KEAP_RATE_LIMIT_OFF=true # the benchmark's one key would otherwise be held to Keap's 10/s
 "$WORK/connectord" orgs create --name Bench --email bench@example.test >"$WORK/org.json"
-"$WORK/connectord" serve 2>"$WORK/connectord.log" &
+# BENCH_CONNECTORD_GOGC sets GOGC for connectord alone (an A/B of its collector setting).
+${BENCH_CONNECTORD_GOGC:+env GOGC=$BENCH_CONNECTORD_GOGC} "$WORK/connectord" serve 2>"$WORK/connectord.log" &
 CD_PID=$!
 PIDS+=($CD_PID)
 waitfor "http://127.0.0.1:$CD_PORT/readyz"
