@@ -37,8 +37,9 @@ func newHTTPServer(ctx context.Context, c httpConfig, handler http.Handler, log 
 	}
 }
 
-// serverErrors writes what net/http's server reports (TLS or accept errors,
-// a handler's misuse of the ResponseWriter) as warnings.
+// serverErrors writes what net/http reports through a log.Logger (the
+// server's accept errors or a handler's misuse of the ResponseWriter, the
+// client's unsolicited answers) as warnings.
 type serverErrors struct{ log zerolog.Logger }
 
 func (s serverErrors) Write(p []byte) (int, error) {
