@@ -63,7 +63,7 @@ waitfor() { # URL [header]
 	die "$1 did not answer; see the logs in $WORK"
 }
 
-"$WORK/proxybench" upstream -addr "127.0.0.1:$UP_PORT" -key "$KEY" 2>"$WORK/upstream.log" &
+"$WORK/proxybench" upstream -addr "127.0.0.1:$UP_PORT" -key "$KEY" ${BENCH_SPENT_EVERY:+-spent-every "$BENCH_SPENT_EVERY"} 2>"$WORK/upstream.log" &
 UP_PID=$!
 PIDS+=($UP_PID)
 waitfor "http://127.0.0.1:$UP_PORT/crm/rest/v1/account/profile" "X-Keap-API-Key: $KEY"

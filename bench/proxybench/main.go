@@ -26,6 +26,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -60,6 +61,7 @@ func serveUpstream(ctx context.Context, args []string) error {
 	addr := fs.String("addr", "127.0.0.1:18081", "listen address")
 	key := fs.String("key", "KeapAK-bench-service-account-key", "the service account key callers must send in X-Keap-API-Key")
 	n := fs.Int("contacts", 10, "contacts in the list answer")
+	spentEvery := fs.Int("spent-every", 0, "report Keap's throttle window spent (x-keap-product-throttle-available: 0) on every n-th answer, as Keap does on the last call of a window; 0 never")
 	_ = fs.Parse(args)
 
 	contacts := make([]map[string]any, *n)
@@ -77,11 +79,15 @@ func serveUpstream(ctx context.Context, args []string) error {
 	refused := []byte(`{"fault":{"faultstring":"Invalid Access Token","detail":{"errorcode":"keymanagement.service.invalid_access_token"}}}`)
 	notFound := []byte(`{"message":"No resource found"}`)
 
+	var answers atomic.Int64
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hd := w.Header()
 		hd["Content-Type"] = []string{"application/json;charset=UTF-8"}
 		hd["X-Keap-Product-Throttle-Limit"] = []string{"10"}
 		hd["X-Keap-Product-Throttle-Available"] = []string{"9"}
+		if *spentEvery > 0 && answers.Add(1)%int64(*spentEvery) == 0 {
+			hd["X-Keap-Product-Throttle-Available"] = []string{"0"}
+		}
 		hd["X-Keap-Product-Throttle-Time-Unit"] = []string{"second"}
 		var body []byte
 		switch {

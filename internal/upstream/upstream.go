@@ -200,6 +200,15 @@ func (l *limiter) observe(h http.Header) {
 	l.mu.Unlock()
 }
 
+// limitsOff says whether the client-side limits are off
+// (CONNECTORD_KEAP_RATE_LIMIT_OFF): then connectord adds no wait of its own,
+// not even the pause Keap's throttle headers would start; Keap's 429s are
+// still retried. (An answer reporting its window spent held every call of
+// the quota for a second: the benchmark's 1 s tail.)
+func (c *Client) limitsOff() bool {
+	return c.opt.KeyRate == rate.Inf && c.opt.ClientRate == rate.Inf
+}
+
 // idempotent methods may be retried on 5xx; the others only on 429.
 func idempotent(method string) bool {
 	switch method {
@@ -243,7 +252,7 @@ func (c *Client) Do(ctx context.Context, t Target, req *http.Request, body []byt
 			}
 			return nil, keap.TransportError("calling Keap", err)
 		}
-		if resp.StatusCode != http.StatusTooManyRequests {
+		if resp.StatusCode != http.StatusTooManyRequests && !c.limitsOff() {
 			lim.observe(resp.Header) // a 429 is governed by its Retry-After or the backoff
 		}
 		var wait time.Duration
