@@ -1,17 +1,21 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
+	"io"
 	stdlog "log"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/rs/zerolog"
 
+	"github.com/connectord/connectord/internal/apperr"
 	"github.com/connectord/connectord/internal/proxy"
 	"github.com/connectord/connectord/internal/tenants"
 )
@@ -31,6 +35,7 @@ type callKey struct{}
 // streamed, with the call sent through p (credential, quotas, retries).
 // A caller that hangs up cancels the call to Keap.
 func proxyKeap(p proxier, log zerolog.Logger) http.Handler {
+	pool := &buffers{pool: sync.Pool{New: func() any { return new([32 << 10]byte) }}}
 	rp := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			c := pr.In.Context().Value(callKey{}).(*proxy.Call)
@@ -46,10 +51,10 @@ func proxyKeap(p proxier, log zerolog.Logger) http.Handler {
 			if _, ok := resp.Header["X-Request-Id"]; !ok {
 				resp.Header["X-Request-Id"] = []string{RequestID(resp.Request.Context())}
 			}
-			return nil
+			return withLength(resp, pool)
 		},
 		ErrorHandler: writeError,
-		BufferPool:   &buffers{pool: sync.Pool{New: func() any { return new([32 << 10]byte) }}},
+		BufferPool:   pool,
 		ErrorLog:     stdlog.New(proxyErrors{log.With().Str("component", "proxy").Logger()}, "", 0),
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -68,6 +73,55 @@ func proxyKeap(p proxier, log zerolog.Logger) http.Handler {
 		delete(w.Header(), "X-Request-Id") // ModifyResponse decides whose it is
 		rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), callKey{}, c)))
 	})
+}
+
+// withLength gives a chunked answer that is already whole its length: one
+// read of Keap's body (most answers arrive in one piece) that reaches its
+// end means the answer goes out with a Content-Length in one write, instead
+// of chunked and flushed part by part, which httputil.ReverseProxy does for
+// every answer of unknown length so that streams are not held back. An answer
+// that is not whole after one read streams as before, starting with what was
+// read. Event streams and answers with trailers are left alone.
+func withLength(resp *http.Response, pool *buffers) error {
+	if resp.ContentLength >= 0 || resp.Body == nil || resp.Body == http.NoBody || len(resp.Trailer) > 0 ||
+		resp.Request.Method == http.MethodHead || strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		return nil
+	}
+	buf := pool.Get()
+	n, err := resp.Body.Read(buf)
+	switch {
+	case err == io.EOF:
+		resp.Body.Close()
+		resp.Body = &bufferedBody{Reader: bytes.NewReader(buf[:n]), buf: buf, pool: pool}
+		resp.ContentLength = int64(n)
+		resp.Header["Content-Length"] = []string{strconv.Itoa(n)}
+	case err != nil:
+		pool.Put(buf)
+		return &apperr.Error{Code: apperr.ProviderDown, Message: "Keap's answer broke off before its body", Err: err}
+	default:
+		resp.Body = &bufferedBody{Reader: io.MultiReader(bytes.NewReader(buf[:n]), resp.Body), rest: resp.Body, buf: buf, pool: pool}
+	}
+	return nil
+}
+
+// bufferedBody is an answer's body that starts with (or is) what withLength
+// read; its buffer goes back to the pool when it is closed.
+type bufferedBody struct {
+	io.Reader
+	rest io.Closer // Keap's body, when it was not read to its end
+	buf  []byte
+	pool *buffers
+}
+
+func (b *bufferedBody) Close() error {
+	if b.buf != nil {
+		b.pool.Put(b.buf)
+		b.buf = nil
+	}
+	if b.rest != nil {
+		return b.rest.Close()
+	}
+	return nil
 }
 
 // sender is the reverse proxy's transport: every call goes out through the

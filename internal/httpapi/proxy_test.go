@@ -78,6 +78,26 @@ func TestProxy_StreamsWhatKeapHasSentWithoutWaitingForTheRest(t *testing.T) {
 	}
 }
 
+func TestProxy_SmallChunkedAnswerGoesOutWithItsLength(t *testing.T) {
+	t.Parallel()
+	body := strings.Repeat("x", 5000) // over net/http's 2 KiB, so Keap's side is chunked
+	keap := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Keap", "kept")
+		w.WriteHeader(207)
+		_, _ = io.WriteString(w, body)
+	}))
+	defer keap.Close()
+	resp, err := http.Get(serveProxy(t, keap.URL, upstream.Options{}).URL + "/proxy/small")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 207 || string(b) != body || resp.ContentLength != int64(len(body)) || resp.Header.Get("X-Keap") != "kept" {
+		t.Fatalf("%d, %d bytes, length %d, %v", resp.StatusCode, len(b), resp.ContentLength, resp.Header)
+	}
+}
+
 func TestProxy_TimeoutAndUnreachableAreConnectordsErrors(t *testing.T) {
 	t.Parallel()
 	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
