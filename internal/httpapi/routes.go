@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/rs/zerolog"
@@ -28,6 +29,8 @@ type Deps struct {
 	Events    eventLog     // instances' event notifications and their redelivery
 	Receiver  hookReceiver // Keap's REST hook handshakes and deliveries
 	Hooks     hookStates   // instances' Keap hooks and their status
+	// BodyReadTimeout bounds reading a request's body; default 30s.
+	BodyReadTimeout time.Duration
 
 	// AuthFailuresPerMinute is how many failed authentications one source
 	// address may make a minute (and at once) before it is answered 429;
@@ -35,17 +38,15 @@ type Deps struct {
 	AuthFailuresPerMinute int
 }
 
-// proxier builds the /proxy/… handler from how this layer knows the caller
-// and writes errors.
-type proxier interface {
-	Handler(who func(*http.Request) tenants.Principal, fail func(http.ResponseWriter, *http.Request, error)) http.Handler
-}
-
 // Routes lists every route connectord serves.
 func Routes(d Deps) http.Handler {
 	d.Tenants = limitAuthFailures(d.Tenants, d.AuthFailuresPerMinute)
 	r := chi.NewRouter()
-	r.Use(withRequestID(d.Log), logRequests, recoverPanics, limitBody, refuseBadText)
+	bodyTimeout := d.BodyReadTimeout
+	if bodyTimeout <= 0 {
+		bodyTimeout = 30 * time.Second
+	}
+	r.Use(withRequestID(d.Log), logRequests, recoverPanics, checkQuery, refuseBadText, limitBody(bodyTimeout))
 	r.NotFound(notFound().ServeHTTP)
 	r.MethodNotAllowed(methodNotAllowed().ServeHTTP)
 
@@ -96,7 +97,7 @@ func Routes(d Deps) http.Handler {
 			}
 			// ---- proxy routes (issue 4) ----
 			if d.Proxy != nil {
-				proxy := d.Proxy.Handler(principal, writeError)
+				proxy := proxyKeap(d.Proxy, d.Log)
 				for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions} {
 					r.Method(m, "/proxy/*", proxy)
 				}
