@@ -3,10 +3,13 @@ package httpapi
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	stdlog "log"
 	"net/http"
+	"net/http/httptrace"
 	"net/http/httputil"
+	"net/textproto"
 	"net/url"
 	"strconv"
 	"strings"
@@ -47,13 +50,19 @@ func proxyKeap(p proxier, log zerolog.Logger) http.Handler {
 			proxy.IncomingHeader(resp.Header)
 			// connectord's request id stays under its own name; Keap's
 			// X-Request-Id, if it sends one, takes the place of connectord's copy.
-			delete(resp.Header, RequestIDHeader)
+			// A 1xx Keap sent first was passed on with the headers the
+			// answer had then, and the reverse proxy cleared them: the
+			// request id goes back in with Keap's answer.
+			resp.Header[RequestIDHeader] = []string{RequestID(resp.Request.Context())}
 			if _, ok := resp.Header["X-Request-Id"]; !ok {
 				resp.Header["X-Request-Id"] = []string{RequestID(resp.Request.Context())}
 			}
 			return withLength(resp, pool)
 		},
-		ErrorHandler: writeError,
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			w.Header()[RequestIDHeader] = []string{RequestID(r.Context())} // cleared if a 1xx went out
+			writeError(w, r, err)
+		},
 		BufferPool:   pool,
 		ErrorLog:     stdlog.New(proxyErrors{log.With().Str("component", "proxy").Logger()}, "", 0),
 	}
@@ -129,8 +138,45 @@ func (b *bufferedBody) Close() error {
 type sender struct{ p proxier }
 
 func (s sender) RoundTrip(out *http.Request) (*http.Response, error) {
-	return s.p.Send(out.Context().Value(callKey{}).(*proxy.Call), out)
+	// The reverse proxy passes Keap's informational (1xx) answers on, and
+	// net/http's Transport leaves counting them to whoever sees them: past
+	// max1xx, the call is cancelled (502) instead of relaying an endless
+	// stream. (A trace hook's error cannot stop it: composed with the
+	// reverse proxy's, only the latter's result counts.)
+	ctx, cancel := context.WithCancelCause(out.Context())
+	n := 0
+	out = out.WithContext(httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		Got1xxResponse: func(int, textproto.MIMEHeader) error {
+			if n++; n > max1xx {
+				cancel(fmt.Errorf("Keap sent more than %d informational (1xx) answers", max1xx))
+			}
+			return nil
+		},
+	}))
+	resp, err := s.p.Send(out.Context().Value(callKey{}).(*proxy.Call), out)
+	if err != nil {
+		cancel(nil)
+		return nil, err
+	}
+	resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: cancel}
+	return resp, nil
 }
+
+// cancelOnClose releases a call's context when its body is closed.
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelCauseFunc
+}
+
+func (b *cancelOnClose) Close() error {
+	err := b.ReadCloser.Close()
+	b.cancel(nil)
+	return err
+}
+
+// max1xx is how many informational answers from Keap are passed on before the
+// real one, as net/http's Transport allows when it reads them itself.
+const max1xx = 5
 
 // buffers lends the reverse proxy its copy buffers.
 type buffers struct{ pool sync.Pool }
