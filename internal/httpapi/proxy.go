@@ -63,8 +63,8 @@ func proxyKeap(p proxier, log zerolog.Logger) http.Handler {
 			w.Header()[RequestIDHeader] = []string{RequestID(r.Context())} // cleared if a 1xx went out
 			writeError(w, r, err)
 		},
-		BufferPool:   pool,
-		ErrorLog:     stdlog.New(proxyErrors{log.With().Str("component", "proxy").Logger()}, "", 0),
+		BufferPool: pool,
+		ErrorLog:   stdlog.New(proxyErrors{log.With().Str("component", "proxy").Logger()}, "", 0),
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, err := readBody(r)
