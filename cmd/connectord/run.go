@@ -17,6 +17,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/connectord/connectord/internal/apperr"
+	"github.com/connectord/connectord/internal/connect"
 	"github.com/connectord/connectord/internal/elements"
 	"github.com/connectord/connectord/internal/events"
 	"github.com/connectord/connectord/internal/fakekeap"
@@ -226,7 +227,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if *sandbox {
 		fk := fakekeap.New(fakekeap.Options{Logger: log.With().Str("component", "fakekeap").Logger()})
 		defer fk.Close()
-		fk.RegisterClient(sandboxClientID, sandboxClientSecret)
+		// The fake sends users back only to registered redirect URIs: the
+		// README journey's placeholder and connectord's own connect callback.
+		fk.RegisterClient(sandboxClientID, sandboxClientSecret, "https://www.yourcallbackurl.com", cfg.PublicURL+connect.CallbackPath)
 		fk.AddServiceAccountKey(sandboxServiceKey)
 		fk.AddLegacyKey(sandboxLegacyApp, sandboxLegacyKey)
 		fk.SeedContacts(25)
@@ -275,6 +278,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		PublicURL: cfg.PublicURL, CheckInterval: cfg.HookCheckInterval, Log: log.With().Str("component", "hooks").Logger(),
 	})
 	insts.UseEventHooks(hooks)
+	connector, err := connect.New(connect.Options{Store: db, Instances: insts, Catalog: catalog, PublicURL: cfg.PublicURL})
+	if err != nil {
+		return err
+	}
 	handler := httpapi.Routes(httpapi.Deps{
 		Log:       log,
 		Catalog:   catalog,
@@ -288,6 +295,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Events:    db,
 		Receiver:  events.NewReceiver(db, catalog, time.Now),
 		Hooks:     hooks,
+		Connect:   connector,
 	})
 	delivery := events.NewDelivery(db, catalog, events.DeliveryOptions{
 		BackoffBase: cfg.DeliveryBackoffBase, Lease: cfg.DeliveryLease, Policy: callbacks,
