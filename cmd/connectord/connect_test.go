@@ -265,12 +265,16 @@ func TestConnect_SuccessCreatesInstanceAndTokenIsReadOnce(t *testing.T) {
 		t.Fatal("a replayed callback created an instance")
 	}
 
+	// The OAuth state travels in URLs by design, but no log line keeps it.
+	if state := au.Query().Get("state"); strings.Contains(s.logs.String(), state) {
+		t.Error("the OAuth state is in a log line")
+	}
 	stored := s.instanceSecrets(iid)
 	b.checkNoSecrets(map[string]string{
 		"client secret": testClientSecret, "instance token": token, "access token": stored["oauth.user.token"],
 		"refresh token": stored["oauth.user.refresh_token"], "organization secret": o.Organization.Secret,
 		"user secret": o.User.Secret, "session token": sessionToken, "browser cookie": cookie.Value,
-	}, "session token", "browser cookie")
+	})
 	checkNoSecretsAtRest(t, s, map[string]string{"instance token": token, "session token": sessionToken, "browser cookie": cookie.Value, "client secret": testClientSecret})
 }
 
@@ -293,10 +297,9 @@ func checkPageHeaders(t *testing.T, r response, keapOrigin string) {
 	}
 }
 
-// checkNoSecrets checks that no secret is in any page, Location header or
-// log line; allowedInURL names those that travel in a URL by design (the
-// session token in connectUrl), which are still kept from pages and logs.
-func (b *browser) checkNoSecrets(secrets map[string]string, allowedInURL ...string) {
+// checkNoSecrets checks that no secret is in any page or Location header
+// connectord sent, or in any log line.
+func (b *browser) checkNoSecrets(secrets map[string]string) {
 	b.t.Helper()
 	logs := b.s.logs.String()
 	for name, v := range secrets {
@@ -334,5 +337,410 @@ func checkNoSecretsAtRest(t *testing.T, s *server, secrets map[string]string) {
 				t.Errorf("the %s is in clear in table %s", name, table)
 			}
 		}
+	}
+}
+
+// connectInstances counts the instances of the server's database.
+func (s *server) instanceCount() int { return s.count("instances") }
+
+// expireSession makes a session's expiry pass, as time would.
+func (s *server) expireSession(id string) {
+	s.t.Helper()
+	var n int
+	s.queryRow(`WITH u AS (UPDATE connect_sessions SET expires_at = now() - interval '1 second' WHERE id = $1 RETURNING 1) SELECT count(*) FROM u`, []any{id}, &n)
+	if n != 1 {
+		s.t.Fatalf("no session %s to expire", id)
+	}
+}
+
+// The user presses Deny at Keap: the application hears access_denied and
+// nothing is created.
+func TestConnect_UserDeniesRedirectsWithAccessDenied(t *testing.T) {
+	t.Parallel()
+	s, o := startConnectServer(t, nil)
+	created := s.createSession(o, newSessionBody("denied"))
+	id := fmt.Sprint(created["id"])
+	b := newBrowser(t, s)
+	_, session := b.openPage(created["connectUrl"].(string))
+	back := b.atKeap(b.toKeap(session), "deny")
+	done := b.back(back)
+	if done.Host != "app.example.com" || done.Query().Get("connectSessionId") != id || done.Query().Get("status") != "error" || done.Query().Get("error") != "access_denied" {
+		t.Fatalf("the application's redirect is %s", done)
+	}
+	got := s.do("GET", "/connect/sessions/"+id, o.auth(), nil).JSON(t)
+	if got["status"] != "error" || got["error"] != "access_denied" || got["instanceId"] != nil || got["instanceToken"] != nil || got["completedDate"] == nil {
+		t.Fatalf("session after deny: %v", got)
+	}
+	if n := s.instanceCount(); n != 0 {
+		t.Fatalf("%d instances after a denial", n)
+	}
+	if s.keap.Stats().CodeExchanges != 0 {
+		t.Fatal("connectord exchanged a code after the user denied")
+	}
+}
+
+// A session that expires before the user opens it, or while they are at
+// Keap, sends them back with error=expired and creates nothing, even with
+// Keap's code in hand.
+func TestConnect_ExpiredSessionRedirectsWithExpired(t *testing.T) {
+	t.Parallel()
+	s, o := startConnectServer(t, nil)
+
+	// Expired before the page opens: straight back to the application.
+	first := s.createSession(o, newSessionBody("late"))
+	s.expireSession(fmt.Sprint(first["id"]))
+	b := newBrowser(t, s)
+	r := b.do("GET", first["connectUrl"].(string), nil)
+	loc, _ := url.Parse(r.Header.Get("Location"))
+	if r.Status != http.StatusSeeOther || loc == nil || loc.Host != "app.example.com" || loc.Query().Get("error") != "expired" || loc.Query().Get("connectSessionId") != fmt.Sprint(first["id"]) {
+		t.Fatalf("expired page: %d %s", r.Status, r.Header.Get("Location"))
+	}
+
+	// Expired while the user was at Keap: the callback refuses the code.
+	second := s.createSession(o, newSessionBody("slow"))
+	id := fmt.Sprint(second["id"])
+	_, session := b.openPage(second["connectUrl"].(string))
+	back := b.atKeap(b.toKeap(session), "allow")
+	s.expireSession(id)
+	done := b.back(back)
+	if done.Query().Get("status") != "error" || done.Query().Get("error") != "expired" || done.Query().Get("connectSessionId") != id {
+		t.Fatalf("the application's redirect is %s", done)
+	}
+	if got := s.do("GET", "/connect/sessions/"+id, o.auth(), nil).JSON(t); got["status"] != "error" || got["error"] != "expired" {
+		t.Fatalf("session: %v", got)
+	}
+	// Pending and past its expiry, a session reads as expired too.
+	third := s.createSession(o, newSessionBody("never opened"))
+	s.expireSession(fmt.Sprint(third["id"]))
+	if got := s.do("GET", fmt.Sprint("/connect/sessions/", third["id"]), o.auth(), nil).JSON(t); got["status"] != "error" || got["error"] != "expired" {
+		t.Fatalf("unopened expired session: %v", got)
+	}
+	if n := s.instanceCount(); n != 0 || s.keap.Stats().CodeExchanges != 0 {
+		t.Fatalf("%d instances, %d code exchanges after expired sessions", n, s.keap.Stats().CodeExchanges)
+	}
+}
+
+// Callbacks connectord did not start, or that come back twice, create
+// nothing and redirect nowhere.
+func TestConnect_ForgedAndReplayedCallbacksCreateNothing(t *testing.T) {
+	t.Parallel()
+	s, o := startConnectServer(t, nil)
+	created := s.createSession(o, newSessionBody("target"))
+	b := newBrowser(t, s)
+	_, session := b.openPage(created["connectUrl"].(string))
+	authorizeURL := b.toKeap(session)
+
+	// A real code from Keap but a made-up state, and no state at all.
+	code, err := s.keap.IssueCode(testClientID, s.URL+"/connect/callback")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{"code=" + code + "&state=forged-state-0123456789", "code=" + code, "error=access_denied&state=forged"} {
+		r := b.do("GET", s.URL+"/connect/callback?"+q, nil)
+		if r.Status != http.StatusBadRequest || r.Header.Get("Location") != "" || !strings.Contains(string(r.Body), "start again") {
+			t.Fatalf("forged callback %q: %d %s", q, r.Status, r.Body)
+		}
+		checkPageHeaders(t, r, s.keap.URL)
+	}
+	// The real state still works once; its replay does nothing.
+	back := b.atKeap(authorizeURL, "allow")
+	if done := b.back(back); done.Query().Get("status") != "success" {
+		t.Fatalf("the real callback: %s", done)
+	}
+	if r := b.do("GET", back, nil); r.Status != http.StatusBadRequest || r.Header.Get("Location") != "" {
+		t.Fatalf("replayed callback: %d %s", r.Status, r.Body)
+	}
+	if n := s.instanceCount(); n != 1 || s.keap.Stats().CodeExchanges != 1 {
+		t.Fatalf("%d instances and %d code exchanges, want 1 of each", n, s.keap.Stats().CodeExchanges)
+	}
+	// Pages with no token or a wrong one say so.
+	for _, c := range []struct {
+		url    string
+		status int
+	}{{s.URL + "/connect", 400}, {s.URL + "/connect?token=not-a-session-token", 404}} {
+		if r := b.do("GET", c.url, nil); r.Status != c.status {
+			t.Fatalf("GET %s: %d %s", c.url, r.Status, r.Body)
+		}
+	}
+}
+
+// The callback must come back to the browser that opened the connect page:
+// another browser (no cookie, or another session's) gets 403 and nothing is
+// created, and the user can still finish.
+func TestConnect_WrongCookieCreatesNothing(t *testing.T) {
+	t.Parallel()
+	s, o := startConnectServer(t, nil)
+	victim := s.createSession(o, newSessionBody("victim"))
+	other := s.createSession(o, newSessionBody("other"))
+	user, stranger := newBrowser(t, s), newBrowser(t, s)
+	_, session := user.openPage(victim["connectUrl"].(string))
+	stranger.openPage(other["connectUrl"].(string)) // the stranger holds a cookie, of another session
+
+	// Pressing the form from another browser is refused.
+	if r := stranger.do("POST", s.URL+"/connect/authorize", url.Values{"session": {session}}); r.Status != http.StatusForbidden || r.Header.Get("Location") != "" {
+		t.Fatalf("authorize from another browser: %d %s", r.Status, r.Body)
+	}
+	// The callback in another browser: one with another session's cookie,
+	// one with none. Each refused callback uses its state up.
+	for _, b := range []*browser{stranger, newBrowser(t, s)} {
+		back := user.atKeap(user.toKeap(session), "allow")
+		if r := b.do("GET", back, nil); r.Status != http.StatusForbidden || r.Header.Get("Location") != "" || !strings.Contains(string(r.Body), "this browser") {
+			t.Fatalf("callback in another browser: %d %s", r.Status, r.Body)
+		}
+		if r := user.do("GET", back, nil); r.Status != http.StatusBadRequest || r.Header.Get("Location") != "" {
+			t.Fatalf("the state another browser used: %d %s", r.Status, r.Body)
+		}
+	}
+	if n := s.instanceCount(); n != 0 || s.keap.Stats().CodeExchanges != 0 {
+		t.Fatalf("%d instances, %d code exchanges after wrong-cookie callbacks", n, s.keap.Stats().CodeExchanges)
+	}
+	// The session is still the user's: they press the button again and finish.
+	done := user.back(user.atKeap(user.toKeap(session), "allow"))
+	if done.Query().Get("status") != "success" || done.Query().Get("connectSessionId") != fmt.Sprint(victim["id"]) {
+		t.Fatalf("the user's own callback: %s", done)
+	}
+}
+
+// Keap refusing the code (here: the organization's app secret changed to a
+// wrong one meanwhile) ends the session with provider_refused.
+func TestConnect_KeapRefusalRedirectsWithProviderRefused(t *testing.T) {
+	t.Parallel()
+	s, o := startConnectServer(t, nil)
+	created := s.createSession(o, newSessionBody("refused"))
+	b := newBrowser(t, s)
+	_, session := b.openPage(created["connectUrl"].(string))
+	back := b.atKeap(b.toKeap(session), "allow")
+	if r := s.do("PUT", "/organizations/elements/infusionsoftcrm/oauth/app", o.auth(), map[string]any{"apiKey": testClientID, "apiSecret": "a-wrong-secret-123"}); r.Status != 200 {
+		t.Fatalf("PUT app: %d %s", r.Status, r.Body)
+	}
+	done := b.back(back)
+	if done.Query().Get("status") != "error" || done.Query().Get("error") != "provider_refused" {
+		t.Fatalf("the application's redirect is %s", done)
+	}
+	if n := s.instanceCount(); n != 0 {
+		t.Fatalf("%d instances after Keap refused", n)
+	}
+}
+
+// The application's redirect URL and the rest of a session request are
+// checked before anything is stored, with every problem named.
+func TestConnect_SessionRequestValidation(t *testing.T) {
+	t.Parallel()
+	s, o := startConnectServer(t, nil)
+	apiKey := s.do("POST", "/instances", o.auth(), apiKeyBody("infusionsoftcrm", testServiceKey, "")).JSON(t)
+	with := func(changes map[string]any) map[string]any {
+		b := newSessionBody("checked")
+		for k, v := range changes {
+			if v == nil {
+				delete(b, k)
+			} else {
+				b[k] = v
+			}
+		}
+		return b
+	}
+	for _, c := range []struct {
+		name   string
+		body   map[string]any
+		status int
+		want   string
+	}{
+		{"no redirect", with(map[string]any{"redirectUrl": nil}), 400, "missing required field: redirectUrl"},
+		{"javascript redirect", with(map[string]any{"redirectUrl": "javascript:alert(1)"}), 400, "redirectUrl"},
+		{"ftp redirect", with(map[string]any{"redirectUrl": "ftp://app.example.com/x"}), 400, "redirectUrl"},
+		{"relative redirect", with(map[string]any{"redirectUrl": "/connected"}), 400, "redirectUrl"},
+		{"scheme-relative redirect", with(map[string]any{"redirectUrl": "//evil.example/x"}), 400, "redirectUrl"},
+		{"redirect with user", with(map[string]any{"redirectUrl": "https://me:pw@app.example.com/"}), 400, "redirectUrl"},
+		{"redirect with fragment", with(map[string]any{"redirectUrl": "https://app.example.com/#x"}), 400, "redirectUrl"},
+		{"expiry too short", with(map[string]any{"expiresInSeconds": 10}), 400, "expiresInSeconds 10 is out of range (60 to 86400)"},
+		{"expiry too long", with(map[string]any{"expiresInSeconds": 86401}), 400, "expiresInSeconds"},
+		{"oauth entries", with(map[string]any{"configuration": map[string]any{"oauth.api.secret": "x"}}), 400, "oauth.api.secret is set by the connect flow"},
+		{"unknown entry", with(map[string]any{"configuration": map[string]any{"no.such.key": "x"}}), 400, "unknown configuration entries: no.such.key"},
+		{"events without callback", with(map[string]any{"configuration": map[string]any{"event.notification.enabled": true}}), 400, "event.notification.callback.url is required"},
+		{"no name", with(map[string]any{"name": nil}), 400, "missing required field: name"},
+		{"no element", with(map[string]any{"element": nil}), 400, "element.key"},
+		{"unknown field", with(map[string]any{"colour": "red"}), 400, "unknown fields in request body: colour"},
+		{"no app for element", with(map[string]any{"element": map[string]any{"key": "infusionsoftmarketing"}}), 409, "PUT /organizations/elements/infusionsoftmarketing/oauth/app"},
+		{"reconnect unknown", map[string]any{"instanceId": 999999, "redirectUrl": appRedirect}, 404, "no instance 999999"},
+		{"reconnect api key", map[string]any{"instanceId": apiKey["id"], "redirectUrl": appRedirect}, 400, "only OAuth instances"},
+		{"reconnect with name", map[string]any{"instanceId": apiKey["id"], "name": "x", "redirectUrl": appRedirect}, 400, "not taken with instanceId"},
+	} {
+		r := s.do("POST", "/connect/sessions", o.auth(), c.body)
+		if r.Status != c.status || !strings.Contains(fmt.Sprint(r.JSON(t)["message"]), c.want) {
+			t.Errorf("%s: %d %s, want %d naming %q", c.name, r.Status, r.Body, c.status, c.want)
+		}
+	}
+	if n := s.count("connect_sessions"); n != 0 {
+		t.Fatalf("%d sessions stored from refused requests", n)
+	}
+	// Organization auth is needed.
+	if r := s.do("POST", "/connect/sessions", "User "+o.User.Secret, newSessionBody("x")); r.Status != 401 {
+		t.Fatalf("without the organization secret: %d %s", r.Status, r.Body)
+	}
+	// A session of one organization is not another's.
+	created := s.createSession(o, newSessionBody("mine"))
+	other := s.createOrg("Other", "x@other.test")
+	if r := s.do("GET", fmt.Sprint("/connect/sessions/", created["id"]), other.auth(), nil); r.Status != 404 {
+		t.Fatalf("another organization reads the session: %d %s", r.Status, r.Body)
+	}
+	if r := s.do("GET", "/connect/sessions/abc", o.auth(), nil); r.Status != 400 {
+		t.Fatalf("GET /connect/sessions/abc: %d", r.Status)
+	}
+	// A custom expiry is kept.
+	short := s.createSession(o, with(map[string]any{"expiresInSeconds": 120}))
+	if exp, _ := time.Parse(time.RFC3339, short["expiresDate"].(string)); exp.Sub(time.Now()) > 121*time.Second || exp.Sub(time.Now()) < 100*time.Second {
+		t.Fatalf("expiresInSeconds 120 gave expiresDate %v", short["expiresDate"])
+	}
+}
+
+// The organization's Keap app: stored once, shown masked with the redirect
+// URI to register at Keap, removed; the secret is never in an answer.
+func TestConnect_OAuthAppPutGetDelete(t *testing.T) {
+	t.Parallel()
+	s, o := startConnectServer(t, nil)
+	const path = "/elements/api-v2/organizations/elements/infusionsoftcrm/oauth/app"
+	got := s.do("GET", path, o.auth(), nil)
+	app := got.JSON(t)
+	if got.Status != 200 || app["apiKey"] != testClientID || app["apiSecret"] != "********" || app["redirectUri"] != s.URL+"/connect/callback" || app["element"] != "infusionsoftcrm" {
+		t.Fatalf("GET app: %d %s", got.Status, got.Body)
+	}
+	for _, c := range []struct {
+		body   any
+		status int
+		want   string
+	}{
+		{map[string]any{}, 400, "missing required field: apiKey (the client id of your Keap developer app), apiSecret"},
+		{map[string]any{"apiKey": "x"}, 400, "apiSecret"},
+		{map[string]any{"apiKey": "x", "apiSecret": "y", "callbackUrl": "z"}, 400, "unknown fields in request body: callbackUrl"},
+	} {
+		r := s.do("PUT", path, o.auth(), c.body)
+		if r.Status != c.status || !strings.Contains(fmt.Sprint(r.JSON(t)["message"]), c.want) {
+			t.Errorf("PUT %v: %d %s, want %d naming %q", c.body, r.Status, r.Body, c.status, c.want)
+		}
+	}
+	if r := s.do("PUT", "/organizations/elements/nosuch/oauth/app", o.auth(), map[string]any{"apiKey": "a", "apiSecret": "b"}); r.Status != 404 {
+		t.Fatalf("unknown element: %d %s", r.Status, r.Body)
+	}
+	const newSecret = "replaced-client-secret-456"
+	r := s.do("PUT", path, o.auth(), map[string]any{"apiKey": "another-client", "apiSecret": newSecret})
+	if r.Status != 200 || strings.Contains(string(r.Body), newSecret) || r.JSON(t)["apiKey"] != "another-client" {
+		t.Fatalf("replace: %d %s", r.Status, r.Body)
+	}
+	// Another organization has its own (none).
+	other := s.createOrg("Other", "x@other.test")
+	if r := s.do("GET", path, other.auth(), nil); r.Status != 404 || !strings.Contains(string(r.Body), "PUT /organizations/elements/infusionsoftcrm/oauth/app") {
+		t.Fatalf("another organization's app: %d %s", r.Status, r.Body)
+	}
+	if r := s.do("DELETE", path, o.auth(), nil); r.Status != 200 || len(r.Body) != 0 {
+		t.Fatalf("DELETE: %d %s", r.Status, r.Body)
+	}
+	if r := s.do("DELETE", path, o.auth(), nil); r.Status != 404 {
+		t.Fatalf("DELETE again: %d %s", r.Status, r.Body)
+	}
+	if r := s.do("GET", path, o.auth(), nil); r.Status != 404 {
+		t.Fatalf("GET after DELETE: %d %s", r.Status, r.Body)
+	}
+	if strings.Contains(s.logs.String(), newSecret) || strings.Contains(s.logs.String(), testClientSecret) {
+		t.Fatal("a client secret is in the logs")
+	}
+	checkNoSecretsAtRest(t, s, map[string]string{"client secret": newSecret})
+}
+
+// An instance that became invalid is repaired through a reconnect session:
+// new tokens, same instance, same instance token. The instance's event
+// callback hears "created" when connect made it and "reconnected" after.
+func TestConnect_ReconnectRepairsInvalidInstanceAndNotifies(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{"CONNECTORD_CALLBACK_ALLOW_PRIVATE": "true", "CONNECTORD_DELIVERY_BACKOFF_BASE": "10ms"}
+	s, o := startConnectServer(t, env)
+	rcv := newReceiver(t, "connect-signature-key")
+	body := newSessionBody("with events")
+	body["configuration"] = map[string]any{
+		"event.notification.enabled":       true,
+		"event.notification.callback.url":  rcv.URL,
+		"event.notification.signature.key": "connect-signature-key",
+		"event.vendor.type":                "polling",
+	}
+	created := s.createSession(o, body)
+	b := newBrowser(t, s)
+	_, session := b.openPage(created["connectUrl"].(string))
+	if done := b.back(b.atKeap(b.toKeap(session), "allow")); done.Query().Get("status") != "success" {
+		t.Fatalf("connect: %s", done)
+	}
+	read := s.do("GET", fmt.Sprint("/connect/sessions/", created["id"]), o.auth(), nil).JSON(t)
+	id, token := fmt.Sprint(read["instanceId"]), read["instanceToken"].(string)
+	waitUntil(t, "the instance-created notification", 15*time.Second, func() bool { return len(rcv.received()) >= 1 })
+	checkInstanceNotice(t, rcv.received()[0], id, "CREATED", "created")
+
+	// Keap stops accepting the refresh token: the instance becomes invalid.
+	oldRefresh := s.instanceSecrets(id)["oauth.user.refresh_token"]
+	s.keap.RevokeRefreshTokens(testClientID)
+	if r := s.do("PUT", "/instances/"+id+"/tokens/refresh", o.auth(), nil); r.Status != 400 {
+		t.Fatalf("refused refresh: %d %s", r.Status, r.Body)
+	}
+	if got := s.do("GET", "/instances/"+id, o.auth(), nil).JSON(t); got["valid"] != false {
+		t.Fatalf("instance after the refused refresh: %v", got)
+	}
+
+	// The application opens a reconnect session; the user allows again.
+	re := s.createSession(o, map[string]any{"instanceId": read["instanceId"], "redirectUrl": appRedirect})
+	pending := s.do("GET", fmt.Sprint("/connect/sessions/", re["id"]), o.auth(), nil).JSON(t)
+	if pending["status"] != "pending" || pending["reconnect"] != true || fmt.Sprint(pending["instanceId"]) != id || pending["name"] != "with events" {
+		t.Fatalf("reconnect session: %v", pending)
+	}
+	page, session := b.openPage(re["connectUrl"].(string))
+	if !strings.Contains(string(page.Body), "Reconnect") || !strings.Contains(string(page.Body), "with events") {
+		t.Fatalf("the reconnect page:\n%s", page.Body)
+	}
+	done := b.back(b.atKeap(b.toKeap(session), "allow"))
+	if done.Query().Get("status") != "success" || done.Query().Get("connectSessionId") != fmt.Sprint(re["id"]) {
+		t.Fatalf("reconnect redirect: %s", done)
+	}
+	after := s.do("GET", fmt.Sprint("/connect/sessions/", re["id"]), o.auth(), nil).JSON(t)
+	if after["status"] != "success" || fmt.Sprint(after["instanceId"]) != id || after["instanceToken"] != nil {
+		t.Fatalf("reconnect session after success: %v", after)
+	}
+	inst := s.do("GET", "/instances/"+id, o.auth(), nil).JSON(t)
+	if inst["valid"] != true || inst["invalidReason"] != nil || inst["name"] != "with events" {
+		t.Fatalf("instance after reconnect: %v", inst)
+	}
+	if s.instanceSecrets(id)["oauth.user.refresh_token"] == oldRefresh {
+		t.Fatal("the reconnected instance kept its old refresh token")
+	}
+	if r := s.do("GET", "/hubs/crm/contacts?pageSize=1", "User "+o.User.Secret+", Element "+token, nil); r.Status != 200 {
+		t.Fatalf("the same instance token after reconnect: %d %s", r.Status, r.Body)
+	}
+	if s.instanceCount() != 1 {
+		t.Fatalf("%d instances, want the one", s.instanceCount())
+	}
+	waitUntil(t, "the instance-reconnected notification", 15*time.Second, func() bool {
+		for _, g := range rcv.received() {
+			if raw, _ := g.Body["raw"].(map[string]any); raw["connect"] == "reconnected" {
+				return true
+			}
+		}
+		return false
+	})
+	var notice received
+	for _, g := range rcv.received() {
+		if raw, _ := g.Body["raw"].(map[string]any); raw["connect"] == "reconnected" {
+			notice = g
+		}
+	}
+	checkInstanceNotice(t, notice, id, "UPDATED", "reconnected")
+	b.checkNoSecrets(map[string]string{"instance token": token, "client secret": testClientSecret, "signature key": "connect-signature-key"})
+	checkNoSecretsAtRest(t, s, map[string]string{"signature key": "connect-signature-key"})
+}
+
+func checkInstanceNotice(t *testing.T, g received, id, eventType, what string) {
+	t.Helper()
+	evs, _ := g.Body["events"].([]any)
+	if !g.Signed || len(evs) != 1 {
+		t.Fatalf("notification signed %v with %d events: %v", g.Signed, len(evs), g.Body)
+	}
+	ev := evs[0].(map[string]any)
+	raw, _ := g.Body["raw"].(map[string]any)
+	if ev["objectType"] != "instance" || ev["objectId"] != id || ev["eventType"] != eventType || raw["connect"] != what || raw["valid"] != true {
+		t.Fatalf("notification %v, want %s of instance %s (%s)", g.Body, eventType, id, what)
 	}
 }

@@ -129,6 +129,9 @@ func (s *Service) CreateSession(ctx context.Context, p tenants.Principal, req Re
 		}
 	}
 	if _, err := s.app(ctx, p.OrganizationID, sess.ElementKey); err != nil {
+		if e, ok := apperr.As(err); ok && e.Code == apperr.NotFound {
+			return nil, apperr.Errorf(apperr.Conflict, "%s", e.Message)
+		}
 		return nil, err
 	}
 	token := secrets.NewToken()
