@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"os"
+	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
@@ -742,5 +744,40 @@ func checkInstanceNotice(t *testing.T, g received, id, eventType, what string) {
 	raw, _ := g.Body["raw"].(map[string]any)
 	if ev["objectType"] != "instance" || ev["objectId"] != id || ev["eventType"] != eventType || raw["connect"] != what || raw["valid"] != true {
 		t.Fatalf("notification %v, want %s of instance %s (%s)", g.Body, eventType, id, what)
+	}
+}
+
+// The README's connect block runs, as written, against `connectord serve --sandbox`.
+func TestREADMEConnect_RunsAgainstSandbox(t *testing.T) {
+	t.Parallel()
+	for _, tool := range []string{"bash", "curl", "jq"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("the README connect block needs %s: install it (apt-get install %s)", tool, tool)
+		}
+	}
+	k := newKeap(t, fakekeap.Options{})
+	s := startServerWith(t, baseEnv(t, testdb.New(t), k), k, []string{"--sandbox"})
+	o := s.createOrg("dev", "dev@localhost")
+	cmd := exec.Command("bash", "-c", strings.Join(readmeBlocks(t, "connect", "sh"), ""))
+	cmd.Dir = t.TempDir()
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + cmd.Dir, "BASE=" + s.URL, "USER_SECRET=" + o.User.Secret, "ORG_SECRET=" + o.Organization.Secret}
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "connect complete") {
+		t.Fatalf("README connect block failed: %v\n%s\nserver logs:\n%s", err, out, s.logs)
+	}
+	for _, want := range []string{`"apiSecret": "********"`, `"redirectUri": "` + s.URL + `/connect/callback"`, "https://www.yourcallbackurl.com/connected\n", `"status": "success"`, `"hasToken": true`} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	// The sandbox's start-up warning names its made-up credentials on
+	// purpose; no request line may hold the secret or a token.
+	for _, line := range s.logs.Lines() {
+		if strings.Contains(line, `"message":"request"`) && (strings.Contains(line, "sandbox-client-secret") || strings.Contains(line, "token=") && !strings.Contains(line, "token=REDACTED")) {
+			t.Errorf("a request log line holds a secret: %s", line)
+		}
+	}
+	if k.Stats().CodeExchanges != 0 {
+		t.Fatal("the sandbox flow reached the test's fake Keap instead of the in-process one")
 	}
 }
