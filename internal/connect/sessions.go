@@ -197,7 +197,10 @@ func (s *Service) Get(ctx context.Context, p tenants.Principal, id int64) (*View
 		id := sess.InstanceID
 		v.InstanceID = &id
 	}
-	if sess.Status == StatusPending && s.isExpired(sess) {
+	// A session past its expiry that never finished reads as expired: a
+	// pending one was not completed in time; a connecting one lost its
+	// server mid-exchange (the exchange is bounded well below any expiry).
+	if (sess.Status == StatusPending || sess.Status == StatusConnecting) && s.isExpired(sess) {
 		v.Status, v.Error = StatusError, ReasonExpired
 	}
 	return v, nil
@@ -289,6 +292,11 @@ func (s *Service) Authorize(ctx context.Context, sessionID int64, browser string
 	return p.AuthorizeURL(app.ClientID, s.CallbackURL(), "full", state), nil
 }
 
+// finishTimeout bounds the work after a callback's state is spent: the code
+// exchange and the instance's creation (each Keap call has its own, shorter,
+// time-out).
+const finishTimeout = 2 * time.Minute
+
 // Callback is what Keap sent back to /connect/callback, and the browser's
 // bindings (cookie values by session id).
 type Callback struct {
@@ -319,6 +327,10 @@ func (s *Service) Finish(ctx context.Context, cb Callback) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	// The state is spent: finish the session even if the browser hangs up
+	// now, or it would stay connecting with the user's code unused.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
+	defer cancel()
 	fail := func(reason string) (string, error) {
 		if err := s.opts.Store.FinishSession(ctx, sess.ID, Outcome{Status: StatusError, Error: reason}); err != nil {
 			return "", err
