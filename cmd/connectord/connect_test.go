@@ -26,7 +26,8 @@ const appRedirect = "https://app.example.com/keap/connected?tenant=42"
 
 // startConnectServer starts connectord with a fake Keap that has connectord's
 // connect callback registered for the test client, and an organization whose
-// Keap app is the test client.
+// Keap app is the test client. env holds settings beyond the base
+// environment (the fake Keap and database are always the helper's own).
 func startConnectServer(t *testing.T, env map[string]string) (*server, org) {
 	t.Helper()
 	k := newKeap(t, fakekeap.Options{})
@@ -779,5 +780,56 @@ func TestREADMEConnect_RunsAgainstSandbox(t *testing.T) {
 	}
 	if k.Stats().CodeExchanges != 0 {
 		t.Fatal("the sandbox flow reached the test's fake Keap instead of the in-process one")
+	}
+}
+
+// The organization's Keap app and the sealed parts of connect sessions are
+// re-encrypted by `connectord keys rotate` like instance credentials, so the
+// old key can go.
+func TestConnect_KeysRotateResealsAppsAndSessions(t *testing.T) {
+	t.Parallel()
+	s, o := startConnectServer(t, nil)
+	k, env := s.keap, s.env
+	oldKey := env["CONNECTORD_ENCRYPTION_KEY"]
+	// One session finished with its token unread, one pending with a
+	// configuration holding a secret.
+	done := s.createSession(o, newSessionBody("finished"))
+	b := newBrowser(t, s)
+	_, session := b.openPage(done["connectUrl"].(string))
+	if out := b.back(b.atKeap(b.toKeap(session), "allow")); out.Query().Get("status") != "success" {
+		t.Fatalf("connect: %s", out)
+	}
+	body := newSessionBody("pending")
+	body["configuration"] = map[string]any{"event.notification.signature.key": "rotating-signature-key"}
+	pending := s.createSession(o, body)
+	s.stop()
+
+	newEnv := map[string]string{}
+	for key, v := range env {
+		newEnv[key] = v
+	}
+	newEnv["CONNECTORD_ENCRYPTION_KEY"] = newEncryptionKey(t)
+	if err := run(context.Background(), []string{"serve"}, getenvFrom(newEnv), io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "CONNECTORD_ENCRYPTION_KEY_PREVIOUS") {
+		t.Fatalf("serve with the app and sessions sealed by an unknown key: %v", err)
+	}
+	newEnv["CONNECTORD_ENCRYPTION_KEY_PREVIOUS"] = oldKey
+	if err := run(context.Background(), []string{"keys", "rotate"}, getenvFrom(newEnv), io.Discard, io.Discard); err != nil {
+		t.Fatalf("keys rotate: %v", err)
+	}
+	delete(newEnv, "CONNECTORD_ENCRYPTION_KEY_PREVIOUS")
+	s2 := startServerWith(t, newEnv, k, nil)
+	k.AddRedirectURI(testClientID, s2.URL+"/connect/callback")
+	if r := s2.do("GET", "/organizations/elements/infusionsoftcrm/oauth/app", o.auth(), nil); r.Status != 200 {
+		t.Fatalf("the app after rotation: %d %s", r.Status, r.Body)
+	}
+	if got := s2.do("GET", fmt.Sprint("/connect/sessions/", done["id"]), o.auth(), nil).JSON(t); got["instanceToken"] == nil {
+		t.Fatalf("the unread token after rotation: %v", got)
+	}
+	// The pending session finishes under the new key: its configuration opens.
+	connectURL := strings.Replace(pending["connectUrl"].(string), s.URL, s2.URL, 1)
+	b2 := newBrowser(t, s2)
+	_, session = b2.openPage(connectURL)
+	if out := b2.back(b2.atKeap(b2.toKeap(session), "allow")); out.Query().Get("status") != "success" {
+		t.Fatalf("the pending session after rotation: %s", out)
 	}
 }
