@@ -853,3 +853,25 @@ func TestConnect_KeysRotateResealsAppsAndSessions(t *testing.T) {
 		t.Fatalf("the pending session after rotation: %s", out)
 	}
 }
+
+// Behind an https public URL, the links and the redirect URI use it and the
+// browser cookie is Secure.
+func TestConnect_HTTPSPublicURLMakesTheCookieSecure(t *testing.T) {
+	t.Parallel()
+	const public = "https://connect.example.test"
+	s, o := startConnectServer(t, map[string]string{"CONNECTORD_PUBLIC_URL": public})
+	if got := s.do("GET", "/organizations/elements/infusionsoftcrm/oauth/app", o.auth(), nil).JSON(t); got["redirectUri"] != public+"/connect/callback" {
+		t.Fatalf("redirectUri %v", got["redirectUri"])
+	}
+	created := s.createSession(o, newSessionBody("secure"))
+	connectURL := created["connectUrl"].(string)
+	if !strings.HasPrefix(connectURL, public+"/connect?token=") {
+		t.Fatalf("connectUrl %q is not under the public URL", connectURL)
+	}
+	// The test reaches the server directly, as the proxy in front would.
+	r := newBrowser(t, s).do("GET", s.URL+strings.TrimPrefix(connectURL, public), nil)
+	cookies := (&http.Response{Header: r.Header}).Cookies()
+	if r.Status != 200 || len(cookies) != 1 || !cookies[0].Secure || !cookies[0].HttpOnly || cookies[0].SameSite != http.SameSiteLaxMode {
+		t.Fatalf("page %d, cookies %+v: want one Secure, HttpOnly, SameSite=Lax cookie", r.Status, cookies)
+	}
+}
