@@ -146,7 +146,7 @@ func loggedPath(r *http.Request) string {
 // secretParam says whether a query parameter's value must not be logged.
 func secretParam(name string) bool {
 	n := strings.ToLower(name)
-	for _, s := range []string{"secret", "token", "code", "key", "password", "signature", "state"} {
+	for _, s := range []string{"secret", "token", "code", "key", "password", "signature"} {
 		if strings.Contains(n, s) {
 			return true
 		}
