@@ -394,6 +394,9 @@ func TestConnect_ExpiredSessionRedirectsWithExpired(t *testing.T) {
 	if r.Status != http.StatusSeeOther || loc == nil || loc.Host != "app.example.com" || loc.Query().Get("error") != "expired" || loc.Query().Get("connectSessionId") != fmt.Sprint(first["id"]) {
 		t.Fatalf("expired page: %d %s", r.Status, r.Header.Get("Location"))
 	}
+	if again := b.do("GET", first["connectUrl"].(string), nil); again.Status != http.StatusSeeOther || again.Header.Get("Location") != loc.String() {
+		t.Fatalf("expired page opened again: %d %s", again.Status, again.Header.Get("Location"))
+	}
 
 	// Expired while the user was at Keap: the callback refuses the code.
 	second := s.createSession(o, newSessionBody("slow"))

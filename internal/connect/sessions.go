@@ -237,6 +237,9 @@ func (s *Service) Open(ctx context.Context, token string) (*Page, error) {
 	if err != nil {
 		return nil, err
 	}
+	if sess.Status == StatusError && sess.Error == ReasonExpired {
+		return &Page{SessionID: sess.ID, Redirect: s.outcomeURL(sess, ReasonExpired)}, nil
+	}
 	if sess.Status != StatusPending {
 		return nil, apperr.Errorf(apperr.Gone, "this connect link was already used: ask your application for a new one")
 	}
