@@ -874,3 +874,31 @@ func TestConnect_HTTPSPublicURLMakesTheCookieSecure(t *testing.T) {
 		t.Fatalf("page %d, cookies %+v: want one Secure, HttpOnly, SameSite=Lax cookie", r.Status, cookies)
 	}
 }
+
+// The connect form refuses what a browser would not send, with a page that
+// says what to do, and an oversized body with 413.
+func TestConnect_AuthorizeFormRefusesBadInput(t *testing.T) {
+	t.Parallel()
+	s, o := startConnectServer(t, nil)
+	created := s.createSession(o, newSessionBody("form"))
+	b := newBrowser(t, s)
+	_, session := b.openPage(created["connectUrl"].(string))
+	for _, c := range []struct {
+		form   url.Values
+		status int
+		want   string
+	}{
+		{url.Values{}, 400, "names no connect session"},
+		{url.Values{"session": {"abc"}}, 400, "names no connect session"},
+		{url.Values{"session": {"999999"}}, 403, "this browser"},
+		{url.Values{"session": {session}, "pad": {strings.Repeat("x", 2<<20)}}, 413, "larger than"},
+	} {
+		r := b.do("POST", s.URL+"/connect/authorize", c.form)
+		if r.Status != c.status || !strings.Contains(string(r.Body), c.want) || r.Header.Get("Location") != "" {
+			t.Errorf("form %.60v: %d %.300s, want %d naming %q", c.form, r.Status, r.Body, c.status, c.want)
+		}
+	}
+	if r := b.do("GET", s.URL+"/connect/authorize", nil); r.Status != http.StatusMethodNotAllowed {
+		t.Errorf("GET /connect/authorize: %d", r.Status)
+	}
+}
