@@ -189,7 +189,9 @@ func newSessionBody(name string) map[string]any {
 func TestConnect_SuccessCreatesInstanceAndTokenIsReadOnce(t *testing.T) {
 	t.Parallel()
 	s, o := startConnectServer(t, nil)
-	created := s.createSession(o, newSessionBody("Customer 42's Keap"))
+	body := newSessionBody("Customer 42's Keap")
+	body["configuration"] = map[string]any{"pagination.max": 50}
+	created := s.createSession(o, body)
 	id := fmt.Sprint(created["id"])
 	connectURL := created["connectUrl"].(string)
 	sessionToken := created["token"].(string)
@@ -248,12 +250,19 @@ func TestConnect_SuccessCreatesInstanceAndTokenIsReadOnce(t *testing.T) {
 	inst := s.do("GET", "/instances/"+iid, o.auth(), nil).JSON(t)
 	cfg := inst["configuration"].(map[string]any)
 	if inst["name"] != "Customer 42's Keap" || inst["valid"] != true || fmt.Sprint(inst["tags"]) != "[connect customer-42]" ||
-		cfg["oauth.api.key"] != testClientID || cfg["oauth.api.secret"] != "********" || cfg["oauth.callback.url"] != s.URL+"/connect/callback" {
+		cfg["oauth.api.key"] != testClientID || cfg["oauth.api.secret"] != "********" || cfg["oauth.callback.url"] != s.URL+"/connect/callback" ||
+		cfg["pagination.max"] != "50" {
 		t.Fatalf("the created instance: %v", inst)
 	}
 	// The token works: a hub call as the instance.
 	if r := s.do("GET", "/hubs/crm/contacts?pageSize=1", "User "+o.User.Secret+", Element "+token, nil); r.Status != 200 {
 		t.Fatalf("hub call with the connected instance's token: %d %s", r.Status, r.Body)
+	}
+	// The finished session keeps no configuration, sealed or not.
+	var sealed bool
+	s.queryRow(`SELECT ciphertext IS NOT NULL FROM connect_sessions WHERE id = $1`, []any{id}, &sealed)
+	if sealed {
+		t.Error("a finished session still holds its sealed configuration")
 	}
 	// The page's link works once: the session is finished.
 	if r := b.do("GET", connectURL, nil); r.Status != http.StatusGone || !strings.Contains(string(r.Body), "already used") {
@@ -419,6 +428,17 @@ func TestConnect_ExpiredSessionRedirectsWithExpired(t *testing.T) {
 	}
 	if n := s.instanceCount(); n != 0 || s.keap.Stats().CodeExchanges != 0 {
 		t.Fatalf("%d instances, %d code exchanges after expired sessions", n, s.keap.Stats().CodeExchanges)
+	}
+	// Thirty days after its expiry a session is deleted, when the
+	// organization opens its next one.
+	var n int
+	s.queryRow(`WITH u AS (UPDATE connect_sessions SET expires_at = now() - interval '31 days' WHERE id = $1 RETURNING 1) SELECT count(*) FROM u`, []any{first["id"]}, &n)
+	s.createSession(o, newSessionBody("next"))
+	if r := s.do("GET", fmt.Sprint("/connect/sessions/", first["id"]), o.auth(), nil); r.Status != 404 || n != 1 {
+		t.Fatalf("a session 31 days past its expiry: %d %s", r.Status, r.Body)
+	}
+	if r := s.do("GET", "/connect/sessions/"+id, o.auth(), nil); r.Status != 200 {
+		t.Fatalf("a session just expired was deleted too: %d %s", r.Status, r.Body)
 	}
 }
 

@@ -75,9 +75,20 @@ func (db *DB) DeleteOAuthApp(ctx context.Context, orgID int64, elementKey string
 	return nil
 }
 
-// CreateSession stores a new connect session, its configuration sealed.
+// sessionRetention is how long a connect session is kept after it expired:
+// long enough for an application to read a late outcome, short enough that an
+// unread instance token does not stay forever.
+const sessionRetention = 30 * 24 * time.Hour
+
+// CreateSession stores a new connect session, its configuration sealed. It
+// deletes the organization's sessions that expired more than sessionRetention
+// ago, in the same transaction, so sessions do not pile up.
 func (db *DB) CreateSession(ctx context.Context, s *connect.Session) error {
 	return db.inTx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `DELETE FROM connect_sessions WHERE organization_id = $1 AND expires_at < $2`,
+			s.OrganizationID, time.Now().Add(-sessionRetention)); err != nil {
+			return interpret(err)
+		}
 		var createdBy, instanceID any
 		if s.CreatedBy != 0 {
 			createdBy = s.CreatedBy
@@ -219,9 +230,10 @@ func (db *DB) ConsumeState(ctx context.Context, stateHash []byte, check func(*co
 	return out, refused
 }
 
-// FinishSession saves how a session ended; with o.Notify it queues the
-// instance's "created" or "reconnected" notification, when the instance has
-// events on, in the same transaction.
+// FinishSession saves how a session ended and deletes its sealed
+// configuration, no longer needed; with o.Notify it queues the instance's
+// "created" or "reconnected" notification, when the instance has events on,
+// in the same transaction.
 func (db *DB) FinishSession(ctx context.Context, id int64, o connect.Outcome) error {
 	return db.inTx(ctx, func(tx pgx.Tx) error {
 		var reconnect bool
@@ -231,7 +243,7 @@ func (db *DB) FinishSession(ctx context.Context, id int64, o connect.Outcome) er
 		}
 		err := tx.QueryRow(ctx, `
 			UPDATE connect_sessions SET status = $2, error = nullif($3, ''), instance_id = coalesce($4, instance_id),
-				state_hash = NULL, completed_at = now()
+				state_hash = NULL, completed_at = now(), key_id = NULL, ciphertext = NULL
 			WHERE id = $1 RETURNING reconnect`, id, o.Status, o.Error, instanceID).Scan(&reconnect)
 		if err != nil {
 			return interpret(err)
