@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -297,6 +299,18 @@ func checkPageHeaders(t *testing.T, r response, keapOrigin string) {
 	}
 	if strings.Contains(csp, "script-src") || strings.Contains(csp, "unsafe") {
 		t.Errorf("Content-Security-Policy %q allows scripts or unsafe sources", csp)
+	}
+	// The page's one style sheet is the one the policy allows, byte for byte.
+	if m := regexp.MustCompile(`(?s)<style>(.*?)</style>`).FindSubmatch(r.Body); m != nil {
+		sum := sha256.Sum256(m[1])
+		if want := "style-src 'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'"; !strings.Contains(csp, want) {
+			t.Errorf("Content-Security-Policy %q does not allow the page's style sheet (%s)", csp, want)
+		}
+	} else {
+		t.Errorf("the page has no style sheet:\n%s", r.Body)
+	}
+	if strings.Contains(string(r.Body), "<script") || strings.Contains(string(r.Body), " style=") {
+		t.Errorf("the page has a script or an inline style attribute the policy would block")
 	}
 	for h, want := range map[string]string{"X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer", "X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"} {
 		if got := r.Header.Get(h); got != want {
