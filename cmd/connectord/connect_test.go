@@ -434,6 +434,14 @@ func TestConnect_ExpiredSessionRedirectsWithExpired(t *testing.T) {
 	if got := s.do("GET", "/connect/sessions/"+id, o.auth(), nil).JSON(t); got["status"] != "error" || got["error"] != "expired" {
 		t.Fatalf("session: %v", got)
 	}
+	// Expired while the page was open: the button sends the user back.
+	fourth := s.createSession(o, newSessionBody("idle"))
+	_, session = b.openPage(fourth["connectUrl"].(string))
+	s.expireSession(fmt.Sprint(fourth["id"]))
+	r = b.do("POST", s.URL+"/connect/authorize", url.Values{"session": {session}})
+	if loc, _ := url.Parse(r.Header.Get("Location")); r.Status != http.StatusSeeOther || loc.Host != "app.example.com" || loc.Query().Get("error") != "expired" {
+		t.Fatalf("the button of an expired session: %d %s", r.Status, r.Header.Get("Location"))
+	}
 	// Pending and past its expiry, a session reads as expired too.
 	third := s.createSession(o, newSessionBody("never opened"))
 	s.expireSession(fmt.Sprint(third["id"]))

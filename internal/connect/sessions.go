@@ -267,7 +267,8 @@ func (s *Service) Open(ctx context.Context, token string) (*Page, error) {
 
 // Authorize starts the user's authorization at Keap for a session opened in
 // this browser: it issues a single-use state bound to the session and the
-// browser, and returns Keap's authorize URL to send the user to.
+// browser, and returns Keap's authorize URL to send the user to (or, for a
+// session that expired meanwhile, the application's URL with the outcome).
 func (s *Service) Authorize(ctx context.Context, sessionID int64, browser string) (string, error) {
 	if browser == "" {
 		return "", errBrowser
@@ -284,7 +285,11 @@ func (s *Service) Authorize(ctx context.Context, sessionID int64, browser string
 		return "", err
 	}
 	if s.isExpired(sess) {
-		return "", apperr.Errorf(apperr.Gone, "this connect session expired: ask your application for a new one")
+		// Back to the application, which can open a new session.
+		if err := s.opts.Store.FinishSession(ctx, sess.ID, Outcome{Status: StatusError, Error: ReasonExpired}); err != nil {
+			return "", err
+		}
+		return s.outcomeURL(sess, ReasonExpired), nil
 	}
 	app, err := s.app(ctx, sess.OrganizationID, sess.ElementKey)
 	if err != nil {
