@@ -35,6 +35,7 @@ CREATE TABLE connect_sessions (
     status          text        NOT NULL DEFAULT 'pending'
                     CHECK (status IN ('pending', 'connecting', 'success', 'error')),
     error           text,
+    error_message   text,
     key_id          text,
     ciphertext      bytea,
     token_key_id    text,

@@ -578,8 +578,13 @@ func TestConnect_KeapRefusalRedirectsWithProviderRefused(t *testing.T) {
 		t.Fatalf("PUT app: %d %s", r.Status, r.Body)
 	}
 	done := b.back(back)
-	if done.Query().Get("status") != "error" || done.Query().Get("error") != "provider_refused" {
+	if done.Query().Get("status") != "error" || done.Query().Get("error") != "provider_refused" || done.Query().Has("errorMessage") {
 		t.Fatalf("the application's redirect is %s", done)
+	}
+	// The application reads what Keap said.
+	got := s.do("GET", fmt.Sprint("/connect/sessions/", created["id"]), o.auth(), nil).JSON(t)
+	if got["error"] != "provider_refused" || !strings.Contains(fmt.Sprint(got["errorMessage"]), "refused") || !strings.Contains(fmt.Sprint(got["errorMessage"]), "Invalid client credentials") {
+		t.Fatalf("session after Keap refused: %v", got)
 	}
 	if n := s.instanceCount(); n != 0 {
 		t.Fatalf("%d instances after Keap refused", n)

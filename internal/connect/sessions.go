@@ -44,6 +44,7 @@ type View struct {
 	ID            int64      `json:"id"`
 	Status        string     `json:"status"`
 	Error         string     `json:"error,omitempty"`
+	ErrorMessage  string     `json:"errorMessage,omitempty"`
 	Element       string     `json:"element"`
 	Name          string     `json:"name,omitempty"`
 	Tags          []string   `json:"tags"`
@@ -186,7 +187,7 @@ func (s *Service) Get(ctx context.Context, p tenants.Principal, id int64) (*View
 		return nil, err
 	}
 	v := &View{
-		ID: sess.ID, Status: sess.Status, Error: sess.Error, Element: sess.ElementKey, Name: sess.Name, Tags: sess.Tags,
+		ID: sess.ID, Status: sess.Status, Error: sess.Error, ErrorMessage: sess.ErrorMessage, Element: sess.ElementKey, Name: sess.Name, Tags: sess.Tags,
 		Reconnect: sess.Reconnect, InstanceToken: sess.InstanceToken, RedirectURL: sess.RedirectURL,
 		ExpiresDate: sess.ExpiresAt.UTC(), CreatedDate: sess.CreatedAt.UTC(), CompletedDate: sess.CompletedAt,
 	}
@@ -339,26 +340,38 @@ func (s *Service) Finish(ctx context.Context, cb Callback) (string, error) {
 	// now, or it would stay connecting with the user's code unused.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
 	defer cancel()
-	fail := func(reason string) (string, error) {
-		if err := s.opts.Store.FinishSession(ctx, sess.ID, Outcome{Status: StatusError, Error: reason}); err != nil {
+	// fail ends the session in error. cause, when there is one, is kept as
+	// its message for the application if it is meant for callers, and
+	// logged if it is not.
+	fail := func(reason string, cause error) (string, error) {
+		o := Outcome{Status: StatusError, Error: reason}
+		if e, ok := apperr.As(cause); ok && e.Code != apperr.Internal {
+			o.Message = e.Message
+			if e.ProviderMessage != "" {
+				o.Message += ": " + e.ProviderMessage
+			}
+		} else if cause != nil {
+			s.opts.Log.Error().Err(cause).Int64("connect_session_id", sess.ID).Msg("connect session failed")
+		}
+		if err := s.opts.Store.FinishSession(ctx, sess.ID, o); err != nil {
 			return "", err
 		}
 		return s.outcomeURL(sess, reason), nil
 	}
 	switch {
 	case s.isExpired(sess):
-		return fail(ReasonExpired)
+		return fail(ReasonExpired, nil)
 	case cb.Error == "access_denied":
-		return fail(ReasonAccessDenied)
+		return fail(ReasonAccessDenied, nil)
 	case cb.Error != "" || cb.Code == "":
-		return fail(ReasonRefused)
+		return fail(ReasonRefused, apperr.Errorf(apperr.ProviderRefused, "Keap answered the authorization with error %q and no code", truncate(cb.Error)))
 	}
 	app, err := s.app(ctx, sess.OrganizationID, sess.ElementKey)
 	if err != nil {
 		if apperr.CodeOf(err) == apperr.NotFound {
-			return fail(ReasonAppMissing)
+			return fail(ReasonAppMissing, err)
 		}
-		return fail(ReasonInternal)
+		return fail(ReasonInternal, err)
 	}
 	p := tenants.Principal{OrganizationID: sess.OrganizationID, UserID: sess.CreatedBy}
 	var out Outcome
@@ -373,7 +386,7 @@ func (s *Service) Finish(ctx context.Context, cb Callback) (string, error) {
 		}
 	}
 	if err != nil {
-		return fail(reasonOf(err, sess.Reconnect))
+		return fail(reasonOf(err, sess.Reconnect), err)
 	}
 	if err := s.opts.Store.FinishSession(ctx, sess.ID, out); err != nil {
 		return "", err

@@ -123,7 +123,7 @@ func (db *DB) CreateSession(ctx context.Context, s *connect.Session) error {
 }
 
 const sessionColumns = `s.id, s.organization_id, coalesce(s.created_by, 0), s.element_key, coalesce(s.instance_id, 0),
-	s.reconnect, s.name, s.tags, s.redirect_url, s.token_hash, s.browser_hash, s.status, coalesce(s.error, ''),
+	s.reconnect, s.name, s.tags, s.redirect_url, s.token_hash, s.browser_hash, s.status, coalesce(s.error, ''), coalesce(s.error_message, ''),
 	s.key_id, s.ciphertext, s.token_key_id, s.token_ciphertext, s.token_read_at IS NOT NULL,
 	s.expires_at, s.completed_at, s.created_at, o.name`
 
@@ -135,7 +135,7 @@ func (db *DB) scanSession(row pgx.Row) (*connect.Session, error) {
 	var keyID, tokenKeyID *string
 	var ct, tokenCT []byte
 	err := row.Scan(&s.ID, &s.OrganizationID, &s.CreatedBy, &s.ElementKey, &s.InstanceID,
-		&s.Reconnect, &s.Name, &s.Tags, &s.RedirectURL, &s.TokenHash, &s.BrowserHash, &s.Status, &s.Error,
+		&s.Reconnect, &s.Name, &s.Tags, &s.RedirectURL, &s.TokenHash, &s.BrowserHash, &s.Status, &s.Error, &s.ErrorMessage,
 		&keyID, &ct, &tokenKeyID, &tokenCT, &s.TokenRead,
 		&s.ExpiresAt, &s.CompletedAt, &s.CreatedAt, &s.OrganizationName)
 	if err != nil {
@@ -242,9 +242,9 @@ func (db *DB) FinishSession(ctx context.Context, id int64, o connect.Outcome) er
 			instanceID = o.InstanceID
 		}
 		err := tx.QueryRow(ctx, `
-			UPDATE connect_sessions SET status = $2, error = nullif($3, ''), instance_id = coalesce($4, instance_id),
-				state_hash = NULL, completed_at = now(), key_id = NULL, ciphertext = NULL
-			WHERE id = $1 RETURNING reconnect`, id, o.Status, o.Error, instanceID).Scan(&reconnect)
+			UPDATE connect_sessions SET status = $2, error = nullif($3, ''), error_message = nullif($5, ''),
+				instance_id = coalesce($4, instance_id), state_hash = NULL, completed_at = now(), key_id = NULL, ciphertext = NULL
+			WHERE id = $1 RETURNING reconnect`, id, o.Status, o.Error, instanceID, o.Message).Scan(&reconnect)
 		if err != nil {
 			return interpret(err)
 		}
