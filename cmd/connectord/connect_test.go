@@ -245,7 +245,7 @@ func TestConnect_SuccessCreatesInstanceAndTokenIsReadOnce(t *testing.T) {
 		t.Fatalf("first read: %v", first)
 	}
 	second := s.do("GET", "/connect/sessions/"+id, o.auth(), nil).JSON(t)
-	if second["status"] != "success" || second["instanceId"] != first["instanceId"] || second["instanceToken"] != nil {
+	if first["instanceTokenRead"] != nil || second["status"] != "success" || second["instanceId"] != first["instanceId"] || second["instanceToken"] != nil || second["instanceTokenRead"] != true {
 		t.Fatalf("second read shows the token again or changed: %v", second)
 	}
 	iid := fmt.Sprint(first["instanceId"])

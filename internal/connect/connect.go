@@ -110,7 +110,7 @@ type Session struct {
 	Error          string
 	ErrorMessage   string // what went wrong, as a caller-facing message
 	InstanceToken  string // the created instance's token, until the application reads it
-	TokenRead      bool
+	TokenRead      bool   // the application read InstanceToken (it is deleted then)
 	ExpiresAt      time.Time
 	CompletedAt    *time.Time
 	CreatedAt      time.Time

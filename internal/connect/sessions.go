@@ -41,16 +41,19 @@ type Created struct {
 
 // View is a session as GET /connect/sessions/{id} shows it.
 type View struct {
-	ID            int64      `json:"id"`
-	Status        string     `json:"status"`
-	Error         string     `json:"error,omitempty"`
-	ErrorMessage  string     `json:"errorMessage,omitempty"`
-	Element       string     `json:"element"`
-	Name          string     `json:"name,omitempty"`
-	Tags          []string   `json:"tags"`
-	Reconnect     bool       `json:"reconnect"`
-	InstanceID    *int64     `json:"instanceId,omitempty"`
-	InstanceToken string     `json:"instanceToken,omitempty"`
+	ID            int64    `json:"id"`
+	Status        string   `json:"status"`
+	Error         string   `json:"error,omitempty"`
+	ErrorMessage  string   `json:"errorMessage,omitempty"`
+	Element       string   `json:"element"`
+	Name          string   `json:"name,omitempty"`
+	Tags          []string `json:"tags"`
+	Reconnect     bool     `json:"reconnect"`
+	InstanceID    *int64   `json:"instanceId,omitempty"`
+	InstanceToken string   `json:"instanceToken,omitempty"`
+	// TokenRead says the created instance's token was already shown, so a
+	// read without it is not a lost token but an earlier read.
+	TokenRead     bool       `json:"instanceTokenRead,omitempty"`
 	RedirectURL   string     `json:"redirectUrl"`
 	ExpiresDate   time.Time  `json:"expiresDate"`
 	CreatedDate   time.Time  `json:"createdDate"`
@@ -188,7 +191,7 @@ func (s *Service) Get(ctx context.Context, p tenants.Principal, id int64) (*View
 	}
 	v := &View{
 		ID: sess.ID, Status: sess.Status, Error: sess.Error, ErrorMessage: sess.ErrorMessage, Element: sess.ElementKey, Name: sess.Name, Tags: sess.Tags,
-		Reconnect: sess.Reconnect, InstanceToken: sess.InstanceToken, RedirectURL: sess.RedirectURL,
+		Reconnect: sess.Reconnect, InstanceToken: sess.InstanceToken, TokenRead: sess.TokenRead, RedirectURL: sess.RedirectURL,
 		ExpiresDate: sess.ExpiresAt.UTC(), CreatedDate: sess.CreatedAt.UTC(), CompletedDate: sess.CompletedAt,
 	}
 	if v.Tags == nil {
