@@ -18,6 +18,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/connectord/connectord/internal/apperr"
+	"github.com/connectord/connectord/internal/connect"
 	"github.com/connectord/connectord/internal/elements"
 	"github.com/connectord/connectord/internal/events"
 	"github.com/connectord/connectord/internal/fakekeap"
@@ -226,7 +227,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if *sandbox {
 		fk := fakekeap.New(fakekeap.Options{Logger: log.With().Str("component", "fakekeap").Logger()})
 		defer fk.Close()
-		fk.RegisterClient(sandboxClientID, sandboxClientSecret)
+		// The fake sends users back only to registered redirect URIs: the
+		// README journey's placeholder and connectord's own connect callback.
+		fk.RegisterClient(sandboxClientID, sandboxClientSecret, "https://www.yourcallbackurl.com", cfg.PublicURL+connect.CallbackPath)
 		fk.AddServiceAccountKey(sandboxServiceKey)
 		fk.AddLegacyKey(sandboxLegacyApp, sandboxLegacyKey)
 		fk.SeedContacts(25)
@@ -270,6 +273,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return err
 	}
+	connector, err := connect.New(connect.Options{
+		Store: db, Instances: insts, Catalog: catalog, PublicURL: cfg.PublicURL,
+		Log: log.With().Str("component", "connect").Logger(),
+	})
+	if err != nil {
+		return err
+	}
 	handler := httpapi.Routes(httpapi.Deps{
 		Log:             log,
 		Catalog:         catalog,
@@ -284,6 +294,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Receiver:        events.NewReceiver(db, catalog, time.Now),
 		Hooks:           hooks,
 		BodyReadTimeout: cfg.HTTP.BodyReadTimeout,
+		Connect:         connector,
 	})
 	delivery := events.NewDelivery(db, catalog, events.DeliveryOptions{
 		BackoffBase: cfg.DeliveryBackoffBase, Lease: cfg.DeliveryLease, Policy: callbacks,
