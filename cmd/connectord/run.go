@@ -18,6 +18,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/connectord/connectord/internal/apperr"
+	"github.com/connectord/connectord/internal/connect"
 	"github.com/connectord/connectord/internal/elements"
 	"github.com/connectord/connectord/internal/events"
 	"github.com/connectord/connectord/internal/fakekeap"
@@ -181,8 +182,6 @@ const (
 	sandboxServiceKey   = "KeapAK-sandbox-service-account-key"
 	sandboxLegacyApp    = "ab123"
 	sandboxLegacyKey    = "sandbox-legacy-encrypted-key"
-	// sandboxCallbackURL is the README journey's redirect URI.
-	sandboxCallbackURL = "https://www.yourcallbackurl.com"
 )
 
 func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -235,7 +234,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			HTTPClient: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: hookDialer.DialContext},
 				CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}})
 		defer fk.Close()
-		fk.RegisterClient(sandboxClientID, sandboxClientSecret, sandboxRedirectURIs(cfg.PublicURL)...)
+		// The fake sends users back only to registered redirect URIs: the
+		// README journey's placeholder and connectord's own connect callback.
+		fk.RegisterClient(sandboxClientID, sandboxClientSecret, "https://www.yourcallbackurl.com", cfg.PublicURL+connect.CallbackPath)
 		fk.AddServiceAccountKey(sandboxServiceKey)
 		fk.AddLegacyKey(sandboxLegacyApp, sandboxLegacyKey)
 		fk.SeedContacts(25)
@@ -279,6 +280,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return err
 	}
+	connector, err := connect.New(connect.Options{
+		Store: db, Instances: insts, Catalog: catalog, PublicURL: cfg.PublicURL,
+		Log: log.With().Str("component", "connect").Logger(),
+	})
+	if err != nil {
+		return err
+	}
 	handler := httpapi.Routes(httpapi.Deps{
 		Log:             log,
 		Catalog:         catalog,
@@ -293,6 +301,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Receiver:        events.NewReceiver(db, catalog, time.Now),
 		Hooks:           hooks,
 		BodyReadTimeout: cfg.HTTP.BodyReadTimeout,
+		Connect:         connector,
 
 		AuthFailuresPerMinute: cfg.AuthFailuresPerMinute,
 	})
@@ -458,10 +467,4 @@ func openMigrated(ctx context.Context, url string, ring *secrets.Ring) (*store.D
 		return nil, err
 	}
 	return db, nil
-}
-
-// sandboxRedirectURIs are the redirect URIs registered for the sandbox's
-// client: the README journey's, and connectord's own connect callback.
-func sandboxRedirectURIs(publicURL string) []string {
-	return []string{sandboxCallbackURL, strings.TrimRight(publicURL, "/") + "/connect/callback"}
 }

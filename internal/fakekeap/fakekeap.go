@@ -82,7 +82,7 @@ type Server struct {
 	mu        sync.Mutex
 	stats     Stats
 	clients   map[string]string          // client id -> secret
-	redirects map[string][]string        // client id -> registered redirect URIs (none: any)
+	redirects map[string][]string        // client id -> registered redirect URIs
 	saks      map[string]bool            // service account keys
 	legacy    map[string]map[string]bool // app -> legacy keys
 	codes     map[string]authCode
@@ -150,6 +150,7 @@ func (s *Server) routes() http.Handler {
 	})
 
 	r.Get("/app/oauth/authorize", s.handleAuthorize)
+	r.Post("/app/oauth/authorize", s.handleAuthorize)
 	r.Post("/token", s.handleToken)
 
 	r.Route("/crm/rest/v1", func(r chi.Router) {
