@@ -233,7 +233,7 @@ func (s *Scheduler) Wait(ctx context.Context, c Call) (*Ticket, error) {
 // quota is spent, or the quota's lease lapsed because the database cannot
 // be reached.
 func (s *Scheduler) refusalLocked(q *quota, now time.Time) error {
-	if q.synced && q.shared.DayUsed >= q.limits.PerDay && q.dayLeft <= 0 {
+	if q.synced && q.shared.DayUsed+q.sent >= q.limits.PerDay {
 		reset := nextMidnight(now)
 		return &apperr.Error{Code: apperr.ProviderThrottled, RetryAfter: reset.Sub(now), Err: ErrQuotaSpent,
 			Message: fmt.Sprintf("%s is spent for today: %d calls a day; it resets at %s", q.key.Describe(), q.limits.PerDay, reset.Format(time.RFC3339))}

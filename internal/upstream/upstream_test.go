@@ -13,6 +13,7 @@ import (
 	"github.com/connectord/connectord/internal/apperr"
 	"github.com/connectord/connectord/internal/fakekeap"
 	"github.com/connectord/connectord/internal/instances"
+	"github.com/connectord/connectord/internal/quota"
 )
 
 const sak = "KeapAK-upstream-test"
@@ -26,7 +27,22 @@ func setup(t *testing.T, opt Options) (*fakekeap.Server, *Client, Target) {
 	if opt.BackoffBase == 0 {
 		opt.BackoffBase = 10 * time.Millisecond
 	}
+	if opt.Quotas == nil {
+		opt.Quotas = quotas(t)
+	}
 	return fk, New(nil, opt), Target{InstanceID: 1, AuthType: instances.AuthAPIKey, APIKey: sak, APIURL: srv.URL, RESTBase: srv.URL + "/crm/rest/v1"}
+}
+
+// quotas runs a Scheduler with Keap's limits for keys, but 10 a second
+// all minute long.
+func quotas(t *testing.T) *quota.Scheduler {
+	t.Helper()
+	q := quota.New(quota.Options{Key: quota.Limits{PerSecond: 10, PerMinute: 600, PerDay: 30_000}, SyncEvery: 50 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); q.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return q
 }
 
 func call(t *testing.T, c *Client, tg Target, method, path, body string) (*http.Response, error) {
@@ -103,7 +119,7 @@ func TestDo_KeyRateLimitHoldsTenPerSecond(t *testing.T) {
 			t.Fatalf("%v %v", resp, err)
 		}
 	}
-	// A burst of 10, then 10 per second: 25 calls cannot take less than 1.5 s.
+	// 10 a second in whole seconds: 25 calls cannot take less than 1.5 s.
 	if took := time.Since(start); took < 1400*time.Millisecond {
 		t.Fatalf("25 calls took %v: the 10/s limit was not kept", took)
 	}
@@ -144,7 +160,7 @@ func TestDo_ThrottleHeaderPausesTheQuota(t *testing.T) {
 		}
 	}))
 	defer srv.Close()
-	c := New(nil, Options{})
+	c := New(nil, Options{Quotas: quotas(t)})
 	tg := Target{InstanceID: 9, AuthType: instances.AuthAPIKey, APIKey: sak, RESTBase: srv.URL}
 	start := time.Now()
 	for range 2 {
@@ -173,7 +189,7 @@ func TestDo_InstancesSharingAKeyShareItsLimit(t *testing.T) {
 			t.Fatalf("%v %v", resp, err)
 		}
 	}
-	// A burst of 10, then 10 per second: 20 calls cannot take less than 1 s.
+	// 10 a second in whole seconds: 20 calls cannot take less than 1 s.
 	if took := time.Since(start); took < 900*time.Millisecond {
 		t.Fatalf("20 calls on one key from two instances took %v: each instance had its own limit", took)
 	}
