@@ -26,6 +26,7 @@ import (
 	"github.com/connectord/connectord/internal/instances"
 	"github.com/connectord/connectord/internal/keap"
 	"github.com/connectord/connectord/internal/proxy"
+	"github.com/connectord/connectord/internal/quota"
 	"github.com/connectord/connectord/internal/secrets"
 	"github.com/connectord/connectord/internal/store"
 	"github.com/connectord/connectord/internal/tenants"
@@ -262,7 +263,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if httpProxyConfigured(getenv) {
 		calls = client
 	}
-	keapOpts := upstream.Options{HTTP: calls, Log: log.With().Str("component", "upstream").Logger()}
+	// Keap's quotas, shared with the other replicas through the database.
+	quotas := quota.New(quota.Options{Client: cfg.Quotas.Client, Key: cfg.Quotas.Key, MaxWait: cfg.Quotas.MaxWait,
+		Lease: cfg.Quotas.Lease, Ledger: db, Log: log.With().Str("component", "quota").Logger()})
+	keapOpts := upstream.Options{HTTP: calls, Quotas: quotas, Log: log.With().Str("component", "upstream").Logger()}
 	if cfg.KeapRateLimitOff {
 		keapOpts.KeyRate, keapOpts.ClientRate = rate.Inf, rate.Inf
 		log.Warn().Msg("CONNECTORD_KEAP_RATE_LIMIT_OFF: calls to Keap are not rate-limited; Keap will refuse bursts over its quotas")
@@ -288,6 +292,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Events:    db,
 		Receiver:  events.NewReceiver(db, catalog, time.Now),
 		Hooks:     hooks,
+		Quotas:    upstream.QuotaView{Instances: insts, Quotas: quotas},
 	})
 	delivery := events.NewDelivery(db, catalog, events.DeliveryOptions{
 		BackoffBase: cfg.DeliveryBackoffBase, Lease: cfg.DeliveryLease, Policy: callbacks,
@@ -326,6 +331,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	reconciling := make(chan struct{})
 	go func() { defer close(reconciling); hooks.Run(ctx) }()
 	defer func() { <-reconciling }()
+	// The quota scheduler hands this replica's slices back when ctx ends.
+	quotaSyncing := make(chan struct{})
+	go func() { defer close(quotaSyncing); quotas.Run(ctx) }()
+	defer func() { <-quotaSyncing }()
 	// The poller likewise stores the page under way and hands its leases back.
 	poller := events.NewPoller(db, catalog, keapClient, events.PollerOptions{
 		IntervalOverride: cfg.PollerIntervalOverride, Lease: cfg.PollerLease, Log: log.With().Str("component", "poller").Logger(),

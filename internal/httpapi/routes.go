@@ -28,6 +28,7 @@ type Deps struct {
 	Events    eventLog     // instances' event notifications and their redelivery
 	Receiver  hookReceiver // Keap's REST hook handshakes and deliveries
 	Hooks     hookStates   // instances' Keap hooks and their status
+	Quotas    quotaViewer  // the Keap quotas an instance draws on (internal/quota)
 }
 
 // proxier builds the /proxy/… handler from how this layer knows the caller
@@ -74,6 +75,7 @@ func Routes(d Deps) http.Handler {
 			r.Method(http.MethodPost, "/instances/{id}/events/{eventId}/redeliver", redeliverEvent(d.Events))
 			r.Method(http.MethodGet, "/instances/{id}/events/hooks", listEventHooks(d.Hooks))
 			r.Method(http.MethodGet, "/instances/{id}/events/polling", listPollCursors(d.Events))
+			r.Method(http.MethodGet, "/instances/{id}/quota", instanceQuota(d.Quotas))
 		})
 
 		r.Group(func(r chi.Router) {
