@@ -84,6 +84,9 @@ func (s *Server) gate(mode authMode) func(http.Handler) http.Handler {
 				}
 			}
 			if !s.admit(w.Header(), true) {
+				s.mu.Lock()
+				s.stats.Throttled++
+				s.mu.Unlock()
 				writeFailure(w, http.StatusTooManyRequests)
 				return
 			}

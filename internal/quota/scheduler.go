@@ -63,6 +63,9 @@ func (o *Options) defaults() {
 // one second does not reach Keap in the next.
 const margin = 50 * time.Millisecond
 
+// maxPause bounds the pause one 429 imposes on a whole quota.
+const maxPause = 10 * time.Second
+
 // idleAfter is how long a quota without calls keeps syncing (and its slice).
 const idleAfter = 5 * time.Second
 
@@ -468,9 +471,12 @@ func (t *Ticket) Observe(status int, h http.Header) {
 	var pause time.Duration
 	switch {
 	case status == http.StatusTooManyRequests:
+		// Every caller of the quota waits what Keap asks, up to maxPause:
+		// one answer does not stop every instance for longer (the day's
+		// quota is tracked through Keap's quota headers instead).
 		pause = time.Second
 		if ra, ok := retryAfter(h.Get("Retry-After"), now); ok {
-			pause = max(ra, pause)
+			pause = min(max(ra, pause), maxPause)
 		}
 	case exhausted(h, "x-keap-product-throttle"), exhausted(h, "x-keap-tenant-throttle"):
 		// Nothing is left in Keap's current interval: everyone waits for

@@ -1,0 +1,292 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/connectord/connectord/internal/fakekeap"
+	"github.com/connectord/connectord/internal/testdb"
+)
+
+// quotaLoad is a run of several replicas against a fake Keap that refuses
+// calls over perSecond, with instances of unequal demand.
+type quotaLoad struct {
+	Replicas  int
+	PerSecond int
+	Equal     int // instances calling with 2 connections each
+	Busy      int // connections of the one busy instance
+	Duration  time.Duration
+}
+
+type quotaResult struct {
+	Sent, Throttled   int             // calls Keap received, and refused with 429
+	OK                map[string]int  // successful calls per instance ("busy", "equal-N", "quiet")
+	Refused           map[string]int  // connectord's own 429s
+	QuietOK, QuietAll int             // the quiet instance's calls
+	QuietLatency      []time.Duration // of its calls
+	Jain              float64         // over the equal instances
+	BusyRatio         float64         // the busy instance's successes over an equal one's mean
+	Spent             float64         // successful calls over what the quota allowed in Duration
+	servers           []*server
+	tokens            map[string]string
+	org               org
+}
+
+// runQuotaLoad starts the replicas through run on one database and one fake
+// Keap, provisions the instances, and hammers them for l.Duration: the busy
+// instance with l.Busy connections, each equal one with 2, the quiet one
+// once every 0.5 s; connections take the replicas in turn.
+func runQuotaLoad(t testing.TB, l quotaLoad) quotaResult {
+	t.Helper()
+	k := newKeap(t, fakekeap.Options{})
+	env := baseEnv(t, testdb.New(t), k)
+	env["CONNECTORD_LOG_LEVEL"] = "info"
+	env["CONNECTORD_KEAP_QUOTAS"] = fmt.Sprintf("client:second=%d,minute=%d", l.PerSecond, 60*l.PerSecond)
+	env["CONNECTORD_QUOTA_MAX_WAIT"] = "5s"
+	res := quotaResult{OK: map[string]int{}, Refused: map[string]int{}, tokens: map[string]string{}}
+	for range l.Replicas {
+		res.servers = append(res.servers, startServerWith(t, env, k, nil))
+	}
+	s := res.servers[0]
+	res.org = s.createOrg("quota", "quota@example.test")
+	names := []string{"busy", "quiet"}
+	for i := range l.Equal {
+		names = append(names, fmt.Sprintf("equal-%d", i))
+	}
+	for _, n := range names {
+		res.tokens[n] = s.provisionOAuth(res.org, "infusionsoftcrm", n)["token"].(string)
+	}
+	k.SetRateLimit(l.PerSecond)
+	before := k.Stats()
+
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	var mu sync.Mutex
+	call := func(ctx context.Context, name string, replica int) {
+		req, _ := http.NewRequestWithContext(ctx, "GET", res.servers[replica%len(res.servers)].URL+"/proxy/crm/rest/v1/contacts?limit=1", nil)
+		req.Header.Set("Authorization", "User "+res.org.User.Secret+", Element "+res.tokens[name])
+		start := time.Now()
+		resp, err := client.Do(req)
+		took := time.Since(start)
+		if err != nil {
+			return // the run ended
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if ctx.Err() != nil {
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case resp.StatusCode == 200:
+			res.OK[name]++
+		case resp.StatusCode == 429 && resp.Header.Get("Retry-After") != "":
+			res.Refused[name]++
+		}
+		if name == "quiet" {
+			res.QuietAll++
+			if resp.StatusCode == 200 {
+				res.QuietOK++
+			}
+			res.QuietLatency = append(res.QuietLatency, took)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), l.Duration)
+	defer cancel()
+	var wg sync.WaitGroup
+	loop := func(name string, replica int) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				call(ctx, name, replica)
+			}
+		}()
+	}
+	for c := range l.Busy {
+		loop("busy", c)
+	}
+	for i := range l.Equal {
+		loop(fmt.Sprintf("equal-%d", i), i)
+		loop(fmt.Sprintf("equal-%d", i), i+1)
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tick := time.NewTicker(500 * time.Millisecond)
+		defer tick.Stop()
+		for n := 0; ; n++ {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			call(ctx, "quiet", n)
+		}
+	}()
+	wg.Wait()
+
+	after := k.Stats()
+	res.Sent, res.Throttled = after.APICalls-before.APICalls, after.Throttled-before.Throttled
+	var sum, sq float64
+	total := 0
+	for _, n := range res.OK {
+		total += n
+	}
+	for i := range l.Equal {
+		x := float64(res.OK[fmt.Sprintf("equal-%d", i)])
+		sum += x
+		sq += x * x
+	}
+	if sq > 0 {
+		res.Jain = sum * sum / (float64(l.Equal) * sq)
+		res.BusyRatio = float64(res.OK["busy"]) / (sum / float64(l.Equal))
+	}
+	res.Spent = float64(total) / (float64(l.PerSecond) * l.Duration.Seconds())
+	return res
+}
+
+func (r quotaResult) quietP50() time.Duration {
+	if len(r.QuietLatency) == 0 {
+		return 0
+	}
+	l := append([]time.Duration(nil), r.QuietLatency...)
+	sort.Slice(l, func(i, j int) bool { return l[i] < l[j] })
+	return l[len(l)/2]
+}
+
+// Two replicas share one OAuth client's quota through the database: Keap
+// refuses (almost) nothing, the quota is spent, equal instances get equal
+// shares, the busy one no more than its share, and the quiet one gets
+// through quickly. The margins are wide: the machine is shared and the run
+// short (bench figures: BenchmarkQuota_Replicas, docs/performance.md).
+func TestQuota_TwoReplicasShareKeapsQuotaFairly(t *testing.T) {
+	t.Parallel()
+	r := runQuotaLoad(t, quotaLoad{Replicas: 2, PerSecond: 10, Equal: 3, Busy: 8, Duration: 8 * time.Second})
+	t.Logf("sent %d, Keap 429s %d, ok %v, connectord 429s %v, spent %.2f, Jain %.3f, busy %.2fx, quiet %d/%d p50 %v",
+		r.Sent, r.Throttled, r.OK, r.Refused, r.Spent, r.Jain, r.BusyRatio, r.QuietOK, r.QuietAll, r.quietP50())
+	if float64(r.Throttled) > 0.03*float64(r.Sent) {
+		t.Errorf("Keap refused %d of %d calls; want under 3%%", r.Throttled, r.Sent)
+	}
+	if r.Spent < 0.55 {
+		t.Errorf("successful calls were %.0f%% of the quota over 8s with start-up; want at least 55%%", 100*r.Spent)
+	}
+	if r.Jain < 0.85 {
+		t.Errorf("Jain's index over equal instances %.3f (%v); want at least 0.85", r.Jain, r.OK)
+	}
+	if r.BusyRatio > 2 {
+		t.Errorf("the busy instance got %.2fx an equal one's calls; want at most 2x", r.BusyRatio)
+	}
+	if r.QuietAll < 10 || r.QuietOK < r.QuietAll-1 {
+		t.Errorf("the quiet instance: %d of %d calls succeeded", r.QuietOK, r.QuietAll)
+	}
+	if p50 := r.quietP50(); p50 > 600*time.Millisecond {
+		t.Errorf("the quiet instance's p50 latency %v; want under 600ms", p50)
+	}
+
+	// The quota as the organization sees it, over both replicas.
+	s := r.servers[0]
+	var id int64
+	s.queryRow(`SELECT id FROM instances WHERE name = 'busy'`, nil, &id)
+	resp := s.do("GET", fmt.Sprintf("/instances/%d/quota", id), r.org.auth(), nil)
+	if resp.Status != 200 {
+		t.Fatalf("GET quota: %d %s", resp.Status, resp.Body)
+	}
+	q := resp.JSON(t)["quotas"].([]any)
+	if len(q) != 1 {
+		t.Fatalf("quotas %s", resp.Body)
+	}
+	f := q[0].(map[string]any)
+	day := f["day"].(map[string]any)
+	inst, orgShare := f["instance"].(map[string]any), f["organization"].(map[string]any)
+	if f["quota"] != "oauthClient:"+testClientID || day["used"].(float64) < float64(r.OK["busy"]) ||
+		inst["dayUsed"].(float64) < float64(r.OK["busy"]) || orgShare["dayUsed"].(float64) < day["used"].(float64)*0.9 ||
+		f["ratePerSecond"].(float64) != 10 {
+		t.Fatalf("quota figures do not match the run (busy ok %d): %s", r.OK["busy"], resp.Body)
+	}
+	if strings.Contains(string(resp.Body), testClientSecret) {
+		t.Fatal("the quota answer holds the client secret")
+	}
+}
+
+// A call whose turn does not come within CONNECTORD_QUOTA_MAX_WAIT is
+// answered 429 by connectord, with Retry-After and the quota named; Keap
+// never sees it.
+func TestQuota_OverTheWaitBoundConnectordAnswers429(t *testing.T) {
+	t.Parallel()
+	k := newKeap(t, fakekeap.Options{})
+	env := baseEnv(t, testdb.New(t), k)
+	env["CONNECTORD_KEAP_QUOTAS"] = "client:second=2,minute=120"
+	env["CONNECTORD_QUOTA_MAX_WAIT"] = "1s"
+	s := startServerWith(t, env, k, nil)
+	o := s.createOrg("q", "q@example.test")
+	token := s.provisionOAuth(o, "infusionsoftcrm", "one")["token"].(string)
+	before := k.Stats().APICalls
+	var mu sync.Mutex
+	var refused []response
+	ok := 0
+	var wg sync.WaitGroup
+	for range 12 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := s.do("GET", "/proxy/crm/rest/v1/contacts?limit=1", "User "+o.User.Secret+", Element "+token, nil)
+			mu.Lock()
+			defer mu.Unlock()
+			if r.Status == 200 {
+				ok++
+			} else {
+				refused = append(refused, r)
+			}
+		}()
+	}
+	wg.Wait()
+	if len(refused) < 6 || ok < 1 {
+		t.Fatalf("%d ok, %d refused; at 2 a second with a 1s wait most of 12 calls must be refused", ok, len(refused))
+	}
+	for _, r := range refused {
+		msg, _ := r.JSON(t)["message"].(string)
+		if r.Status != 429 || r.Header.Get("Retry-After") == "" || !strings.Contains(msg, "OAuth client "+testClientID) || !strings.Contains(msg, "spent") {
+			t.Fatalf("refusal %d Retry-After %q: %s", r.Status, r.Header.Get("Retry-After"), r.Body)
+		}
+	}
+	if got := k.Stats().APICalls - before; got != ok {
+		t.Fatalf("Keap saw %d calls for %d successes: refused calls reached it", got, ok)
+	}
+}
+
+// BenchmarkQuota_Replicas runs two and three replicas for 30 s against the
+// fake Keap refusing over 25 calls a second (one OAuth client), twelve
+// instances: one busy with 16 connections, ten with 2, one quiet. Its
+// figures go to docs/performance.md. Run it alone:
+//
+//	go test -run '^$' -bench BenchmarkQuota_Replicas -benchtime 1x ./cmd/connectord
+func BenchmarkQuota_Replicas(b *testing.B) {
+	for _, replicas := range []int{2, 3} {
+		b.Run(fmt.Sprintf("replicas=%d", replicas), func(b *testing.B) {
+			for range b.N {
+				r := runQuotaLoad(b, quotaLoad{Replicas: replicas, PerSecond: 25, Equal: 10, Busy: 16, Duration: 30 * time.Second})
+				b.ReportMetric(float64(r.Sent), "keap_calls")
+				b.ReportMetric(100*float64(r.Throttled)/math.Max(float64(r.Sent), 1), "keap_429_%")
+				b.ReportMetric(100*r.Spent, "quota_spent_%")
+				b.ReportMetric(r.Jain, "jain")
+				b.ReportMetric(r.BusyRatio, "busy_x")
+				b.ReportMetric(100*float64(r.QuietOK)/math.Max(float64(r.QuietAll), 1), "quiet_ok_%")
+				b.ReportMetric(float64(r.quietP50().Milliseconds()), "quiet_p50_ms")
+				refused := 0
+				for _, n := range r.Refused {
+					refused += n
+				}
+				b.ReportMetric(float64(refused), "connectord_429s")
+			}
+		})
+	}
+}
