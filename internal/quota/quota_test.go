@@ -3,6 +3,7 @@ package quota
 import (
 	"context"
 	"errors"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -286,5 +287,32 @@ func TestReplicas_DatabaseDownFails503AndSendsNothing(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	if _, err := s.Wait(context.Background(), Call{Key: testKey, Instance: 1}); err != nil {
 		t.Fatalf("database back: %v", err)
+	}
+}
+
+// A quiet instance's calls are not kept waiting behind a round of busy ones.
+func TestScheduler_QuietInstanceGoesAhead(t *testing.T) {
+	t.Parallel()
+	s, _ := replica(t, NewMemLedger(), 20, 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
+	defer cancel()
+	rec := newRecorder()
+	for inst := int64(1); inst <= 10; inst++ {
+		go hammer(ctx, s, inst, 3, Interactive, rec)
+	}
+	time.Sleep(time.Second) // the busy ones are under way
+	var waits []time.Duration
+	for ctx.Err() == nil {
+		start := time.Now()
+		if _, err := s.Wait(ctx, Call{Key: testKey, Instance: 99}); err == nil {
+			waits = append(waits, time.Since(start))
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	sort.Slice(waits, func(i, j int) bool { return waits[i] < waits[j] })
+	// Ten busy instances at 20/s: a round is half a second; the quiet one's
+	// turn comes within a couple of slots (50 ms each).
+	if len(waits) < 5 || waits[len(waits)/2] > 200*time.Millisecond {
+		t.Fatalf("the quiet instance's waits: %v; want a median under 200ms", waits)
 	}
 }

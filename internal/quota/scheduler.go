@@ -104,6 +104,11 @@ type waiter struct {
 type flow struct {
 	queue []*waiter
 	pass  float64 // stride scheduling: served next when lowest
+	// drained: its queue was empty after its last turn. sparse: its call
+	// came to an empty queue while it takes less than its fair share, so
+	// it goes ahead of the backlogged flows (as FQ-CoDel's new flows do):
+	// a quiet instance is not kept waiting for a round of busy ones.
+	drained, sparse bool
 }
 
 type flowKey struct {
@@ -138,6 +143,7 @@ type quota struct {
 	waiting   int
 	waitingBy map[int64]int
 	weight    map[int64]float64 // an instance's weight here: 1 / replicas it is active on
+	instRate  map[int64]float64 // an instance's turns a second here, smoothed
 	lastSeen  map[int64]time.Time
 
 	sent, sentTotal int
@@ -162,7 +168,7 @@ func (s *Scheduler) quotaLocked(k Key) *quota {
 			l = s.opt.Key
 		}
 		q = &quota{key: k, limits: l, rate: l.rate(), flows: map[flowKey]*flow{}, waitingBy: map[int64]int{},
-			weight: map[int64]float64{}, lastSeen: map[int64]time.Time{}, sentBy: map[int64]int{}, wake: make(chan struct{}, 1)}
+			weight: map[int64]float64{}, instRate: map[int64]float64{}, lastSeen: map[int64]time.Time{}, sentBy: map[int64]int{}, wake: make(chan struct{}, 1)}
 		s.quotas[k] = q
 	}
 	return q
@@ -302,6 +308,7 @@ func (q *quota) enqueue(w *waiter) {
 		// A flow that was idle starts level with the others: it gets no
 		// credit for the time it did not call.
 		f.pass = max(f.pass, q.vtime[w.class])
+		f.sparse = f.drained && q.underShare(w.inst)
 	}
 	f.queue = append(f.queue, w)
 	q.waiting++
@@ -345,7 +352,8 @@ func (q *quota) pick() *waiter {
 		if len(f.queue) == 0 {
 			continue
 		}
-		if b := best[k.class]; b == nil || f.pass < b.pass || f.pass == b.pass && f.queue[0].inst < b.queue[0].inst {
+		b := best[k.class]
+		if b == nil || f.sparse && !b.sparse || f.sparse == b.sparse && (f.pass < b.pass || f.pass == b.pass && f.queue[0].inst < b.queue[0].inst) {
 			best[k.class] = f
 		}
 	}
@@ -364,6 +372,7 @@ func (q *quota) pick() *waiter {
 	q.classPass[c] += classStride[c]
 	w := f.queue[0]
 	f.queue = f.queue[1:]
+	f.drained, f.sparse = len(f.queue) == 0, false
 	q.vtime[c] = f.pass
 	wt := q.weight[w.inst]
 	if wt <= 0 {
@@ -376,6 +385,13 @@ func (q *quota) pick() *waiter {
 		delete(q.waitingBy, w.inst)
 	}
 	return w
+}
+
+// underShare says whether an instance's recent turns on this replica are
+// at most its fair share of the replica's slice.
+func (q *quota) underShare(inst int64) bool {
+	active := max(len(q.lastSeen), 1)
+	return q.instRate[inst] <= 1.2*float64(q.grant)/float64(active)
 }
 
 // nextTurn says when the next call may go, or false when none may until the

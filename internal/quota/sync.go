@@ -69,6 +69,14 @@ func (s *Scheduler) sync(ctx context.Context, q *quota) {
 	q.sent, q.sentBy, q.keapDayUsed, q.pauseReport = 0, map[int64]int{}, 0, time.Time{}
 	if el := now.Sub(q.lastSync).Seconds(); !q.lastSync.IsZero() && el > 0 {
 		q.arrivalRate = 0.7*q.arrivalRate + 0.3*float64(q.arrivals)/el
+		for id := range q.lastSeen {
+			q.instRate[id] = 0.85*q.instRate[id] + 0.15*float64(r.SentBy[id])/el
+		}
+		for id := range q.instRate {
+			if _, ok := q.lastSeen[id]; !ok {
+				delete(q.instRate, id)
+			}
+		}
 	}
 	q.arrivals, q.lastSync = 0, now
 	for id, seen := range q.lastSeen {
