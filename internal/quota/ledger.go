@@ -84,9 +84,8 @@ func decide(s Shared, r Report, rate int, horizon time.Duration) Decision {
 		}
 		grant = s.Own.Grant + max(min(target-s.Own.Grant, free), 0)
 	}
-	if s.PausedUntil.After(s.Now) {
-		grant = 0 // nothing may be sent until the pause ends; the grant comes back after it
-	}
+	// A pause (s.PausedUntil) keeps the grant: each replica holds its calls
+	// until the pause ends, and its slice is there when it does.
 
 	// Today's budget: what is left after what was sent and what the others
 	// may still send, at most what this grant can spend before the next sync.

@@ -109,6 +109,7 @@ type flow struct {
 	// it goes ahead of the backlogged flows (as FQ-CoDel's new flows do):
 	// a quiet instance is not kept waiting for a round of busy ones.
 	drained, sparse bool
+	drainedAt       time.Time
 }
 
 type flowKey struct {
@@ -308,7 +309,7 @@ func (q *quota) enqueue(w *waiter) {
 		// A flow that was idle starts level with the others: it gets no
 		// credit for the time it did not call.
 		f.pass = max(f.pass, q.vtime[w.class])
-		f.sparse = f.drained && q.underShare(w.inst)
+		f.sparse = f.drained && q.sparse(w.inst, f.drainedAt)
 	}
 	f.queue = append(f.queue, w)
 	q.waiting++
@@ -372,7 +373,7 @@ func (q *quota) pick() *waiter {
 	q.classPass[c] += classStride[c]
 	w := f.queue[0]
 	f.queue = f.queue[1:]
-	f.drained, f.sparse = len(f.queue) == 0, false
+	f.drained, f.sparse, f.drainedAt = len(f.queue) == 0, false, time.Now()
 	q.vtime[c] = f.pass
 	wt := q.weight[w.inst]
 	if wt <= 0 {
@@ -387,9 +388,14 @@ func (q *quota) pick() *waiter {
 	return w
 }
 
-// underShare says whether an instance's recent turns on this replica are
-// at most its fair share of the replica's slice.
-func (q *quota) underShare(inst int64) bool {
+// sparse says whether an instance whose queue emptied at drained calls
+// sparsely: it stayed away for at least two turns of this replica's slice
+// (a caller looping on one connection comes back sooner), and its recent
+// turns here are at most its fair share of the slice.
+func (q *quota) sparse(inst int64, drained time.Time) bool {
+	if q.grant <= 0 || time.Since(drained) < 2*time.Second/time.Duration(q.grant) {
+		return false
+	}
 	active := max(len(q.lastSeen), 1)
 	return q.instRate[inst] <= 1.2*float64(q.grant)/float64(active)
 }
@@ -485,6 +491,7 @@ func (t *Ticket) Observe(status int, h http.Header) {
 	}
 	now := time.Now()
 	var pause time.Duration
+	shared := true
 	switch {
 	case status == http.StatusTooManyRequests:
 		// Every caller of the quota waits what Keap asks, up to maxPause:
@@ -497,9 +504,11 @@ func (t *Ticket) Observe(status int, h http.Header) {
 	case exhausted(h, "x-keap-product-throttle"), exhausted(h, "x-keap-tenant-throttle"):
 		// Nothing is left in Keap's current interval: everyone waits for
 		// the next (Keap's minute windows slide: wait a little, then ask again).
-		pause = time.Until(now.Truncate(time.Second).Add(time.Second))
+		// The second's calls are all used: a replica's own business (the
+		// slices add up to the quota), not the others'.
+		pause, shared = time.Until(now.Truncate(time.Second).Add(time.Second)), false
 		if strings.Contains(strings.ToLower(h.Get("x-keap-product-throttle-time-unit")+h.Get("x-keap-tenant-throttle-time-unit")), "minute") {
-			pause = 5 * time.Second
+			pause, shared = 5*time.Second, true
 		}
 	}
 	used, _ := strconv.Atoi(h.Get("x-keap-product-quota-used"))
@@ -514,7 +523,7 @@ func (t *Ticket) Observe(status int, h http.Header) {
 		if until.After(q.pausedTill) {
 			q.pausedTill = until
 		}
-		if until.After(q.pauseReport) {
+		if shared && until.After(q.pauseReport) {
 			q.pauseReport = until
 		}
 		if status == http.StatusTooManyRequests {

@@ -2,9 +2,9 @@ package store
 
 import (
 	"context"
-	"os"
+	"errors"
+	"sync/atomic"
 
-	"github.com/rs/zerolog"
 	"sync"
 	"testing"
 	"time"
@@ -89,7 +89,7 @@ func TestSyncQuota_DayExhaustionNotifiedOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	key := quota.APIKeyKey("KeapAK-some-key")
-	s := quota.New(quota.Options{Key: quota.Limits{PerSecond: 10, PerMinute: 600, PerDay: 6}, SyncEvery: 50 * time.Millisecond, Ledger: db, Log: zerolog.New(os.Stderr)})
+	s := quota.New(quota.Options{Key: quota.Limits{PerSecond: 10, PerMinute: 600, PerDay: 6}, SyncEvery: 50 * time.Millisecond, Ledger: db})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); s.Run(ctx) }()
@@ -102,8 +102,6 @@ func TestSyncQuota_DayExhaustionNotifiedOnce(t *testing.T) {
 		}
 		if _, err := s.Wait(context.Background(), quota.Call{Key: key, Instance: inst}); err == nil {
 			sent++
-		} else {
-			t.Log(err)
 		}
 	}
 	if sent != 6 {
@@ -120,5 +118,106 @@ func TestSyncQuota_DayExhaustionNotifiedOnce(t *testing.T) {
 	}
 	if n != 1 || other != 0 {
 		t.Fatalf("notifications: %d to the instance with events on (want 1), %d to the one without (want 0)", n, other)
+	}
+}
+
+// BenchmarkSyncQuota is one replica's sync of one quota with three other
+// live leases and four instances that called: its time is the quota's cost
+// per sync (four round trips: begin, the locked read, the writes, commit).
+func BenchmarkSyncQuota(b *testing.B) {
+	db := openTest(b)
+	org := newOrganization(b, db)
+	var ids []int64
+	for range 4 {
+		ids = append(ids, newInstance(b, db, org.ID, "rt").ID)
+	}
+	ctx := context.Background()
+	decide := func(quota.Shared) quota.Decision { return quota.Decision{Grant: 6, DayReserved: 18} }
+	for _, replica := range []string{"b", "c", "d"} {
+		if _, _, err := db.SyncQuota(ctx, quota.Report{Key: "oauthClient:bench", Replica: replica, Lease: time.Hour, DayLimit: 150000, Instances: ids, Waiting: []int32{1, 1, 1, 1}, Cap: 10}, decide); err != nil {
+			b.Fatal(err)
+		}
+	}
+	r := quota.Report{Key: "oauthClient:bench", Replica: "a", Lease: 3 * time.Second, DayLimit: 150000, Instances: ids, Waiting: []int32{2, 1, 1, 1}, Cap: 10}
+	b.ResetTimer()
+	for range b.N {
+		r.Sent, r.SentBy = 6, map[int64]int{ids[0]: 3, ids[1]: 1, ids[2]: 1, ids[3]: 1}
+		if _, _, err := db.SyncQuota(ctx, r, decide); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// deadLedger is a replica's view of the database that dies when told: its
+// syncs fail from then on, as a killed process's stop.
+type deadLedger struct {
+	quota.Ledger
+	dead atomic.Bool
+}
+
+func (d *deadLedger) SyncQuota(ctx context.Context, r quota.Report, decide func(quota.Shared) quota.Decision) (quota.Shared, quota.Decision, error) {
+	if d.dead.Load() {
+		return quota.Shared{}, quota.Decision{}, errors.New("killed")
+	}
+	return d.Ledger.SyncQuota(ctx, r, decide)
+}
+
+// A replica that dies without handing its slice back loses it when its lease
+// expires: the survivor has the whole quota within the lease and a second.
+func TestSyncQuota_KilledReplicasSliceIsReclaimed(t *testing.T) {
+	t.Parallel()
+	db := openTest(t)
+	org := newOrganization(t, db)
+	a, b := newInstance(t, db, org.ID, "a").ID, newInstance(t, db, org.ID, "b").ID
+	key := quota.ClientKey("reclaim")
+	const rate = 12
+	lease := 1500 * time.Millisecond
+	start := func(l quota.Ledger) *quota.Scheduler {
+		s := quota.New(quota.Options{Client: quota.Limits{PerSecond: rate, PerMinute: 60 * rate, PerDay: 100_000},
+			SyncEvery: 100 * time.Millisecond, Lease: lease, Ledger: l})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); s.Run(ctx) }()
+		t.Cleanup(func() { cancel(); <-done })
+		return s
+	}
+	survivor := start(db)
+	victimDB := &deadLedger{Ledger: db}
+	victim := start(victimDB)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var mu sync.Mutex
+	perSec := map[int64]int{}
+	hammer := func(ctx context.Context, s *quota.Scheduler, inst int64, record bool) {
+		for range 6 {
+			go func() {
+				for ctx.Err() == nil {
+					if _, err := s.Wait(ctx, quota.Call{Key: key, Instance: inst}); err == nil && record {
+						mu.Lock()
+						perSec[time.Now().Unix()]++
+						mu.Unlock()
+					}
+				}
+			}()
+		}
+	}
+	hammer(ctx, survivor, a, true)
+	vctx, vcancel := context.WithCancel(ctx)
+	hammer(vctx, victim, b, false)
+	time.Sleep(2 * time.Second)
+	mu.Lock()
+	shared := perSec[time.Now().Unix()-1]
+	mu.Unlock()
+	victimDB.dead.Store(true) // killed: no more syncs, no hand-back
+	vcancel()
+	killed := time.Now().Unix()
+	time.Sleep(lease + 2500*time.Millisecond)
+	mu.Lock()
+	defer mu.Unlock()
+	if shared > rate*3/4 {
+		t.Fatalf("before the kill the survivor sent %d a second of %d: the quota was not shared", shared, rate)
+	}
+	if got := perSec[killed+3]; got < rate-2 {
+		t.Fatalf("3s after the other replica died the survivor sent %d calls a second; want about %d (%v)", got, rate, perSec)
 	}
 }
