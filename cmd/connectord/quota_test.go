@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math"
@@ -310,6 +311,22 @@ func BenchmarkQuota_Replicas(b *testing.B) {
 				b.ReportMetric(float64(refused), "connectord_429s")
 				b.ReportMetric(float64(r.Commits)/math.Max(float64(r.Sent), 1), "db_commits/call")
 				b.ReportMetric(float64(r.Writes)/math.Max(float64(r.Sent), 1), "db_rows_written/call")
+				// The quotas' own share of that, as each replica logs it when it stops.
+				var trips, rows float64
+				for _, s := range r.servers {
+					s.stop()
+					for _, line := range s.logs.Lines() {
+						var m map[string]any
+						if json.Unmarshal([]byte(line), &m) == nil && m["message"] == "quota syncs" {
+							trips += m["round_trips"].(float64)
+							rows += m["rows_written"].(float64)
+						}
+					}
+				}
+				b.ReportMetric(trips/math.Max(float64(r.Sent), 1), "quota_round_trips/call")
+				b.ReportMetric(rows/math.Max(float64(r.Sent), 1), "quota_rows_written/call")
+				b.Logf("replicas %d: sent %d, Keap 429s %d, ok %v, connectord 429s %v, other %v, per second %v",
+					replicas, r.Sent, r.Throttled, r.OK, r.Refused, r.Other, r.PerSecond)
 			}
 		})
 	}

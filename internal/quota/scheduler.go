@@ -74,6 +74,9 @@ type Scheduler struct {
 	opt  Options
 	kick chan struct{}
 
+	// What the syncs cost, for the log line Run ends with.
+	syncs, failed, rows int64
+
 	mu     sync.Mutex
 	quotas map[Key]*quota
 }

@@ -16,6 +16,10 @@ func (s *Scheduler) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			s.release()
+			s.mu.Lock()
+			s.opt.Log.Info().Int64("syncs", s.syncs).Int64("failed", s.failed).Int64("round_trips", 4*s.syncs).
+				Int64("rows_written", s.rows).Msg("quota syncs")
+			s.mu.Unlock()
 			return
 		case <-t.C:
 		case <-s.kick:
@@ -114,7 +118,9 @@ func (s *Scheduler) sync(ctx context.Context, q *quota) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	defer q.signal()
+	s.syncs++
 	if err != nil {
+		s.failed++
 		// Keep what was not reported for the next try.
 		q.sent += r.Sent
 		for id, n := range r.SentBy {
@@ -133,6 +139,7 @@ func (s *Scheduler) sync(ctx context.Context, q *quota) {
 	if q.syncErr != nil {
 		s.opt.Log.Info().Str("quota", q.key.String()).Msg("quota synced with the other replicas again")
 	}
+	s.rows += 2 + int64(len(r.SentBy)) // the quota's row, the lease, each instance's usage
 	q.syncErr, q.synced = nil, true
 	q.leaseUntil = now.Add(s.opt.Lease)
 	next := time.Now().Unix() + 1
