@@ -17,7 +17,7 @@ func (s *Scheduler) Run(ctx context.Context) {
 		case <-ctx.Done():
 			s.release()
 			s.mu.Lock()
-			s.opt.Log.Info().Int64("syncs", s.syncs).Int64("failed", s.failed).Int64("round_trips", 4*s.syncs).
+			s.opt.Log.Info().Int64("syncs", s.syncs).Int64("failed", s.failed).Int64("round_trips", 2*s.syncs).
 				Int64("rows_written", s.rows).Msg("quota syncs")
 			s.mu.Unlock()
 			return

@@ -19,19 +19,21 @@ const (
 	sqlDay    = `(now() AT TIME ZONE 'UTC')::date`
 )
 
-// SyncQuota is one replica's sync of one quota, in one transaction of four
-// round trips: begin; lock the quota row while adding the calls sent and
-// read the live leases; write this replica's lease and its instances' usage
-// (and the day's exhaustion notifications, once); commit.
+// SyncQuota is one replica's sync of one quota, in one transaction of two
+// pipelined round trips: begin, lock the quota row while adding the calls
+// sent, and read the live leases; then write this replica's lease and its
+// instances' usage, and commit. (The day's exhaustion notifications, once a
+// day, take a few more before the commit.)
 func (db *DB) SyncQuota(ctx context.Context, r quota.Report, decide func(quota.Shared) quota.Decision) (quota.Shared, quota.Decision, error) {
 	var sh quota.Shared
 	var d quota.Decision
-	err := db.inTx(ctx, func(tx pgx.Tx) error {
+	err := db.pipelinedTx(ctx, func(tx querier, send func(*pgx.Batch, bool) error) error {
 		var pause *time.Time
 		if !r.PauseUntil.IsZero() {
 			pause = &r.PauseUntil
 		}
 		b := &pgx.Batch{}
+		b.Queue(`BEGIN`)
 		b.Queue(`
 			INSERT INTO quotas AS q (key, minute_start, minute_used, day_start, day_used, paused_until)
 			VALUES ($1, `+sqlMinute+`, $2::integer, `+sqlDay+`, greatest($2::integer, $3::integer), $4::timestamptz)
@@ -74,8 +76,8 @@ func (db *DB) SyncQuota(ctx context.Context, r quota.Report, decide func(quota.S
 				}
 				return rows.Err()
 			})
-		if err := tx.SendBatch(ctx, b).Close(); err != nil {
-			return interpret(err)
+		if err := send(b, false); err != nil {
+			return err
 		}
 
 		d = decide(sh)
@@ -109,21 +111,56 @@ func (db *DB) SyncQuota(ctx context.Context, r quota.Report, decide func(quota.S
 					day_used = CASE WHEN u.day_start = excluded.day_start THEN u.day_used + excluded.day_used ELSE excluded.day_used END,
 					day_start = excluded.day_start`, r.Key, ids, ns)
 		}
-		if err := tx.SendBatch(ctx, b).Close(); err != nil {
-			return interpret(err)
-		}
 		if d.ReportExhausted {
-			return db.reportExhaustedTx(ctx, tx, r)
+			if err := send(b, false); err != nil {
+				return err
+			}
+			if err := db.reportExhaustedTx(ctx, tx, r); err != nil {
+				return err
+			}
+			b = &pgx.Batch{}
 		}
-		return nil
+		b.Queue(`COMMIT`)
+		return send(b, true)
 	})
 	return sh, d, err
+}
+
+// pipelinedTx runs fn on one connection whose batches carry their own BEGIN
+// and COMMIT, so a transaction costs no round trip of its own; send sends a
+// batch, and committed says its last statement was the COMMIT. Unless fn
+// committed, the transaction is rolled back with a context that outlives
+// the caller's cancellation.
+func (db *DB) pipelinedTx(ctx context.Context, fn func(tx querier, send func(b *pgx.Batch, committed bool) error) error) error {
+	conn, err := db.pool.Acquire(ctx)
+	if err != nil {
+		return interpret(err)
+	}
+	defer conn.Release()
+	done := false
+	defer func() {
+		if done {
+			return
+		}
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if _, err := conn.Exec(rctx, `ROLLBACK`); err != nil {
+			_ = conn.Conn().Close(rctx) // not to be reused in an unknown state
+		}
+	}()
+	return fn(conn, func(b *pgx.Batch, committed bool) error {
+		if err := conn.SendBatch(ctx, b).Close(); err != nil {
+			return interpret(err)
+		}
+		done = committed
+		return nil
+	})
 }
 
 // reportExhaustedTx marks the quota's day as reported and queues, in the
 // same transaction, one notification to every instance that used it today
 // and has events on.
-func (db *DB) reportExhaustedTx(ctx context.Context, tx pgx.Tx, r quota.Report) error {
+func (db *DB) reportExhaustedTx(ctx context.Context, tx querier, r quota.Report) error {
 	if _, err := tx.Exec(ctx, `UPDATE quotas SET exhausted_on = day_start WHERE key = $1`, r.Key); err != nil {
 		return interpret(err)
 	}

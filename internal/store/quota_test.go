@@ -123,7 +123,8 @@ func TestSyncQuota_DayExhaustionNotifiedOnce(t *testing.T) {
 
 // BenchmarkSyncQuota is one replica's sync of one quota with three other
 // live leases and four instances that called: its time is the quota's cost
-// per sync (four round trips: begin, the locked read, the writes, commit).
+// per sync (two pipelined round trips: begin with the locked read; the
+// writes with the commit).
 func BenchmarkSyncQuota(b *testing.B) {
 	db := openTest(b)
 	org := newOrganization(b, db)
