@@ -316,3 +316,32 @@ func TestScheduler_QuietInstanceGoesAhead(t *testing.T) {
 		t.Fatalf("the quiet instance's waits: %v; want a median under 200ms", waits)
 	}
 }
+
+func TestParseLimits(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		in          string
+		client, key Limits
+		err         string
+	}{
+		{in: "", client: KeapClientLimits, key: KeapKeyLimits},
+		{in: "client:second=10,minute=600", client: Limits{10, 600, 150_000}, key: KeapKeyLimits},
+		{in: " key:day=5 ; client:second=3 ", client: Limits{3, 1500, 150_000}, key: Limits{10, 240, 5}},
+		{in: "clients:second=3", err: "does not start with client: or key:"},
+		{in: "client:second=0", err: "whole number of at least 1"},
+		{in: "client:hour=3", err: `"hour" is not second, minute or day`},
+		{in: "key:second", err: "second=N"},
+	}
+	for _, tt := range tests {
+		c, k, err := ParseLimits(tt.in)
+		switch {
+		case tt.err != "" && (err == nil || !strings.Contains(err.Error(), tt.err)):
+			t.Errorf("%q: error %v, want one saying %q", tt.in, err, tt.err)
+		case tt.err == "" && (err != nil || c != tt.client || k != tt.key):
+			t.Errorf("%q: %+v %+v %v, want %+v %+v", tt.in, c, k, err, tt.client, tt.key)
+		}
+	}
+	if r := KeapKeyLimits.rate(); r != 4 {
+		t.Errorf("a key's rate is %d a second; 240 a minute allows 4", r)
+	}
+}
