@@ -8,6 +8,7 @@ import (
 	"math"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -329,5 +330,80 @@ func BenchmarkQuota_Replicas(b *testing.B) {
 					replicas, r.Sent, r.Throttled, r.OK, r.Refused, r.Other, r.PerSecond)
 			}
 		})
+	}
+}
+
+// A service account key's quota is named by the key's hash, never the key;
+// when its day is spent the next call is refused at once until midnight UTC;
+// another organization cannot read an instance's quota.
+func TestQuota_APIKeyDayQuotaAndItsView(t *testing.T) {
+	t.Parallel()
+	k := newKeap(t, fakekeap.Options{})
+	env := baseEnv(t, testdb.New(t), k)
+	env["CONNECTORD_KEAP_QUOTAS"] = "key:second=10,minute=600,day=3"
+	s := startServerWith(t, env, k, nil)
+	o := s.createOrg("k", "k@example.test")
+	r := s.do("POST", "/instances", o.auth(), apiKeyBody("infusionsoftcrm", testServiceKey, ""))
+	if r.Status != 200 {
+		t.Fatalf("provision: %d %s", r.Status, r.Body)
+	}
+	id, token := int64(r.JSON(t)["id"].(float64)), r.JSON(t)["token"].(string)
+	auth := "User " + o.User.Secret + ", Element " + token
+	before := k.Stats().APICalls
+	for i := range 3 {
+		if r := s.do("GET", "/proxy/crm/rest/v1/contacts?limit=1", auth, nil); r.Status != 200 {
+			t.Fatalf("call %d: %d %s", i, r.Status, r.Body)
+		}
+	}
+	// The day's count is shared through the database: wait for the sync.
+	deadline := time.Now().Add(5 * time.Second)
+	var refused response
+	for {
+		start := time.Now()
+		refused = s.do("GET", "/proxy/crm/rest/v1/contacts?limit=1", auth, nil)
+		if refused.Status == 429 {
+			if took := time.Since(start); took > 2*time.Second {
+				t.Fatalf("the refusal took %v; a spent day's quota is refused at once", took)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a 4th call on a quota of 3 a day: %d %s", refused.Status, refused.Body)
+		}
+	}
+	msg := refused.JSON(t)["message"].(string)
+	ra, _ := strconv.Atoi(refused.Header.Get("Retry-After"))
+	if !strings.Contains(msg, "spent for today") || !strings.Contains(msg, "API key with SHA-256") || ra < 1 || ra > 86400 || strings.Contains(msg, testServiceKey) {
+		t.Fatalf("refusal Retry-After %q: %s", refused.Header.Get("Retry-After"), refused.Body)
+	}
+	if got := k.Stats().APICalls - before; got > 3 {
+		t.Fatalf("Keap saw %d calls on a quota of 3 a day", got)
+	}
+
+	// The figures are the database's, synced every 250 ms.
+	var view response
+	var q, day map[string]any
+	for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		view = s.do("GET", fmt.Sprintf("/instances/%d/quota", id), o.auth(), nil)
+		if view.Status != 200 || strings.Contains(string(view.Body), testServiceKey) {
+			t.Fatalf("quota view: %d %s", view.Status, view.Body)
+		}
+		q = view.JSON(t)["quotas"].([]any)[0].(map[string]any)
+		day = q["day"].(map[string]any)
+		if day["used"].(float64) >= 3 || time.Now().After(deadline) {
+			break
+		}
+	}
+	inst := q["instance"].(map[string]any)
+	if q["kind"] != "apiKey" || !strings.HasPrefix(q["quota"].(string), "apiKey:") || day["used"].(float64) < 3 || day["remaining"].(float64) != 0 ||
+		q["ratePerSecond"].(float64) != 10 || inst["dayUsed"].(float64) != 3 {
+		t.Fatalf("quota view: %s", view.Body)
+	}
+	other := s.createOrg("other", "other@example.test")
+	if r := s.do("GET", fmt.Sprintf("/instances/%d/quota", id), other.auth(), nil); r.Status != 404 {
+		t.Fatalf("another organization reading the quota: %d %s", r.Status, r.Body)
+	}
+	if r := s.do("GET", "/instances/abc/quota", o.auth(), nil); r.Status != 400 {
+		t.Fatalf("a bad id: %d %s", r.Status, r.Body)
 	}
 }
