@@ -3,6 +3,7 @@ package quota
 import (
 	"context"
 	"errors"
+	"net/http"
 	"sort"
 	"strings"
 	"sync"
@@ -343,5 +344,33 @@ func TestParseLimits(t *testing.T) {
 	}
 	if r := KeapKeyLimits.rate(); r != 4 {
 		t.Errorf("a key's rate is %d a second; 240 a minute allows 4", r)
+	}
+}
+
+// A 429 from Keap pauses the whole quota: the other replicas stop too, for
+// its Retry-After.
+func TestReplicas_Keap429PausesEveryReplica(t *testing.T) {
+	t.Parallel()
+	ledger := NewMemLedger()
+	a, _ := replica(t, ledger, 10, 5*time.Second)
+	b, _ := replica(t, ledger, 10, 5*time.Second)
+	ctx := context.Background()
+	for _, s := range []*Scheduler{a, b} {
+		if _, err := s.Wait(ctx, Call{Key: testKey, Instance: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tk, err := a.Wait(ctx, Call{Key: testKey, Instance: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tk.Observe(http.StatusTooManyRequests, http.Header{"Retry-After": {"2"}})
+	time.Sleep(300 * time.Millisecond) // b syncs and learns of the pause
+	start := time.Now()
+	if _, err := b.Wait(ctx, Call{Key: testKey, Instance: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took < 1200*time.Millisecond {
+		t.Fatalf("the other replica's call went after %v; Keap asked every caller to wait 2s", took)
 	}
 }
