@@ -5,8 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math"
+	"net"
 	"net/http"
+	"os"
+	"os/exec"
 	"sort"
 	"strconv"
 	"strings"
@@ -405,5 +409,96 @@ func TestQuota_APIKeyDayQuotaAndItsView(t *testing.T) {
 	}
 	if r := s.do("GET", "/instances/abc/quota", o.auth(), nil); r.Status != 400 {
 		t.Fatalf("a bad id: %d %s", r.Status, r.Body)
+	}
+}
+
+// A replica SIGKILLed while both replicas hammer one quota loses only its
+// calls in flight: its lease expires (CONNECTORD_QUOTA_LEASE, 1 s here) and
+// the survivor has the whole quota a few seconds later, Keap refusing nothing.
+func TestQuota_SIGKILLedReplicasShareIsReclaimed(t *testing.T) {
+	t.Parallel()
+	k := newKeap(t, fakekeap.Options{})
+	env := baseEnv(t, testdb.New(t), k)
+	env["CONNECTORD_KEAP_QUOTAS"] = "client:second=10,minute=600"
+	env["CONNECTORD_QUOTA_LEASE"] = "1s"
+	a := startServerWith(t, env, k, nil)
+	o := a.createOrg("kill", "kill@example.test")
+	tokens := []string{a.provisionOAuth(o, "infusionsoftcrm", "a")["token"].(string), a.provisionOAuth(o, "infusionsoftcrm", "b")["token"].(string)}
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	childURL := "http://" + ln.Addr().String()
+	childEnv := maps.Clone(env)
+	childEnv["CONNECTORD_ADDR"] = ln.Addr().String()
+	ln.Close()
+	child := exec.Command(os.Args[0])
+	child.Env = append(os.Environ(), "CONNECTORD_TEST_SERVE=1")
+	for k, v := range childEnv {
+		child.Env = append(child.Env, k+"="+v)
+	}
+	child.Stdout, child.Stderr = io.Discard, io.Discard
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = child.Process.Kill(); _ = child.Wait() })
+	waitUntil(t, "the child replica to listen", 20*time.Second, func() bool {
+		resp, err := http.Get(childURL + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err == nil && resp.StatusCode == 200
+	})
+	k.SetRateLimit(10)
+	before := k.Stats()
+
+	var mu sync.Mutex
+	perSec := map[int64]int{}
+	hammer := func(ctx context.Context, base, token string, record bool) {
+		for range 6 {
+			go func() {
+				for ctx.Err() == nil {
+					req, _ := http.NewRequestWithContext(ctx, "GET", base+"/proxy/crm/rest/v1/contacts?limit=1", nil)
+					req.Header.Set("Authorization", "User "+o.User.Secret+", Element "+token)
+					resp, err := http.DefaultClient.Do(req)
+					if err != nil {
+						time.Sleep(20 * time.Millisecond)
+						continue
+					}
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if record && resp.StatusCode == 200 {
+						mu.Lock()
+						perSec[time.Now().Unix()]++
+						mu.Unlock()
+					}
+				}
+			}()
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	hammer(ctx, a.URL, tokens[0], true)
+	hammer(ctx, childURL, tokens[1], false)
+	time.Sleep(4 * time.Second)
+	if err := child.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now().Unix()
+	time.Sleep(5 * time.Second)
+	cancel()
+	mu.Lock()
+	defer mu.Unlock()
+	shared, alone := perSec[killed-1], perSec[killed+3]+perSec[killed+4]
+	t.Logf("survivor's calls a second: %v (killed at %d)", perSec, killed)
+	if shared > 8 {
+		t.Errorf("before the kill the survivor sent %d calls a second of 10: the quota was not shared", shared)
+	}
+	if alone < 16 {
+		t.Errorf("3 and 4 s after the kill the survivor sent %d calls in 2 s; want most of 20", alone)
+	}
+	if after := k.Stats(); after.Throttled != before.Throttled {
+		t.Errorf("Keap refused %d calls", after.Throttled-before.Throttled)
 	}
 }
