@@ -13,9 +13,10 @@
 // background work four to one, and within each class every instance in turn,
 // weighted so an instance active on several replicas is not counted twice.
 //
-// It must not know about HTTP or PostgreSQL: the store keeps the shared rows
-// (Ledger), the upstream package sends the calls and reports Keap's answers.
-// It never holds a credential: an API key's quota is named by its hash.
+// It must not know about PostgreSQL or send anything to Keap: the store keeps
+// the shared rows (Ledger); the upstream package sends the calls and hands
+// back Keap's status and headers, which are all of HTTP it reads. It never
+// holds a credential: an API key's quota is named by its hash.
 package quota
 
 import (

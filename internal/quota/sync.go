@@ -90,6 +90,13 @@ func (s *Scheduler) sync(ctx context.Context, q *quota) {
 		}
 		r.Instances = append(r.Instances, id)
 	}
+	for k, f := range q.flows {
+		// A flow long idle and owing nothing is forgotten: coming back, it
+		// starts level with the others as a new one would.
+		if len(f.queue) == 0 && f.pass <= q.vtime[k.class] && now.Sub(f.drainedAt) > 10*time.Second {
+			delete(q.flows, k)
+		}
+	}
 	sort.Slice(r.Instances, func(i, j int) bool { return r.Instances[i] < r.Instances[j] })
 	for _, id := range r.Instances {
 		r.Waiting = append(r.Waiting, int32(q.waitingBy[id]))
