@@ -9,7 +9,10 @@ CREATE TABLE quotas (
     day_start    date NOT NULL,
     day_used     integer NOT NULL DEFAULT 0,
     paused_until timestamptz,
-    exhausted_on date
+    exhausted_on date,
+    -- The last time a slice was cut or a lease expired: a raise out of
+    -- capacity freed before the current second may take effect at once.
+    freed_at     timestamptz NOT NULL DEFAULT 'epoch'
 );
 
 -- Each replica's slice of a quota: calls per second, today's calls it may

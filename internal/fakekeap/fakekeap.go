@@ -131,7 +131,7 @@ func New(opts Options) *Server {
 		lastID:    map[string]int64{},
 		baseURL:   strings.TrimSuffix(opts.BaseURL, "/"),
 	}
-	s.throttle.window = -1
+	s.throttle.counts = map[string]*throttleCount{}
 	s.handler = s.routes()
 	return s
 }

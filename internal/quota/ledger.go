@@ -50,11 +50,17 @@ type Shared struct {
 	Own         Lease   // this replica's lease as stored; zero when it held none
 	Others      []Lease // the other live replicas' leases
 	Exhausted   bool    // the day's exhaustion was already reported
+	// FreedAt is the last time a slice was cut or a lease expired: capacity
+	// free since before the current second was nobody's in it.
+	FreedAt time.Time
 }
 
 // Decision is this replica's new lease.
 type Decision struct {
-	Grant       int
+	Grant int
+	// Now: the raise may take effect at once, its capacity having been
+	// nobody's during the current second; otherwise from the next second.
+	Now         bool
 	DayReserved int
 	// ReportExhausted asks the store to send the day's exhaustion notification
 	// to the instances that drew on the quota today, and to remember it was sent.
@@ -96,6 +102,7 @@ func decide(s Shared, r Report, rate int, horizon time.Duration) Decision {
 	reserve := min(max(left, 0), int(math.Ceil(float64(grant)*horizon.Seconds())))
 	return Decision{
 		Grant:           grant,
+		Now:             grant > s.Own.Grant && s.FreedAt.Before(s.Now.Truncate(time.Second)),
 		DayReserved:     reserve,
 		ReportExhausted: !s.Exhausted && s.DayUsed >= r.DayLimit,
 	}
@@ -153,7 +160,22 @@ func allocate(leases []Lease, rate int) []int {
 					share[i] += left * weight[i] / w
 				}
 			}
+			left = 0
 			break
+		}
+	}
+	// What nobody's demand takes is not left idle: it goes by weight to the
+	// replicas with demand (a replica alone gets the whole rate at once; it
+	// hands the surplus back at its next sync when another needs it).
+	if left > 1e-9 {
+		var w float64
+		for i := range leases {
+			w += weight[i]
+		}
+		for i := range leases {
+			if w > 0 {
+				share[i] += left * weight[i] / w
+			}
 		}
 	}
 	// Whole calls: floors, then the remainders by largest fraction, at least

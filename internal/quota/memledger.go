@@ -28,6 +28,7 @@ type memQuota struct {
 	usageMinute time.Time
 	usageDay    time.Time
 	notified    []int64
+	freedAt     time.Time
 }
 
 type memLease struct {
@@ -98,13 +99,20 @@ func (m *MemLedger) SyncQuota(ctx context.Context, r Report, decide func(Shared)
 		switch {
 		case !now.Before(l.expires):
 			delete(q.leases, name)
+			if l.expires.After(q.freedAt) {
+				q.freedAt = l.expires
+			}
 		case name == r.Replica:
 			sh.Own = l.Lease
 		default:
 			sh.Others = append(sh.Others, l.Lease)
 		}
 	}
+	sh.FreedAt = q.freedAt
 	d := decide(sh)
+	if d.Grant < sh.Own.Grant {
+		q.freedAt = now
+	}
 	q.leases[r.Replica] = memLease{Lease: Lease{Replica: r.Replica, Grant: d.Grant, Cap: r.Cap, DayReserved: d.DayReserved,
 		Instances: r.Instances, Waiting: r.Waiting}, expires: now.Add(r.Lease)}
 	if d.ReportExhausted {

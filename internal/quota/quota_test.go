@@ -3,6 +3,7 @@ package quota
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"sort"
 	"strings"
@@ -372,5 +373,30 @@ func TestReplicas_Keap429PausesEveryReplica(t *testing.T) {
 	}
 	if took := time.Since(start); took < 1200*time.Millisecond {
 		t.Fatalf("the other replica's call went after %v; Keap asked every caller to wait 2s", took)
+	}
+}
+
+func TestAllocate_SharesByWeightWithinCapsAndNoMore(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		leases []Lease
+		want   []int
+	}{
+		{"alone takes the whole rate", []Lease{{Replica: "a", Cap: 3, Instances: []int64{1}}}, []int{10}},
+		{"equal demand, equal halves", []Lease{{Replica: "a", Cap: 30, Instances: []int64{1}}, {Replica: "b", Cap: 7, Instances: []int64{2}}}, []int{5, 5}},
+		{"a capped replica's rest goes to the other", []Lease{{Replica: "a", Cap: 2, Instances: []int64{1}}, {Replica: "b", Cap: 30, Instances: []int64{2}}}, []int{2, 8}},
+		{"an instance on both replicas counts half on each", []Lease{{Replica: "a", Cap: 30, Instances: []int64{1}}, {Replica: "b", Cap: 30, Instances: []int64{1, 2}}}, []int{3, 7}},
+		{"no demand, nothing", []Lease{{Replica: "a"}, {Replica: "b", Cap: 30, Instances: []int64{2}}}, []int{0, 10}},
+	}
+	for _, tt := range tests {
+		got := allocate(tt.leases, 10)
+		sum := 0
+		for _, g := range got {
+			sum += g
+		}
+		if sum > 10 || fmt.Sprint(got) != fmt.Sprint(tt.want) {
+			t.Errorf("%s: %v, want %v", tt.name, got, tt.want)
+		}
 	}
 }

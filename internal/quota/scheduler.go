@@ -419,12 +419,22 @@ func (q *quota) nextTurn(now time.Time) (time.Time, bool) {
 	if !now.Before(q.leaseUntil) || q.grant <= 0 || q.dayLeft <= 0 {
 		return time.Time{}, false
 	}
+	// The second's calls are spread over it, so a call arriving late in
+	// the second still finds a turn and none reaches Keap in the next.
 	start := time.Unix(sec, 0)
+	span := time.Second - 2*margin
+	step := span / time.Duration(q.grant)
+	if el := now.Sub(start.Add(margin)); el > 0 {
+		// Turns whose time passed with nobody to take them are lost, but
+		// for two: calls arriving after a gap (or a grant starting
+		// mid-second) do not get a burst of the second's past turns.
+		due := min(int(el/step)+1, q.grant)
+		q.inSec = max(q.inSec, due-2)
+	}
 	if q.inSec >= q.grant {
 		return start.Add(time.Second + margin), true
 	}
-	span := time.Second - 2*margin
-	return start.Add(margin + span*time.Duration(q.inSec)/time.Duration(q.grant)), true
+	return start.Add(margin + step*time.Duration(q.inSec)), true
 }
 
 // dispatch hands out turns while calls wait.

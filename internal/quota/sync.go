@@ -151,8 +151,8 @@ func (s *Scheduler) sync(ctx context.Context, q *quota) {
 	q.leaseUntil = now.Add(s.opt.Lease)
 	next := time.Now().Unix() + 1
 	switch {
-	case d.Grant <= q.grant:
-		q.grant, q.nextFrom = d.Grant, 0 // a cut takes effect at once
+	case d.Grant <= q.grant || d.Now:
+		q.grant, q.nextFrom = d.Grant, 0 // a cut, or a raise out of capacity nobody had this second
 	case q.nextFrom == 0 || q.nextFrom == next:
 		// A raise takes effect in the next second: the slice it takes may
 		// have been another replica's in this one.

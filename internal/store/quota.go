@@ -43,10 +43,10 @@ func (db *DB) SyncQuota(ctx context.Context, r quota.Report, decide func(quota.S
 				day_used = greatest(CASE WHEN q.day_start = excluded.day_start THEN q.day_used + $2 ELSE $2 END, $3),
 				day_start = excluded.day_start,
 				paused_until = greatest(q.paused_until, excluded.paused_until)
-			RETURNING now(), minute_used, day_used, coalesce(paused_until, 'epoch'), coalesce(exhausted_on = day_start, false)`,
+			RETURNING now(), minute_used, day_used, coalesce(paused_until, 'epoch'), coalesce(exhausted_on = day_start, false), freed_at`,
 			r.Key, r.Sent, r.KeapDayUsed, pause).QueryRow(func(row pgx.Row) error {
 			var paused time.Time
-			if err := row.Scan(&sh.Now, &sh.MinuteUsed, &sh.DayUsed, &paused, &sh.Exhausted); err != nil {
+			if err := row.Scan(&sh.Now, &sh.MinuteUsed, &sh.DayUsed, &paused, &sh.Exhausted, &sh.FreedAt); err != nil {
 				return err
 			}
 			if paused.Unix() > 0 {
@@ -57,17 +57,21 @@ func (db *DB) SyncQuota(ctx context.Context, r quota.Report, decide func(quota.S
 		// A new statement, so a new snapshot: it sees every lease committed
 		// before this transaction took the row's lock.
 		dead := 0
-		b.Queue(`SELECT replica, grant_per_s, cap, day_reserved, instances, waiting, expires_at > now() FROM quota_leases WHERE key = $1`, r.Key).
+		b.Queue(`SELECT replica, grant_per_s, cap, day_reserved, instances, waiting, expires_at > now(), expires_at FROM quota_leases WHERE key = $1`, r.Key).
 			Query(func(rows pgx.Rows) error {
 				for rows.Next() {
 					var l quota.Lease
 					var live bool
-					if err := rows.Scan(&l.Replica, &l.Grant, &l.Cap, &l.DayReserved, &l.Instances, &l.Waiting, &live); err != nil {
+					var expires time.Time
+					if err := rows.Scan(&l.Replica, &l.Grant, &l.Cap, &l.DayReserved, &l.Instances, &l.Waiting, &live, &expires); err != nil {
 						return err
 					}
 					switch {
 					case !live:
 						dead++
+						if expires.After(sh.FreedAt) {
+							sh.FreedAt = expires // a dead lease's slice was free only from its expiry
+						}
 					case l.Replica == r.Replica:
 						sh.Own = l
 					default:
@@ -91,6 +95,13 @@ func (db *DB) SyncQuota(ctx context.Context, r quota.Report, decide func(quota.S
 			r.Key, r.Replica, d.Grant, r.Cap, d.DayReserved, nonNil(r.Instances), nonNil(r.Waiting), r.Lease)
 		if dead > 0 {
 			b.Queue(`DELETE FROM quota_leases WHERE key = $1 AND expires_at <= now()`, r.Key)
+		}
+		if dead > 0 || d.Grant < sh.Own.Grant {
+			freed := sh.FreedAt
+			if d.Grant < sh.Own.Grant && sh.Now.After(freed) {
+				freed = sh.Now
+			}
+			b.Queue(`UPDATE quotas SET freed_at = greatest(freed_at, $2::timestamptz) WHERE key = $1`, r.Key, freed)
 		}
 		if len(r.SentBy) > 0 {
 			ids, ns := make([]int64, 0, len(r.SentBy)), make([]int32, 0, len(r.SentBy))
