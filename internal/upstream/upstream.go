@@ -91,11 +91,12 @@ type Options struct {
 	// once (no client-side limit).
 	Quotas *quota.Scheduler
 	// KeyRate and ClientRate set to rate.Inf leave API keys' or OAuth
-	// clients' calls out of Quotas (benchmarks); other values mean nothing:
-	// the limits are Quotas'.
+	// clients' calls out of Quotas (CONNECTORD_KEAP_RATE_LIMIT_OFF): no wait,
+	// and no pause on Keap's throttle headers; Keap's 429s are still
+	// retried. Other values mean nothing: the limits are Quotas'.
 	KeyRate, ClientRate   rate.Limit
-	KeyBurst, ClientBurst int // unused; kept for callers that set them
-	HTTP                  *http.Client
+	KeyBurst, ClientBurst int          // unused; kept for callers that set them
+	HTTP                  *http.Client // default NewHTTPClient's
 	Log                   zerolog.Logger
 }
 
@@ -123,7 +124,7 @@ func New(tokens TokenSource, opt Options) *Client {
 		opt.MaxRetryAfter = 30 * time.Second
 	}
 	if opt.HTTP == nil {
-		opt.HTTP = &http.Client{Timeout: 60 * time.Second}
+		opt.HTTP = NewHTTPClient(HTTPOptions{})
 	}
 	// Keap's redirect is its answer, passed on as it is: following it would
 	// change what the proxy returns and send the credential to wherever it
