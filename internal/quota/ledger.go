@@ -165,9 +165,10 @@ func allocate(leases []Lease, rate int) []int {
 		}
 	}
 	// What nobody's demand takes is not left idle: it goes by weight to the
-	// replicas with demand (a replica alone gets the whole rate at once; it
-	// hands the surplus back at its next sync when another needs it).
-	if left > 1e-9 {
+	// replicas with demand (it is handed back at their next sync when another
+	// needs it), but for a fifth of the rate, kept free so that a replica
+	// whose demand starts takes it at once rather than after that hand-back.
+	if left -= float64(rate) / 5; left > 1e-9 {
 		var w float64
 		for i := range leases {
 			w += weight[i]

@@ -383,11 +383,14 @@ func TestAllocate_SharesByWeightWithinCapsAndNoMore(t *testing.T) {
 		leases []Lease
 		want   []int
 	}{
-		{"alone takes the whole rate", []Lease{{Replica: "a", Cap: 3, Instances: []int64{1}}}, []int{10}},
+		{"alone takes all but a fifth kept free", []Lease{{Replica: "a", Cap: 3, Instances: []int64{1}}}, []int{8}},
+		{"alone and wanting it all", []Lease{{Replica: "a", Cap: 30, Instances: []int64{1}}}, []int{10}},
 		{"equal demand, equal halves", []Lease{{Replica: "a", Cap: 30, Instances: []int64{1}}, {Replica: "b", Cap: 7, Instances: []int64{2}}}, []int{5, 5}},
 		{"a capped replica's rest goes to the other", []Lease{{Replica: "a", Cap: 2, Instances: []int64{1}}, {Replica: "b", Cap: 30, Instances: []int64{2}}}, []int{2, 8}},
+		{"both capped: the rest shared but a fifth", []Lease{{Replica: "a", Cap: 2, Instances: []int64{1}}, {Replica: "b", Cap: 2, Instances: []int64{2}}}, []int{4, 4}},
 		{"an instance on both replicas counts half on each", []Lease{{Replica: "a", Cap: 30, Instances: []int64{1}}, {Replica: "b", Cap: 30, Instances: []int64{1, 2}}}, []int{3, 7}},
 		{"no demand, nothing", []Lease{{Replica: "a"}, {Replica: "b", Cap: 30, Instances: []int64{2}}}, []int{0, 10}},
+		{"nobody", []Lease{{Replica: "a"}}, []int{0}},
 	}
 	for _, tt := range tests {
 		got := allocate(tt.leases, 10)

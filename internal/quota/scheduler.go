@@ -530,6 +530,9 @@ func (t *Ticket) Observe(status int, h http.Header) {
 	q := t.q
 	if used > q.keapDayUsed && strings.EqualFold(h.Get("x-keap-product-quota-time-unit"), "day") {
 		q.keapDayUsed = used
+		// Keap counted calls this replica did not send (a key check, another
+		// tool on the same app): what it says is left bounds today's turns here too.
+		q.dayLeft = min(q.dayLeft, q.limits.PerDay-used)
 	}
 	if pause > 0 {
 		until := now.Add(pause)

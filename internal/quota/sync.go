@@ -168,6 +168,9 @@ func (s *Scheduler) sync(ctx context.Context, q *quota) {
 		q.pausedTill = shared.PausedUntil
 	}
 	q.shared = shared
+	if err := s.refusalLocked(q, time.Now()); err != nil && q.waiting > 0 {
+		q.failAll(err) // today's quota is spent: waiting cannot help the calls in line
+	}
 	spread := map[int64]int{}
 	for _, id := range r.Instances {
 		spread[id] = 1
