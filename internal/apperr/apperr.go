@@ -56,9 +56,11 @@ const Canceled Code = "canceled"
 type Error struct {
 	Code            Code
 	Message         string
-	ProviderMessage string        // what the provider answered, when it answered
-	Err             error         // the underlying cause, never shown to the caller
-	RetryAfter      time.Duration // Throttled: when the caller may try again
+	ProviderMessage string // what the provider answered, when it answered
+	Err             error  // the underlying cause, never shown to the caller
+	// RetryAfter, when positive, tells the caller when to try again (the
+	// Retry-After header of a 429 connectord answers itself).
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {
