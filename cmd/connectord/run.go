@@ -31,6 +31,7 @@ import (
 	"github.com/connectord/connectord/internal/tenants"
 	"github.com/connectord/connectord/internal/tokens"
 	"github.com/connectord/connectord/internal/upstream"
+	"github.com/connectord/connectord/internal/xmlrpcbridge"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -275,10 +276,16 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		PublicURL: cfg.PublicURL, CheckInterval: cfg.HookCheckInterval, Log: log.With().Str("component", "hooks").Logger(),
 	})
 	insts.UseEventHooks(hooks)
+	auth := tenants.NewAuthCache(tenants.NewService(db), cfg.AuthCacheTTL, time.Now)
+	bridge, err := xmlrpcbridge.New(keapClient, catalog)
+	if err != nil {
+		return err
+	}
+	bridgeKeys := xmlrpcbridge.NewKeys(db)
 	handler := httpapi.Routes(httpapi.Deps{
 		Log:       log,
 		Catalog:   catalog,
-		Tenants:   tenants.NewAuthCache(tenants.NewService(db), cfg.AuthCacheTTL, time.Now),
+		Tenants:   auth,
 		Instances: insts,
 		Tokens:    tok,
 		DB:        db,
@@ -288,6 +295,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Events:    db,
 		Receiver:  events.NewReceiver(db, catalog, time.Now),
 		Hooks:     hooks,
+		XMLRPC:    &xmlrpcbridge.Endpoint{Bridge: bridge, Keys: bridgeKeys, Auth: auth, Instance: insts},
+		BridgeKey: bridgeKeys,
 	})
 	delivery := events.NewDelivery(db, catalog, events.DeliveryOptions{
 		BackoffBase: cfg.DeliveryBackoffBase, Lease: cfg.DeliveryLease, Policy: callbacks,
