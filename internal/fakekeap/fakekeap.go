@@ -4,9 +4,15 @@
 // tags, companies, locales, REST hooks with the verification handshake, and
 // generic opportunities, notes, tasks, campaigns, emails, orders, products,
 // transactions and subscriptions, refusing query parameters Keap's OpenAPI
-// document does not list),
-// XML-RPC for OAuth, service account and legacy keys, throttling headers and
-// injectable failures.
+// document does not list), REST v2 over the same contacts, tags and companies
+// (v2.go: contacts with filter, order_by and page_token, duplicate_option,
+// update_mask and merge; tags with :applyTags/:removeTags; companies;
+// opportunities; notes; tasks; orders with items and payments; products with
+// :adjustInventory; subscriptions; email opt-in status; automation goals;
+// settings), XML-RPC for OAuth, service account and legacy keys, throttling
+// headers and injectable failures. OAuth access tokens, service account keys
+// and legacy keys are all accepted as X-Keap-API-Key (keys) or Bearer on
+// REST v1, REST v2 and /crm/xmlrpc/v1.
 //
 // It owns only its own memory. It must never be used against or in front of
 // the real Keap, and it persists nothing: every Server starts empty.
@@ -96,6 +102,11 @@ type Server struct {
 	pending   sync.WaitGroup // hook deliveries in flight
 
 	records map[string]map[int64]record // the generic resources of resources.go, by path
+
+	v2records map[string]map[int64]map[string]any // the REST v2 resources of v2records.go, by kind
+	emailOpt  map[string]string                   // lower-case email -> opt status set through REST v2
+	goals     []goal                              // automation goals AddGoal declared
+	achieved  []AchievedGoal                      // goals achieved through REST v2, in order
 }
 
 // New returns an empty fake Keap.
@@ -127,6 +138,7 @@ func New(opts Options) *Server {
 		tags:      map[int64]*tag{},
 		companies: map[int64]*company{},
 		hooks:     map[string]*hook{},
+		emailOpt:  map[string]string{},
 		lastID:    map[string]int64{},
 		baseURL:   strings.TrimSuffix(opts.BaseURL, "/"),
 	}
@@ -181,6 +193,7 @@ func (s *Server) routes() http.Handler {
 		r.Post("/hooks/{key}/delayedVerify", s.handleDelayedVerifyHook)
 		s.resourceRoutes(r)
 	})
+	r.Route("/crm/rest/v2", s.v2Routes)
 
 	r.With(s.gate(authAPIOrLegacyKey)).Post("/crm/xmlrpc/v1", s.handleXMLRPC)
 	r.Post("/legacy/{app}/api/xmlrpc", s.handleLegacyXMLRPC)
