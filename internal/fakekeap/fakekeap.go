@@ -82,6 +82,8 @@ type Server struct {
 	client  *http.Client
 	handler http.Handler
 	down    atomic.Bool
+	// xmlrpcOff makes XML-RPC answer as after Keap's sunset (SetXMLRPC).
+	xmlrpcOff atomic.Bool
 
 	mu        sync.Mutex
 	stats     Stats

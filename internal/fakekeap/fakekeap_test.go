@@ -742,7 +742,7 @@ func TestXMLRPC_ContactsQueriesAndFaults(t *testing.T) {
 		{"wrong arguments", "ContactService.load", []any{"", "7"}, "No method matching arguments: java.lang.String, java.lang.String"},
 		{"unknown field", "ContactService.add", []any{"", map[string]any{"ShoeSize": "9"}}, "[NoFieldFound]No field found: Contact.ShoeSize"},
 		{"missing record", "ContactService.load", []any{"", int64(9999), []any{"Id"}}, "[RecordNotFound]"},
-		{"unknown table", "DataService.query", []any{"", "Invoice", int64(10), int64(0), map[string]any{}, []any{"Id"}}, "[InvalidParameter]"},
+		{"unknown table", "DataService.query", []any{"", "Affiliate", int64(10), int64(0), map[string]any{}, []any{"Id"}}, "[InvalidParameter]"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, f := xmlrpc(t, api, tc.method, key, tc.params...); f == nil || !strings.HasPrefix(f.msg, tc.wantFault) {

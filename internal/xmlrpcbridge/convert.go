@@ -40,6 +40,10 @@ func toXML(f *field, v any) (any, bool) {
 			n, err := strconv.ParseFloat(x, 64)
 			return n, err == nil
 		}
+	case "cents":
+		if x, ok := v.(float64); ok {
+			return x / 100, true
+		}
 	case "flag":
 		if b, ok := v.(bool); ok {
 			return map[bool]int64{true: 1}[b], true
@@ -120,6 +124,12 @@ func fromXML(table, name string, f *field, v any) (any, error) {
 			}
 		}
 		return nil, bad("a number")
+	case "cents":
+		d, err := fromXML(table, name, &field{Type: "double"}, v)
+		if err != nil {
+			return nil, err
+		}
+		return int64(math.Round(d.(float64) * 100)), nil
 	case "flag":
 		switch x := v.(type) {
 		case bool:

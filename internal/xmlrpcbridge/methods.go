@@ -292,11 +292,13 @@ func (c *rcall) opt(email, reason string, in bool) (any, error) {
 	if strings.TrimSpace(reason) == "" {
 		return nil, fault("InvalidParameter", "a reason is required: Keap records why an address was opted in or out")
 	}
-	_, err := c.rest(http.MethodPatch, "/emailAddresses/"+escapeSegment(email)+"/status", nil, map[string]any{"opted_in": in, "reason": reason})
+	resp, err := c.rest(http.MethodPatch, "/emailAddresses/"+escapeSegment(email)+"/status", nil, map[string]any{"opted_in": in, "reason": reason})
 	if err != nil {
-		return false, translate(err, fault("RecordNotFound", "Record was not found: email address %s", email))
+		return nil, translate(err, fault("RecordNotFound", "Record was not found: email address %s", email))
 	}
-	return true, nil
+	// Keap answers whether the address ended up as asked: an address that
+	// unsubscribed or bounced is not opted in again.
+	return resp["opted_in"] == in, nil
 }
 
 // optStatus is Keap's XML-RPC answer: 0 not marketable, 1 marketable

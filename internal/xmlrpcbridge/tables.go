@@ -47,7 +47,7 @@ type view struct {
 type field struct {
 	Path     string `json:"path"`     // where it is read, e.g. email_addresses[field=EMAIL1].email
 	Write    string `json:"write"`    // where it is written, when not Path
-	Type     string `json:"type"`     // string (default), id, int, double, flag, date, idlist, paid, param
+	Type     string `json:"type"`     // string (default), id, int, double, cents, flag, date, idlist, paid, param
 	ReadOnly bool   `json:"readOnly"` // Keap's XML-RPC refused writes too
 	Filter   string `json:"filter"`   // the v2 filter that compares it; empty: not filterable
 	Wildcard bool   `json:"wildcard"` // the filter takes a trailing * (Keap's trailing %)
@@ -101,7 +101,7 @@ var (
 	placeholder = regexp.MustCompile(`\{([A-Za-z]+)\}`)
 )
 
-var fieldTypes = []string{"", "string", "id", "int", "double", "flag", "date", "idlist", "paid", "param"}
+var fieldTypes = []string{"", "string", "id", "int", "double", "flag", "date", "idlist", "paid", "param", "cents"}
 
 func (t *table) check() error {
 	for _, op := range t.Ops {
