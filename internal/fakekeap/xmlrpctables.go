@@ -432,15 +432,15 @@ func pickRow(table string, t xmlTable, row map[string]any, fields []any) (map[st
 func (s *Server) rpcTableQuery(args []any) (any, error) {
 	table, limit, page := args[1].(string), int(args[2].(int64)), int(args[3].(int64))
 	query, fields := args[4].(map[string]any), args[5].([]any)
-	orderBy, ascending := "Id", true
-	if len(args) == 8 {
-		orderBy, ascending = args[6].(string), args[7].(bool)
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	t, err := s.xmlTableLocked(table)
 	if err != nil {
 		return nil, err
+	}
+	orderBy, ascending := "", true // rows come ordered by Id, or as a join table lists them
+	if len(args) == 8 {
+		orderBy, ascending = args[6].(string), args[7].(bool)
 	}
 	if limit <= 0 || limit > 1000 || page < 0 {
 		return nil, fault("InvalidParameter", "limit must be between 1 and 1000 and page not negative")
@@ -450,7 +450,7 @@ func (s *Server) rpcTableQuery(args []any) (any, error) {
 			return nil, fault("NoFieldFound", "No field found: %s.%s", table, name)
 		}
 	}
-	if !slices.Contains(t.fields, orderBy) {
+	if orderBy != "" && !slices.Contains(t.fields, orderBy) {
 		return nil, fault("NoFieldFound", "No field found: %s.%s", table, orderBy)
 	}
 	var matches []map[string]any
@@ -460,6 +460,9 @@ func (s *Server) rpcTableQuery(args []any) (any, error) {
 		}
 	}
 	slices.SortStableFunc(matches, func(a, b map[string]any) int {
+		if orderBy == "" {
+			return 0
+		}
 		c := compareValues(a[orderBy], b[orderBy])
 		if !ascending {
 			c = -c

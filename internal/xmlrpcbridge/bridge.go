@@ -150,7 +150,7 @@ func (b *Bridge) serve(ctx context.Context, inst *instances.Instance, el *elemen
 		}
 		args = args[1:]
 	}
-	if err := m.check(c.Method, args); err != nil {
+	if err := m.check(c.Method, c.Params, args); err != nil {
 		return nil, err
 	}
 	rc := &rcall{b: b, ctx: ctx}

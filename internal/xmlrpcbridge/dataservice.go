@@ -102,8 +102,8 @@ func (c *rcall) prepare(t *table, query map[string]any, fields []any) (*listQuer
 	if len(filters) > 0 {
 		lq.params.Set("filter", strings.Join(filters, ";"))
 	}
-	if v.FieldsParam {
-		lq.params.Set("fields", strings.Join(members(v, fields), ","))
+	if f := members(v, fields); len(f) > 0 {
+		lq.params.Set("fields", strings.Join(f, ","))
 	}
 	return lq, nil
 }
@@ -148,14 +148,18 @@ func condition(table, name string, f *field, want any, v *view) (string, error) 
 	return f.Filter + "==" + s, nil
 }
 
-// members are the top-level v2 members the fields are read from, for ?fields=.
+// members are the top-level v2 members the fields are read from that the
+// view asks for with ?fields=.
 func members(v *view, fields []any) []string {
-	set := map[string]bool{"id": true}
+	set := map[string]bool{}
 	for _, n := range fields {
 		name, _ := n.(string)
-		if f := v.Fields[name]; f != nil && f.Path != "" {
+		if f := v.Fields[name]; f != nil && f.Path != "" && slices.Contains(v.FieldsParam, top(f.Path)) {
 			set[top(f.Path)] = true
 		}
+	}
+	if len(set) > 0 && slices.Contains(v.FieldsParam, "id") {
+		set["id"] = true
 	}
 	return slices.Sorted(maps.Keys(set))
 }
@@ -285,8 +289,8 @@ func (c *rcall) find(t *table, id int64, fields []any) (*view, map[string]any, e
 			continue
 		}
 		params := url.Values{}
-		if v.FieldsParam && fields != nil {
-			params.Set("fields", strings.Join(members(v, fields), ","))
+		if f := members(v, fields); len(f) > 0 {
+			params.Set("fields", strings.Join(f, ","))
 		}
 		if placeholder.FindAllString(v.Item, -1)[0] == "{id}" && len(placeholder.FindAllString(v.Item, -1)) == 1 {
 			p := strings.ReplaceAll(v.Item, "{id}", strconv.FormatInt(id, 10))
@@ -409,6 +413,11 @@ func (c *rcall) add(table string, values map[string]any, dupCheck string) (any, 
 			rec[k] = d
 		}
 	}
+	for k, from := range v.Copies {
+		if _, ok := rec[k]; !ok && rec[from] != nil {
+			rec[k] = rec[from]
+		}
+	}
 	p, err := fill(v.Create, func(name string) (string, bool) {
 		x, ok := values[name]
 		return text(x), ok
@@ -481,7 +490,7 @@ func (c *rcall) update(table string, id int64, values map[string]any) (any, erro
 	if err != nil {
 		return nil, fault("InvalidParameter", "updating %s %s", t.Name, err.Error())
 	}
-	params := url.Values{"update_mask": {strings.Join(tops, ",")}}
+	params := url.Values{"update_mask": tops}
 	if _, err := c.rest(http.MethodPatch, p, params, trim(v, next, tops)); err != nil {
 		return nil, translate(err, recordNotFound(t.Name, id))
 	}

@@ -2,6 +2,7 @@ package xmlrpcbridge
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"maps"
@@ -77,7 +78,11 @@ func fits(want string, v any) bool {
 	return k == want
 }
 
-func (m *method) check(name string, args []any) error {
+// javaTypes are the names Keap's XML-RPC server gave the types of XML-RPC values.
+var javaTypes = map[string]string{"string": "java.lang.String", "int": "java.lang.Integer", "boolean": "java.lang.Boolean",
+	"double": "java.lang.Double", "struct": "java.util.HashMap", "array": "[Ljava.lang.Object;", "nil": "null"}
+
+func (m *method) check(name string, all, args []any) error {
 	for _, sig := range m.sigs {
 		ok := len(sig) == len(args)
 		for i := 0; ok && i < len(args); i++ {
@@ -87,15 +92,21 @@ func (m *method) check(name string, args []any) error {
 			return nil
 		}
 	}
-	kinds := make([]string, len(args))
-	for i, a := range args {
-		kinds[i] = kind(a)
+	// Keap's XML-RPC server (Apache XML-RPC) named the Java types it got,
+	// the key's included; the bridge adds what the method takes.
+	java := make([]string, 0, len(all))
+	for _, a := range all {
+		java = append(java, javaTypes[kind(a)])
 	}
 	want := make([]string, len(m.sigs))
 	for i, s := range m.sigs {
 		want[i] = "(" + strings.Join(s, ", ") + ")"
 	}
-	return &keap.Fault{Code: 0, String: fmt.Sprintf("No method matching arguments: %s(%s); after the key it takes %s", name, strings.Join(kinds, ", "), strings.Join(want, " or "))}
+	after := ""
+	if m.keyed {
+		after = " after the key"
+	}
+	return &keap.Fault{Code: 0, String: fmt.Sprintf("No method matching arguments: %s; %s takes%s %s", strings.Join(java, ", "), name, after, strings.Join(want, " or "))}
 }
 
 func sig(list ...string) [][]string {
@@ -305,6 +316,10 @@ func (c *rcall) opt(email, reason string, in bool) (any, error) {
 // (single opt-in or unengaged), 2 confirmed (double opt-in).
 func (c *rcall) optStatus(email string) (any, error) {
 	resp, err := c.rest(http.MethodGet, "/emailAddresses/"+escapeSegment(email)+"/status", nil, nil)
+	var re *restError
+	if errors.As(err, &re) && re.status == http.StatusNotFound {
+		return int64(0), nil // Keap's XML-RPC: an address it does not know is not marketable
+	}
 	if err != nil {
 		return nil, translate(err, nil)
 	}

@@ -35,10 +35,13 @@ type view struct {
 	// Create is where records are made; default Path. {Field} come from the new values.
 	Create       string              `json:"create"`
 	ListKey      string              `json:"listKey"`
-	FieldsParam  bool                `json:"fieldsParam"`  // list and get take ?fields=
+	// FieldsParam are the members list and get may be asked for with
+	// ?fields= (the others come anyway); empty: the view sends no fields.
+	FieldsParam []string `json:"fieldsParam"`
 	DefaultOrder string              `json:"defaultOrder"` // order_by when the caller names none
 	Orders       map[string]string   `json:"orders"`       // XML-RPC field -> v2 order_by field
 	Defaults     map[string]any      `json:"createDefaults"`
+	Copies       map[string]string   `json:"createCopies"` // member -> the member it takes its value from when not given
 	RequestItems map[string][]string `json:"requestItems"` // array member -> the item members a request carries
 	Fields       map[string]*field   `json:"fields"`
 }
