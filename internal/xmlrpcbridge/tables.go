@@ -33,11 +33,11 @@ type view struct {
 	Path  string `json:"path"`  // the collection, under /crm/rest/v2
 	Item  string `json:"item"`  // one record; default Path/{id}; other {Field} come from the record
 	// Create is where records are made; default Path. {Field} come from the new values.
-	Create       string              `json:"create"`
-	ListKey      string              `json:"listKey"`
+	Create  string `json:"create"`
+	ListKey string `json:"listKey"`
 	// FieldsParam are the members list and get may be asked for with
 	// ?fields= (the others come anyway); empty: the view sends no fields.
-	FieldsParam []string `json:"fieldsParam"`
+	FieldsParam  []string            `json:"fieldsParam"`
 	DefaultOrder string              `json:"defaultOrder"` // order_by when the caller names none
 	Orders       map[string]string   `json:"orders"`       // XML-RPC field -> v2 order_by field
 	Defaults     map[string]any      `json:"createDefaults"`
