@@ -1,6 +1,7 @@
 package xmlrpcbridge
 
 import (
+	"os"
 	"strings"
 	"testing"
 
@@ -115,4 +116,22 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("Parse gave call %v and fault %v", c, fault)
 		}
 	})
+}
+
+// The README's table of methods is the bridge's own list.
+func TestREADME_ListsEveryBridgeMethodAndItsRESTCalls(t *testing.T) {
+	t.Parallel()
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := New(nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range b.Methods() {
+		if row := "| `" + m.Name + "` | " + m.REST + " |"; !strings.Contains(string(readme), row) {
+			t.Errorf("the README's XML-RPC bridge table lacks the row %s", row)
+		}
+	}
 }
