@@ -236,7 +236,6 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			AuthorizationURL: cfg.PublicURL + "/sandbox/keap/app/oauth/authorize",
 			TokenURL:         selfURL + "/sandbox/keap/token",
 			APIURL:           selfURL + "/sandbox/keap",
-			LegacyXMLRPCURL:  selfURL + "/sandbox/keap/legacy/{app}/api/xmlrpc",
 		}
 		log.Warn().Str("client_id", sandboxClientID).Str("client_secret", sandboxClientSecret).
 			Str("service_account_key", sandboxServiceKey).Str("legacy_app", sandboxLegacyApp).Str("legacy_key", sandboxLegacyKey).
@@ -291,7 +290,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		DB:        db,
 		Sandbox:   fake,
 		Hubs:      hubs.New(insts, keapClient, hubs.Options{}),
-		Proxy:     proxy.New(insts, keapClient, log),
+		Proxy:     proxy.New(insts, keapClient, log, proxy.XMLRPC{Sunset: cfg.XMLRPCSunset}),
 		Events:    db,
 		Receiver:  events.NewReceiver(db, catalog, time.Now),
 		Hooks:     hooks,

@@ -38,6 +38,10 @@ const ProviderThrottled Code = "provider_throttled"
 // whose events are off); the caller should stop asking.
 const Gone Code = "gone"
 
+// NotImplemented: connectord does not serve this yet in this build or
+// configuration; the message says what to do meanwhile.
+const NotImplemented Code = "not_implemented"
+
 // Error is an error meant for the caller of connectord's API.
 type Error struct {
 	Code            Code

@@ -163,7 +163,7 @@ func (s *Server) routes() http.Handler {
 	r.Post("/token", s.handleToken)
 
 	r.Route("/crm/rest/v1", func(r chi.Router) {
-		r.Use(s.gate(authAPI), middleware.StripSlashes) // Keap's own next URLs read /contacts/?…
+		r.Use(s.gate(authAPIOrLegacyKey), middleware.StripSlashes) // Keap's own next URLs read /contacts/?…
 		r.Use(checkParams)
 		r.Get("/account/profile", s.handleAccountProfile)
 		r.Get("/oauth/connect/userinfo", s.handleUserInfo)

@@ -41,6 +41,7 @@ var statusOf = map[apperr.Code]int{
 
 	apperr.ProviderThrottled: http.StatusTooManyRequests,
 	apperr.Gone:              http.StatusGone,
+	apperr.NotImplemented:    http.StatusNotImplemented,
 }
 
 // errorBody is the Open Connectors error shape.

@@ -2,8 +2,12 @@
 // /proxy/{path…} made with an instance's Element token goes to that instance's
 // Keap API as the caller sent it, with the instance's credential put in, and
 // Keap's answer comes back as Keap gave it, streamed. XML-RPC goes through the
-// same door: for a legacy-key instance it is sent to the application's legacy
-// XML-RPC URL with the key as the call's first parameter.
+// same door and follows the instance's xmlrpc.mode (xmlrpcmode.go): bridge
+// hands the call to connectord's XML-RPC bridge; passthrough sends it on to
+// Keap (until Keap's XML-RPC is gone), with every credential as
+// X-Keap-API-Key, or, when the operator configured legacy endpoints, a legacy
+// key as the call's first parameter to the application's legacy XML-RPC URL
+// (never for a method that takes no key, such as DataService.echo).
 //
 // It must not interpret Keap's answers, nor change what the caller sent beyond
 // the credential and what is connectord's or the connection's own
@@ -48,12 +52,14 @@ type Proxy struct {
 	instances resolver
 	keap      caller
 	log       zerolog.Logger
+	xmlrpc    XMLRPC
 	bases     sync.Map // Keap API URL → *url.URL, parsed once
 }
 
-// New returns a Proxy that resolves instances with instances and calls Keap through keap.
-func New(instances resolver, keap caller, log zerolog.Logger) *Proxy {
-	return &Proxy{instances: instances, keap: keap, log: log}
+// New returns a Proxy that resolves instances with instances, calls Keap
+// through keap, and answers XML-RPC as xmlrpc says.
+func New(instances resolver, keap caller, log zerolog.Logger, xmlrpc XMLRPC) *Proxy {
+	return &Proxy{instances: instances, keap: keap, log: log, xmlrpc: xmlrpc.withDefaults()}
 }
 
 // call is one proxied request, prepared before it is sent.
@@ -61,6 +67,8 @@ type call struct {
 	target upstream.Target
 	url    *url.URL
 	body   []byte
+	inst   *instances.Instance
+	bridge bool // an XML-RPC call the bridge answers (xmlrpc.mode bridge)
 }
 
 // Handler serves /proxy/{path…}, routed with chi's "/proxy/*" pattern. who
@@ -76,6 +84,10 @@ func (p *Proxy) Handler(who func(*http.Request) tenants.Principal, fail func(htt
 		c, err := p.prepare(r, who(r))
 		if err != nil {
 			fail(w, r, err)
+			return
+		}
+		if c.bridge {
+			p.serveBridge(w, r, c, fail)
 			return
 		}
 		// Transport errors are already *apperr.Error (502, 504, or the
@@ -294,6 +306,14 @@ func (p *Proxy) prepare(r *http.Request, who tenants.Principal) (*call, error) {
 		return nil, err
 	}
 	xmlrpc := "/"+rest == el.Endpoints.XMLRPCPath
+	if xmlrpc && r.Method == http.MethodPost {
+		if instances.XMLRPCMode(inst) == instances.XMLRPCBridge {
+			return &call{target: t, inst: inst, body: body, bridge: true}, nil
+		}
+		if err := p.xmlrpc.checkPassthrough(inst); err != nil {
+			return nil, err
+		}
+	}
 	if !t.Legacy {
 		u, err := p.join(t.APIURL, rawRest, r.URL.RawQuery)
 		if err != nil {
@@ -302,7 +322,7 @@ func (p *Proxy) prepare(r *http.Request, who tenants.Principal) (*call, error) {
 		return &call{target: t, url: u, body: body}, nil
 	}
 	if !xmlrpc || r.Method != http.MethodPost {
-		return nil, apperr.Errorf(apperr.Invalid, "instance %d uses a legacy API key, which speaks only XML-RPC: send POST /proxy%s with a methodCall body", inst.ID, el.Endpoints.XMLRPCPath)
+		return nil, apperr.Errorf(apperr.Invalid, "instance %d uses a legacy API key, which this connectord sends to the application's legacy XML-RPC endpoint (CONNECTORD_INFUSIONSOFT_LEGACY_XMLRPC_URL is set): send POST /proxy%s with a methodCall body", inst.ID, el.Endpoints.XMLRPCPath)
 	}
 	body, err = withKey(body, t.APIKey)
 	if err != nil {

@@ -35,7 +35,7 @@ func (o oneInstance) Resolve(context.Context, tenants.Principal) (*instances.Ins
 // error's code as the body.
 func serve(t testing.TB, upstreamURL string, opt upstream.Options) *httptest.Server {
 	t.Helper()
-	p := New(oneInstance{upstreamURL}, upstream.New(nil, opt), zerolog.Nop())
+	p := New(oneInstance{upstreamURL}, upstream.New(nil, opt), zerolog.Nop(), XMLRPC{})
 	fail := func(w http.ResponseWriter, r *http.Request, err error) {
 		w.WriteHeader(599)
 		_, _ = io.WriteString(w, string(apperr.CodeOf(err)))
