@@ -290,7 +290,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		DB:        db,
 		Sandbox:   fake,
 		Hubs:      hubs.New(insts, keapClient, hubs.Options{}),
-		Proxy:     proxy.New(insts, keapClient, log, proxy.XMLRPC{Sunset: cfg.XMLRPCSunset}),
+		Proxy:     proxy.New(insts, keapClient, log, proxy.XMLRPC{Sunset: cfg.XMLRPCSunset, Bridge: bridge}),
 		Events:    db,
 		Receiver:  events.NewReceiver(db, catalog, time.Now),
 		Hooks:     hooks,

@@ -216,3 +216,39 @@ func TestXMLRPCBridge_READMEPythonExampleRuns(t *testing.T) {
 		t.Errorf("Keap's contact after the example: %v", c)
 	}
 }
+
+// /proxy/crm/xmlrpc/v1 hands a bridge-mode instance's calls to the bridge:
+// Keap's XML-RPC is not called, and a method that takes no key answers no
+// key. A legacy-key instance works through the bridge too.
+func TestXMLRPCBridge_ProxyInBridgeModeAndLegacyKeys(t *testing.T) {
+	t.Parallel()
+	f := newBridgeFixture(t)
+	before := f.keap.Stats().APICalls
+	v, err, _ := f.xmlrpc("/proxy/crm/xmlrpc/v1", f.elementAuth, "ContactService.add", "ignored", map[string]any{"FirstName": "Ada", "Email": "ada@example.test"})
+	if err != nil || v != int64(1) {
+		t.Fatalf("through the proxy in bridge mode: %v %v", v, err)
+	}
+	if _, ok := f.keap.Contact(1); !ok {
+		t.Fatal("the contact did not reach Keap")
+	}
+	_, err, r := f.xmlrpc("/proxy/crm/xmlrpc/v1", f.elementAuth, "DataService.echo", "anything")
+	wantFault(t, err, "No such handler: DataService.echo")
+	if bytes.Contains(r.Body, []byte(testServiceKey)) {
+		t.Fatal("the answer holds the instance's Keap key")
+	}
+	if calls := f.keap.Stats().APICalls - before; calls != 1 {
+		t.Errorf("Keap got %d calls, want the one REST call of ContactService.add", calls)
+	}
+
+	r2 := f.do("POST", "/instances", f.org.auth(), apiKeyBody("infusionsoftcrm", testLegacyKey, testLegacyApp))
+	if r2.Status != 200 {
+		t.Fatalf("provision a legacy key: %d %s", r2.Status, r2.Body)
+	}
+	id := fmt.Sprint(r2.JSON(t)["id"])
+	r2 = f.do("POST", "/instances/"+id+"/bridge-key", f.org.auth(), nil)
+	key := r2.JSON(t)["bridgeKey"].(string)
+	rows, err, _ := f.xmlrpc("/api/xmlrpc", "", "DataService.query", key, "Contact", 10, 0, map[string]any{"FirstName": "Ada"}, []any{"Id", "FirstName"})
+	if err != nil || fmt.Sprint(rows) != "[map[FirstName:Ada Id:1]]" {
+		t.Fatalf("a legacy-key instance through the bridge: %v %v", rows, err)
+	}
+}

@@ -28,9 +28,8 @@ type Deps struct {
 	Events    eventLog     // instances' event notifications and their redelivery
 	Receiver  hookReceiver // Keap's REST hook handshakes and deliveries
 	Hooks     hookStates   // instances' Keap hooks and their status
-	// XMLRPC is the XML-RPC bridge onto Keap's REST v2 (internal/xmlrpcbridge); nil serves none.
-	XMLRPC    xmlrpcAnswerer
-	BridgeKey bridgeKeys // instances' bridge keys; nil serves none
+	XMLRPC    xmlrpcServer // the XML-RPC bridge onto Keap's REST v2 (internal/xmlrpcbridge)
+	BridgeKey bridgeKeys   // instances' bridge keys
 }
 
 // proxier builds the /proxy/… handler from how this layer knows the caller
@@ -54,10 +53,8 @@ func Routes(d Deps) http.Handler {
 	// Keap calls this, authenticated by the hook's secret in the path.
 	r.Method(http.MethodPost, "/events/keap/{secret}", receiveKeapHook(d.Receiver))
 	// ---- XML-RPC bridge (issue 11): Keap's XML-RPC paths on connectord's host ----
-	if d.XMLRPC != nil {
-		r.Method(http.MethodPost, "/crm/xmlrpc/v1", xmlrpcBridge(d.XMLRPC))
-		r.Method(http.MethodPost, "/api/xmlrpc", xmlrpcBridge(d.XMLRPC))
-	}
+	r.Method(http.MethodPost, "/crm/xmlrpc/v1", xmlrpcBridge(d.XMLRPC))
+	r.Method(http.MethodPost, "/api/xmlrpc", xmlrpcBridge(d.XMLRPC))
 
 	api := func(r chi.Router) {
 		r.Method(http.MethodGet, "/elements", listElements(d.Catalog))
@@ -82,9 +79,7 @@ func Routes(d Deps) http.Handler {
 			r.Method(http.MethodPost, "/instances/{id}/events/{eventId}/redeliver", redeliverEvent(d.Events))
 			r.Method(http.MethodGet, "/instances/{id}/events/hooks", listEventHooks(d.Hooks))
 			r.Method(http.MethodGet, "/instances/{id}/events/polling", listPollCursors(d.Events))
-			if d.BridgeKey != nil {
-				r.Method(http.MethodPost, "/instances/{id}/bridge-key", rotateBridgeKey(d.BridgeKey))
-			}
+			r.Method(http.MethodPost, "/instances/{id}/bridge-key", rotateBridgeKey(d.BridgeKey))
 		})
 
 		r.Group(func(r chi.Router) {

@@ -12,8 +12,8 @@ import (
 	"github.com/connectord/connectord/internal/xmlrpcbridge"
 )
 
-// xmlrpcAnswerer answers XML-RPC calls (internal/xmlrpcbridge's Endpoint).
-type xmlrpcAnswerer interface {
+// xmlrpcServer answers XML-RPC calls (internal/xmlrpcbridge's Endpoint).
+type xmlrpcServer interface {
 	Answer(ctx context.Context, creds *tenants.Credentials, body []byte) (xmlrpcbridge.Answer, error)
 }
 
@@ -26,7 +26,7 @@ type bridgeKeys interface {
 // it answers 200 with a fault for every refusal a caller's XML-RPC library
 // should show (a bad key, a bad call, Keap's no); only a body that cannot be
 // read gets an HTTP error.
-func xmlrpcBridge(bridge xmlrpcAnswerer) http.Handler {
+func xmlrpcBridge(bridge xmlrpcServer) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, err := io.ReadAll(r.Body)
 		if err != nil {
