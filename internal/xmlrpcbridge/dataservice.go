@@ -73,6 +73,9 @@ func (c *rcall) prepare(t *table, query map[string]any, fields []any) (*listQuer
 	if err != nil {
 		return nil, err
 	}
+	if v, err = c.withCustom(v, keys(query), names(fields)); err != nil {
+		return nil, err
+	}
 	lq := &listQuery{view: v, params: url.Values{}}
 	lq.path = strings.ReplaceAll(v.Path, "{value}", escapeSegment(pathValue))
 	if v.By != "" {
@@ -288,6 +291,10 @@ func (c *rcall) find(t *table, id int64, fields []any) (*view, map[string]any, e
 		if v.Fields["Id"] == nil {
 			continue
 		}
+		v, err := c.withCustom(v, names(fields))
+		if err != nil {
+			return nil, nil, err
+		}
 		params := url.Values{}
 		if f := members(v, fields); len(f) > 0 {
 			params.Set("fields", strings.Join(f, ","))
@@ -326,7 +333,7 @@ func (c *rcall) load(table string, id int64, fields []any) (any, error) {
 	}
 	for _, n := range fields {
 		name, _ := n.(string)
-		if !slices.ContainsFunc(t.Views, func(v view) bool { return v.Fields[name] != nil }) {
+		if !strings.HasPrefix(name, "_") && !slices.ContainsFunc(t.Views, func(v view) bool { return v.Fields[name] != nil }) {
 			return nil, fault("NoFieldFound", "No field found: %s.%v (the bridge maps %s)", t.Name, n, t.Views[0].fieldNames(nil))
 		}
 	}
@@ -404,6 +411,9 @@ func (c *rcall) add(table string, values map[string]any, dupCheck string) (any, 
 			return nil, err
 		}
 	}
+	if v, err = c.withCustom(v, keys(values)); err != nil {
+		return nil, err
+	}
 	rec := map[string]any{}
 	if _, err := body(t, v, values, rec); err != nil {
 		return nil, err
@@ -451,14 +461,17 @@ func (c *rcall) update(table string, id int64, values map[string]any) (any, erro
 	var rec map[string]any
 	needsRead := len(t.Views) > 1 || len(placeholder.FindAllString(v.Item, -1)) > 1
 	for name := range values {
-		if f := v.Fields[name]; f != nil && strings.Contains(f.writePath(), "[") {
-			needsRead = true
+		if f := v.Fields[name]; f != nil && strings.Contains(f.writePath(), "[") || strings.HasPrefix(name, "_") {
+			needsRead = true // custom fields are entries of a list too
 		}
 	}
 	if needsRead {
 		if v, rec, err = c.find(t, id, nil); err != nil {
 			return nil, err
 		}
+	}
+	if v, err = c.withCustom(v, keys(values)); err != nil {
+		return nil, err
 	}
 	next := map[string]any{}
 	for k, x := range rec {

@@ -21,8 +21,8 @@ func TestBridge_UntranslatableCallsAreFaultsNamingWhatWorks(t *testing.T) {
 	}{
 		{"leading wildcard", "DataService.query", []any{"Contact", int64(10), int64(0), map[string]any{"FirstName": "%da"}, []any{"Id"}},
 			[]string{"[InvalidParameter]Contact.FirstName: REST v2 matches only a trailing % (starts with)", "Email", "FirstName", "LastName"}},
-		{"wildcard on a field v2 matches exactly", "DataService.query", []any{"Contact", int64(10), int64(0), map[string]any{"City": "Lon%"}, []any{"Id"}},
-			[]string{"[InvalidParameter]Contact.City: REST v2 matches only a trailing %", "FirstName"}},
+		{"wildcard on a field v2 matches exactly", "DataService.query", []any{"Contact", int64(10), int64(0), map[string]any{"PostalCode": "N1%"}, []any{"Id"}},
+			[]string{"[InvalidParameter]Contact.PostalCode: REST v2 matches only a trailing %", "FirstName"}},
 		{"field v2 cannot filter", "DataService.query", []any{"Contact", int64(10), int64(0), map[string]any{"JobTitle": "Admiral"}, []any{"Id"}},
 			[]string{"[InvalidParameter]Contact.JobTitle cannot be queried: REST v2 has no filter for it; query Contact on", "Email", "FirstName"}},
 		{"~null~ where v2 has no empty filter", "DataService.query", []any{"Contact", int64(10), int64(0), map[string]any{"LastName": "~null~"}, []any{"Id"}},

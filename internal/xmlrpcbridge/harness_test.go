@@ -68,9 +68,15 @@ type env struct {
 
 func newEnv(tb testing.TB) *env {
 	tb.Helper()
+	return newEnvWrapped(tb, func(h http.Handler) http.Handler { return h })
+}
+
+// newEnvWrapped serves the fake Keap through wrap.
+func newEnvWrapped(tb testing.TB, wrap func(http.Handler) http.Handler) *env {
+	tb.Helper()
 	fake := fakekeap.New(fakekeap.Options{})
 	fake.AddServiceAccountKey(testKey)
-	srv := httptest.NewServer(fake)
+	srv := httptest.NewServer(wrap(fake))
 	tb.Cleanup(srv.Close)
 	cat, err := elements.Load(map[string]elements.Endpoints{"infusionsoft": {APIURL: srv.URL}})
 	if err != nil {

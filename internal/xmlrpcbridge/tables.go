@@ -44,6 +44,16 @@ type view struct {
 	Copies       map[string]string   `json:"createCopies"` // member -> the member it takes its value from when not given
 	RequestItems map[string][]string `json:"requestItems"` // array member -> the item members a request carries
 	Fields       map[string]*field   `json:"fields"`
+	// Custom says where the view's custom fields are: Keap's XML-RPC named
+	// them _FieldName; REST v2 keeps them by id in Member, named in Model's
+	// custom_fields (field_name). Nil: the view has none.
+	Custom *custom `json:"custom"`
+}
+
+// custom is where a view's custom fields are described and kept.
+type custom struct {
+	Model  string `json:"model"`
+	Member string `json:"member"`
 }
 
 // field maps one XML-RPC field onto a v2 member.
