@@ -59,3 +59,39 @@ func TestBridge_CustomFieldsByTheirNames(t *testing.T) {
 		t.Errorf("a call without custom fields made %d REST calls, want 1", len(sent))
 	}
 }
+
+// ContactAction rows with ObjectType Task are v2 tasks: made, read, found,
+// changed and deleted through /tasks.
+func TestBridge_ContactActionTasks(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	contact, err := e.viaBridge(t, "ContactService.add", map[string]any{"FirstName": "Ada", "Email": "ada@example.test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := e.viaBridge(t, "DataService.add", "ContactAction", map[string]any{"ObjectType": "Task", "ContactId": contact,
+		"ActionDescription": "Call back", "CreationNotes": "about the engines", "Priority": "ESSENTIAL"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.viaBridge(t, "DataService.update", "ContactAction", id, map[string]any{"IsCompleted": int64(1)}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := e.viaBridge(t, "DataService.load", "ContactAction", id, []any{"Id", "ObjectType", "ContactId", "ActionDescription", "IsCompleted"})
+	want := fmt.Sprintf("map[ActionDescription:Call back ContactId:%v Id:%v IsCompleted:1 ObjectType:Task]", contact, id)
+	if err != nil || fmt.Sprint(got) != want {
+		t.Fatalf("load: %v %v, want %s", got, err, want)
+	}
+	rows, err := e.viaBridge(t, "DataService.query", "ContactAction", int64(10), int64(0),
+		map[string]any{"ObjectType": "Task", "ContactId": contact, "ActionDescription": "Call%"}, []any{"Id", "CreationNotes"})
+	if err != nil || fmt.Sprint(rows) != fmt.Sprintf("[map[CreationNotes:about the engines Id:%v]]", id) {
+		t.Fatalf("query: %v %v", rows, err)
+	}
+	if _, err := e.viaBridge(t, "DataService.delete", "ContactAction", id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.viaBridge(t, "DataService.load", "ContactAction", id, []any{"Id"}); err == nil || !strings.HasPrefix(err.Error(), "xml-rpc fault 2: [RecordNotFound]") {
+		t.Fatalf("load after delete: %v", err)
+	}
+	checkAgainstKeapsDocument(t, e.keap.take())
+}
