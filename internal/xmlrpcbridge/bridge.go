@@ -20,6 +20,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/connectord/connectord/internal/apperr"
 	"github.com/connectord/connectord/internal/elements"
@@ -51,6 +52,7 @@ type Bridge struct {
 	tables   map[string]*table
 	settings map[string]setting
 	methods  map[string]*method
+	pages    *pageTokens
 }
 
 // New returns a Bridge that calls Keap through keap.
@@ -63,7 +65,7 @@ func New(keap Doer, els Elements) (*Bridge, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &Bridge{keap: keap, elements: els, tables: tables, settings: settings}
+	b := &Bridge{keap: keap, elements: els, tables: tables, settings: settings, pages: newPageTokens(10*time.Minute, 100_000, time.Now)}
 	b.methods = methodTable()
 	return b, nil
 }

@@ -95,3 +95,45 @@ func TestBridge_ContactActionTasks(t *testing.T) {
 	}
 	checkAgainstKeapsDocument(t, e.keap.take())
 }
+
+// Paging through a query in order costs one REST call per page: the bridge
+// remembers the v2 token that starts each page it has seen. A page too far
+// to walk to is a fault saying how to page instead.
+func TestBridge_PagingInOrderCostsOneCallPerPage(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	for i := range 5 {
+		if _, err := e.viaBridge(t, "ContactService.add", map[string]any{"FirstName": fmt.Sprint("Ada", i), "Email": fmt.Sprintf("ada%d@example.test", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.keap.take()
+	var all []string
+	for page := int64(0); page < 3; page++ {
+		rows, err := e.viaBridge(t, "DataService.query", "Contact", int64(2), page, map[string]any{"FirstName": "Ada%"}, []any{"FirstName"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, fmt.Sprint(rows))
+		if sent := e.keap.take(); len(sent) != 1 {
+			t.Errorf("page %d took %d REST calls, want 1", page, len(sent))
+		}
+	}
+	if got := strings.Join(all, " "); got != "[map[FirstName:Ada0] map[FirstName:Ada1]] [map[FirstName:Ada2] map[FirstName:Ada3]] [map[FirstName:Ada4]]" {
+		t.Errorf("pages %s", got)
+	}
+	// Another query's pages are its own: page 1 of it walks from page 0.
+	if _, err := e.viaBridge(t, "DataService.query", "Contact", int64(2), int64(1), map[string]any{"FirstName": "Ada1%"}, []any{"FirstName"}); err != nil {
+		t.Fatal(err)
+	}
+	if sent := e.keap.take(); len(sent) != 1 {
+		t.Errorf("page 1 of a one-record query took %d calls, want 1 (page 0 has no next token)", len(sent))
+	}
+	_, err := e.viaBridge(t, "DataService.query", "Contact", int64(1), int64(5000), map[string]any{}, []any{"Id"})
+	if err == nil || !strings.Contains(err.Error(), "[InvalidParameter]page 5000 of 1 records needs 5001 REST v2 calls") {
+		t.Fatalf("a page too far: %v", err)
+	}
+	if sent := e.keap.take(); len(sent) != 0 {
+		t.Errorf("the refused page reached Keap %d times", len(sent))
+	}
+}

@@ -215,25 +215,47 @@ func (c *rcall) query(a queryArgs) (any, error) {
 		lq.params.Set("order_by", v.DefaultOrder)
 	}
 	// REST v2 pages by token: page n of the query is the n+1th page of
-	// a.limit records, reached by following n tokens.
+	// a.limit records, reached by following n tokens, or fewer when the
+	// token of a page on the way is remembered from an earlier call.
 	lq.params.Set("page_size", strconv.FormatInt(a.limit, 10))
-	for p := int64(0); ; p++ {
+	query := lq.path + "?" + lq.params.Encode()
+	p, token := c.b.pages.nearest(c.target.InstanceID, query, a.page)
+	if a.page-p > maxWalk {
+		return nil, fault("InvalidParameter", "page %d of %d records needs %d REST v2 calls (v2 pages by token, not by number); the bridge follows at most %d: page through in order, or ask for more records per page (limit up to %d)",
+			a.page, a.limit, a.page-p+1, maxWalk, maxLimit)
+	}
+	for ; ; p++ {
+		if token != "" {
+			lq.params.Set("page_token", token)
+		}
 		resp, err := c.rest(http.MethodGet, lq.path, lq.params, nil)
+		var re *restError
+		if token != "" && errors.As(err, &re) && re.status == http.StatusBadRequest && p > 0 {
+			// A remembered token Keap no longer takes: walk from the start.
+			c.b.pages.forget(c.target.InstanceID, query, p)
+			p, token = -1, ""
+			lq.params.Del("page_token")
+			continue
+		}
 		if err != nil {
 			return nil, translate(err, c.selectorMissing(t, lq))
 		}
+		next, _ := resp["next_page_token"].(string)
+		items := list(resp, v.ListKey)
+		if next != "" && len(items) > 0 {
+			c.b.pages.put(c.target.InstanceID, query, p+1, next)
+		}
 		if p == a.page {
 			out := []any{}
-			for _, it := range list(resp, v.ListKey) {
+			for _, it := range items {
 				out = append(out, row(v, it, a.fields, lq.param))
 			}
 			return out, nil
 		}
-		token, _ := resp["next_page_token"].(string)
-		if token == "" || len(list(resp, v.ListKey)) == 0 {
+		if next == "" || len(items) == 0 {
 			return []any{}, nil
 		}
-		lq.params.Set("page_token", token)
+		token = next
 	}
 }
 
