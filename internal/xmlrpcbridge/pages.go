@@ -73,4 +73,3 @@ func (p *pageTokens) forget(instance int64, query string, page int64) {
 	defer p.mu.Unlock()
 	delete(p.entries, tokenKey{instance, query, page})
 }
-
