@@ -276,7 +276,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	})
 	insts.UseEventHooks(hooks)
 	auth := tenants.NewAuthCache(tenants.NewService(db), cfg.AuthCacheTTL, time.Now)
-	bridge, err := xmlrpcbridge.New(keapClient, catalog)
+	bridge, err := xmlrpcbridge.New(keapClient, catalog, log.With().Str("component", "xmlrpcbridge").Logger())
 	if err != nil {
 		return err
 	}

@@ -22,6 +22,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/connectord/connectord/internal/apperr"
 	"github.com/connectord/connectord/internal/elements"
 	"github.com/connectord/connectord/internal/instances"
@@ -53,10 +55,12 @@ type Bridge struct {
 	settings map[string]setting
 	methods  map[string]*method
 	pages    *pageTokens
+	log      zerolog.Logger
 }
 
-// New returns a Bridge that calls Keap through keap.
-func New(keap Doer, els Elements) (*Bridge, error) {
+// New returns a Bridge that calls Keap through keap; log receives the
+// failures a caller sees only as an [UnexpectedError] fault.
+func New(keap Doer, els Elements, log zerolog.Logger) (*Bridge, error) {
 	tables, err := loadTables(tableFiles)
 	if err != nil {
 		return nil, err
@@ -65,7 +69,7 @@ func New(keap Doer, els Elements) (*Bridge, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &Bridge{keap: keap, elements: els, tables: tables, settings: settings, pages: newPageTokens(10*time.Minute, 100_000, time.Now)}
+	b := &Bridge{keap: keap, elements: els, tables: tables, settings: settings, pages: newPageTokens(10*time.Minute, 100_000, time.Now), log: log}
 	b.methods = methodTable()
 	return b, nil
 }
@@ -123,6 +127,14 @@ func (b *Bridge) Serve(ctx context.Context, inst *instances.Instance, el *elemen
 		var f *keap.Fault
 		if !errors.As(err, &f) {
 			f = &keap.Fault{Code: 2, String: "[UnexpectedError]" + callerMessage(err)}
+			ev := b.log.Warn()
+			if e, ok := apperr.As(err); !ok || e.Code == apperr.Internal {
+				ev = b.log.Error()
+			}
+			if inst != nil {
+				ev = ev.Int64("instance_id", inst.ID)
+			}
+			ev.Err(err).Str("method", c.Method).Msg("xml-rpc bridge call failed")
 		}
 		return keap.EncodeFault(f)
 	}

@@ -117,6 +117,10 @@ func condition(table, name string, f *field, want any, v *view) (string, error) 
 	if f.Filter == "" {
 		return "", fault("InvalidParameter", "%s.%s cannot be queried: REST v2 has no filter for it; query %s on %s", table, name, table, v.fieldNames(filterable))
 	}
+	switch want.(type) {
+	case map[string]any, []any, nil:
+		return "", fault("InvalidParameter", "%s.%s: a query value is text, a number or a date, not %s", table, name, kind(want))
+	}
 	s := text(want)
 	switch {
 	case s == "~null~":

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rs/zerolog"
+
 	"github.com/connectord/connectord/internal/keap"
 )
 
@@ -125,7 +127,7 @@ func TestREADME_ListsEveryBridgeMethodAndItsRESTCalls(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := New(nil, nil)
+	b, err := New(nil, nil, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/rs/zerolog"
+
 	"golang.org/x/time/rate"
 
 	"github.com/connectord/connectord/internal/elements"
@@ -87,7 +89,7 @@ func newEnvWrapped(tb testing.TB, wrap func(http.Handler) http.Handler) *env {
 		tb.Fatal("no element infusionsoftcrm")
 	}
 	rec := &recorder{next: upstream.New(nil, upstream.Options{KeyRate: rate.Inf, HTTP: srv.Client()})}
-	b, err := New(rec, cat)
+	b, err := New(rec, cat, zerolog.Nop())
 	if err != nil {
 		tb.Fatal(err)
 	}
