@@ -219,8 +219,8 @@ func TestXMLRPCBridge_READMEPythonExampleRuns(t *testing.T) {
 
 // /proxy/crm/xmlrpc/v1 hands a bridge-mode instance's calls to the bridge:
 // Keap's XML-RPC is not called, and a method that takes no key answers no
-// key. A legacy-key instance works through the bridge too.
-func TestXMLRPCBridge_ProxyInBridgeModeAndLegacyKeys(t *testing.T) {
+// key. A legacy-key instance and an OAuth one work through the bridge too.
+func TestXMLRPCBridge_ProxyInBridgeModeLegacyKeysAndOAuth(t *testing.T) {
 	t.Parallel()
 	f := newBridgeFixture(t)
 	before := f.keap.Stats().APICalls
@@ -250,5 +250,13 @@ func TestXMLRPCBridge_ProxyInBridgeModeAndLegacyKeys(t *testing.T) {
 	rows, err, _ := f.xmlrpc("/api/xmlrpc", "", "DataService.query", key, "Contact", 10, 0, map[string]any{"FirstName": "Ada"}, []any{"Id", "FirstName"})
 	if err != nil || fmt.Sprint(rows) != "[map[FirstName:Ada Id:1]]" {
 		t.Fatalf("a legacy-key instance through the bridge: %v %v", rows, err)
+	}
+
+	oauth := f.provisionOAuth(f.org, "infusionsoftcrm", "oauth")
+	r2 = f.do("POST", "/instances/"+fmt.Sprint(oauth["id"])+"/bridge-key", f.org.auth(), nil)
+	key = r2.JSON(t)["bridgeKey"].(string)
+	n, err, _ := f.xmlrpc("/crm/xmlrpc/v1", "", "DataService.count", key, "Contact", map[string]any{"FirstName": "A%"})
+	if err != nil || n != int64(1) {
+		t.Fatalf("an OAuth instance through the bridge: %v %v", n, err)
 	}
 }
