@@ -26,7 +26,7 @@ func (c *rcall) table(name, op string) (*table, error) {
 	return t, nil
 }
 
-// selector is the view a query names, and the value its path takes.
+// viewFor picks the view the values name, and the value its path takes.
 func (t *table) viewFor(values map[string]any) (*view, string, error) {
 	if len(t.Views) == 1 && t.Views[0].By == "" {
 		return &t.Views[0], "", nil
@@ -47,7 +47,7 @@ func (t *table) viewFor(values map[string]any) (*view, string, error) {
 			names = append(names, v.By)
 		}
 	}
-	return nil, "", fault("InvalidParameter", "a %s query must name %s: REST v2 lists it from one of these at a time", t.Name, strings.Join(names, " or "))
+	return nil, "", fault("InvalidParameter", "a %s call must name %s: REST v2 keeps it apart by these", t.Name, strings.Join(names, " or "))
 }
 
 // queryArgs are a DataService.query's.

@@ -34,7 +34,7 @@ func TestBridge_UntranslatableCallsAreFaultsNamingWhatWorks(t *testing.T) {
 		{"limit over 1000", "DataService.query", []any{"Contact", int64(1001), int64(0), map[string]any{}, []any{"Id"}},
 			[]string{"[InvalidParameter]limit must be between 1 and 1000"}},
 		{"join table without a side", "DataService.query", []any{"ContactGroupAssign", int64(10), int64(0), map[string]any{}, []any{"GroupId"}},
-			[]string{"[InvalidParameter]a ContactGroupAssign query must name ContactId or GroupId"}},
+			[]string{"[InvalidParameter]a ContactGroupAssign call must name ContactId or GroupId"}},
 		{"table op v2 lacks", "DataService.add", []any{"Invoice", map[string]any{"ContactId": int64(1)}},
 			[]string{"[InvalidParameter]the bridge does not add the Invoice table", "InvoiceService.createBlankOrder"}},
 		{"unknown table", "DataService.load", []any{"Affiliate", int64(1), []any{"Id"}},
