@@ -43,6 +43,8 @@ func fixed(params ...any) func(map[string]any) []any {
 // and opt-in changes.
 var script = []scriptStep{
 	{"setting", "DataService.getAppSetting", fixed("Contact", "optiontypes")},
+	{"time zone", "DataService.getAppSetting", fixed("Application", "time_zone")},
+	{"currency", "DataService.getAppSetting", fixed("Order", "defaultcurrency")},
 	{"tag vip", "DataService.add", fixed("ContactGroup", map[string]any{"GroupName": "VIP", "GroupDescription": "Very important"})},
 	{"tag lead", "DataService.add", fixed("ContactGroup", map[string]any{"GroupName": "Lead"})},
 	{"tag rename", "DataService.update", func(g map[string]any) []any {
