@@ -565,3 +565,54 @@ func TestV2_CredentialsAsKeapTakesThem(t *testing.T) {
 		t.Errorf("a wrong key: status %d, want 401", r.status)
 	}
 }
+
+// Custom fields: the model names them, contacts carry them by id, and the
+// list filters by field_name with the operators their type allows.
+func TestV2Contacts_CustomFieldsModelAndFilters(t *testing.T) {
+	t.Parallel()
+	fk, srv := newTestFake(t, Options{})
+	c := newV2Client(t, srv)
+	shoe := idString(fk.AddContactCustomField("ShoeSize", "Shoe size", "WHOLE_NUMBER"))
+	club := idString(fk.AddContactCustomField("Club", "Club", "TEXT"))
+	since := idString(fk.AddContactCustomField("MemberSince", "Member since", "DATE"))
+	st, body := c.do("GET", "/contacts/model", nil)
+	wantStatus(t, "model", st, 200, body)
+	if got := len(body["custom_fields"].([]any)); got != 3 {
+		t.Fatalf("model lists %d custom fields, want 3: %v", got, body)
+	}
+	for i, p := range []struct {
+		size  int
+		club  string
+		since string
+	}{{38, "Chess", "2020-01-01T00:00:00.000Z"}, {44, "Chessmasters", "2024-06-01T00:00:00.000Z"}, {41, "Rowing", "2025-01-01T00:00:00.000Z"}} {
+		st, body = c.do("POST", "/contacts", map[string]any{"given_name": "C" + idString(int64(i)),
+			"email_addresses": []any{map[string]any{"email": "c" + idString(int64(i)) + "@example.com", "field": "EMAIL1"}},
+			"custom_fields":   []any{map[string]any{"id": shoe, "content": p.size}, map[string]any{"id": club, "content": p.club}, map[string]any{"id": since, "content": p.since}}})
+		wantStatus(t, "create", st, http.StatusCreated, body)
+	}
+	for _, tc := range []struct {
+		filter string
+		want   string
+	}{
+		{"shoesize%3E40", "2,3"},
+		{"ShoeSize%3D%3D38", "1"},
+		{"club%3D%3DChess%2A", "1,2"},
+		{"club%3D%3DChess", "1"},
+		{"membersince%3E%3D2024-01-01T00:00:00.000Z%3Bshoesize%3C42", "3"},
+	} {
+		st, body = c.do("GET", "/contacts?order_by=id&filter="+tc.filter, nil)
+		wantStatus(t, tc.filter, st, 200, body)
+		if got := strings.Join(ids(body["contacts"], ""), ","); got != tc.want {
+			t.Errorf("filter %s: contacts %s, want %s", tc.filter, got, tc.want)
+		}
+		for _, x := range body["contacts"].([]any) {
+			if _, leaked := x.(map[string]any)["_custom"]; leaked {
+				t.Fatalf("the fake's bookkeeping leaked into an answer: %v", x)
+			}
+		}
+	}
+	st, body = c.do("GET", "/contacts?filter=club%3EA", nil)
+	wantV2Error(t, "> on a text custom field", st, body, 400, "INVALID_ARGUMENT", "== only")
+	st, body = c.do("GET", "/contacts?filter=membersince%3E2024-01-01", nil)
+	wantV2Error(t, "a date without time", st, body, 400, "INVALID_ARGUMENT", "milliseconds")
+}
