@@ -494,11 +494,11 @@ func readV2Body(w http.ResponseWriter, r *http.Request, allowed []string) (map[s
 	dec.UseNumber()
 	var body map[string]any
 	if err := dec.Decode(&body); err != nil || body == nil {
-		msg := "a JSON object is required"
+		msg := ""
 		if err != nil {
-			msg = err.Error()
+			msg = " (" + err.Error() + ")"
 		}
-		writeV2Error(w, http.StatusBadRequest, "Invalid request body: %s", msg)
+		writeV2Error(w, http.StatusBadRequest, "Invalid request body: a JSON object is required%s", msg)
 		return nil, false
 	}
 	var unknown []string

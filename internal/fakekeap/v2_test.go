@@ -616,3 +616,36 @@ func TestV2Contacts_CustomFieldsModelAndFilters(t *testing.T) {
 	st, body = c.do("GET", "/contacts?filter=membersince%3E2024-01-01", nil)
 	wantV2Error(t, "a date without time", st, body, 400, "INVALID_ARGUMENT", "milliseconds")
 }
+
+// Bad input is a 400 naming the problem, never a 500 or a dropped connection.
+func TestV2_BadInputIsA400(t *testing.T) {
+	t.Parallel()
+	_, srv := newTestFake(t, Options{})
+	c := newV2Client(t, srv)
+	st, body := c.do("POST", "/contacts", map[string]any{"given_name": "Ann", "email_addresses": []any{map[string]any{"email": "ann@example.com", "field": "EMAIL1"}}})
+	wantStatus(t, "create", st, http.StatusCreated, body)
+	c.router = nil // the requests below are invalid on purpose
+	for _, tc := range []struct {
+		method, path string
+		body         any
+		about        string
+	}{
+		{"POST", "/products", map[string]any{"name": "x", "price": "12.50", "short_description": "x"}, "price"},
+		{"POST", "/products", map[string]any{"name": "x", "price": nil, "short_description": "x"}, "price"},
+		{"POST", "/orders", map[string]any{"contact_id": "1", "order_title": "x", "order_type": "ONLINE", "order_time": "2026-01-01T00:00:00Z", "order_items": []any{"x"}}, "order item"},
+		{"POST", "/contacts", map[string]any{"email_addresses": "not a list"}, "email_addresses"},
+		{"POST", "/contacts", []any{1, 2}, "JSON object"},
+		{"POST", "/contacts:merge", map[string]any{"contact_id": "1"}, "duplicate_contact_id"},
+		{"GET", "/contacts?page_size=5000", nil, "page_size"},
+		{"GET", "/contacts?page_token=%21%21", nil, "page_token"},
+		{"GET", "/contacts/abc", nil, "contact_id"},
+		{"PATCH", "/emailAddresses/a@example.com/status", map[string]any{"opted_in": "yes"}, "opted_in"},
+		{"POST", "/automations/goals/achieve", map[string]any{"contact_id": "x"}, "contact_id"},
+		{"POST", "/tags/1/contacts:applyTags", map[string]any{"contact_ids": []any{}}, "contact_ids"},
+	} {
+		st, body = c.do(tc.method, tc.path, tc.body)
+		if st != 400 || !strings.Contains(body["message"].(string), tc.about) {
+			t.Errorf("%s %s: %d %v, want a 400 naming %s", tc.method, tc.path, st, body, tc.about)
+		}
+	}
+}
