@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -648,4 +649,30 @@ func TestV2_BadInputIsA400(t *testing.T) {
 			t.Errorf("%s %s: %d %v, want a 400 naming %s", tc.method, tc.path, st, body, tc.about)
 		}
 	}
+}
+
+// FuzzV2Filter: whatever a caller writes as a filter is parsed into clauses
+// on known fields with a known operator, or refused with a message; never a panic.
+func FuzzV2Filter(f *testing.F) {
+	for _, seed := range []string{"given_name==Mar*", "contact_id>5;email==a@b.c", "ids==1,2,3", "x", "==", "a!=;;b<=2", "start_update_time==2026-01-01T00:00:00.000Z"} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		clauses, msg := parseV2Filter(s, contactListParams.filters)
+		if msg != "" {
+			if clauses != nil {
+				t.Fatalf("%q: refused (%s) yet parsed", s, msg)
+			}
+			return
+		}
+		for _, c := range clauses {
+			if _, ok := contactListParams.filters[c.field]; !ok {
+				t.Fatalf("%q: clause on unknown field %q", s, c.field)
+			}
+			if !slices.Contains([]string{"==", "!=", ">=", "<=", ">", "<"}, c.op) {
+				t.Fatalf("%q: clause with operator %q", s, c.op)
+			}
+			_ = clauseMatch(contactListParams.filters[c.field].kind, c, "x")
+		}
+	})
 }
