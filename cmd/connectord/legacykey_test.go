@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"maps"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -112,5 +113,31 @@ func TestLegacyKey_InstanceStoredTheOldWayKeepsWorking(t *testing.T) {
 	}
 	if r := s.do("GET", "/hubs/marketing/campaigns", el, nil); r.Status == 409 {
 		t.Fatalf("the upgraded legacy instance is still refused by the hubs: %s", r.Body)
+	}
+}
+
+// The sandbox's fake Keap serves REST v2, and takes the sandbox's legacy key
+// as X-Keap-API-Key like its service account key, as Keap does.
+func TestSandbox_ServesRESTv2ToEveryKey(t *testing.T) {
+	t.Parallel()
+	k := newKeap(t, fakekeap.Options{})
+	s := startServerWith(t, baseEnv(t, testdb.New(t), k), k, []string{"--sandbox"})
+	for _, key := range []string{sandboxServiceKey, sandboxLegacyKey} {
+		req, err := http.NewRequest("GET", s.URL+"/sandbox/keap/crm/rest/v2/contacts?page_size=5&order_by=id", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("X-Keap-API-Key", key)
+		r := s.send(req, nil)
+		m := r.JSON(t)
+		if r.Status != 200 || len(m["contacts"].([]any)) != 5 || m["next_page_token"] == "" {
+			t.Fatalf("sandbox REST v2 with %.12s…: %d %s", key, r.Status, r.Body)
+		}
+		if id, isString := m["contacts"].([]any)[0].(map[string]any)["id"].(string); !isString || id != "1" {
+			t.Fatalf("the first contact's id is %v, want the string \"1\"", m["contacts"].([]any)[0])
+		}
+	}
+	if k.Stats().APICalls != 0 {
+		t.Fatal("the sandbox reached the test's fake Keap instead of the in-process one")
 	}
 }

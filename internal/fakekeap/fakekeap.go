@@ -9,10 +9,11 @@
 // update_mask and merge; tags with :applyTags/:removeTags; companies;
 // opportunities; notes; tasks; orders with items and payments; products with
 // :adjustInventory; subscriptions; email opt-in status; automation goals;
-// settings), XML-RPC for OAuth, service account and legacy keys, throttling
-// headers and injectable failures. OAuth access tokens, service account keys
-// and legacy keys are all accepted as X-Keap-API-Key (keys) or Bearer on
-// REST v1, REST v2 and /crm/xmlrpc/v1.
+// settings; the contacts' custom field model and custom field filters),
+// XML-RPC for OAuth, service account and legacy keys, throttling headers and
+// injectable failures. Service account keys and legacy keys are accepted as
+// X-Keap-API-Key, access tokens (and service account keys) as Bearer, on REST
+// v1, REST v2 and /crm/xmlrpc/v1 alike, as Keap takes them today.
 //
 // It owns only its own memory. It must never be used against or in front of
 // the real Keap, and it persists nothing: every Server starts empty.
@@ -105,10 +106,11 @@ type Server struct {
 
 	records map[string]map[int64]record // the generic resources of resources.go, by path
 
-	v2records map[string]map[int64]map[string]any // the REST v2 resources of v2records.go, by kind
-	emailOpt  map[string]string                   // lower-case email -> opt status set through REST v2
-	goals     []goal                              // automation goals AddGoal declared
-	achieved  []AchievedGoal                      // goals achieved through REST v2, in order
+	v2records     map[string]map[int64]map[string]any // the REST v2 resources of v2records.go, by kind
+	emailOpt      map[string]string                   // lower-case email -> opt status set through REST v2
+	goals         []goal                              // automation goals AddGoal declared
+	contactCustom []customField                       // the contacts' custom fields, as AddContactCustomField declared them
+	achieved      []AchievedGoal                      // goals achieved through REST v2, in order
 }
 
 // New returns an empty fake Keap.

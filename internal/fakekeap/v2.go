@@ -66,6 +66,7 @@ func (s *Server) v2Routes(r chi.Router) {
 	r.Get("/contacts", s.v2ListContacts)
 	r.Post("/contacts", s.v2CreateContact)
 	r.Post("/contacts:merge", s.v2MergeContacts)
+	r.Get("/contacts/model", s.v2ContactModel)
 	r.Get("/contacts/{contact_id}", s.v2GetContact)
 	r.Patch("/contacts/{contact_id}", s.v2PatchContact)
 	r.Delete("/contacts/{contact_id}", s.v2DeleteContact)
@@ -129,8 +130,9 @@ type v2Filter struct {
 	path string
 	// kind: "text" equal ignoring case; "prefix" as text with a trailing *
 	// wildcard; "contains" a substring, or a prefix with *; "exact" equal;
-	// "number" ==, !=, <, <=, >, >= on numbers; "set" one of a comma list;
-	// "since" / "until" a date-time bound; "bool" true or false.
+	// "number" ==, !=, <, <=, >, >= on numbers; "time" ==, <, <=, >, >= on
+	// date-times; "set" one of a comma list; "since" / "until" a date-time
+	// bound; "bool" true or false.
 	kind string
 }
 
@@ -242,13 +244,21 @@ func parseV2Filter(s string, allowed map[string]v2Filter) ([]v2Clause, string) {
 			}
 		}
 		f, ok := allowed[c.field]
+		if !ok {
+			f, ok = allowed[strings.ToLower(c.field)] // custom fields: case-insensitive
+			c.field = strings.ToLower(c.field)
+		}
 		switch {
 		case c.op == "":
 			return nil, fmt.Sprintf("Invalid filter operator in %q: use ==", part)
 		case !ok:
 			return nil, fmt.Sprintf("Invalid filter field %q: use one of %s", c.field, strings.Join(sortedKeys(allowed), ", "))
-		case f.kind != "number" && c.op != "==":
-			return nil, fmt.Sprintf("Invalid filter operator %s for %s: it supports == only", c.op, c.field)
+		case f.kind == "time" && c.op == "!=" || f.kind != "number" && f.kind != "time" && c.op != "==":
+			return nil, fmt.Sprintf("Invalid filter operator %s for %s: it supports %s", c.op, c.field, map[bool]string{true: "==, >, <, >= and <=", false: "== only"}[f.kind == "time"])
+		case f.kind == "time":
+			if _, err := time.Parse("2006-01-02T15:04:05.000Z07:00", c.value); err != nil {
+				return nil, fmt.Sprintf("Invalid filter value %q for %s: use a full ISO 8601 date-time with milliseconds and a time zone, such as 2026-01-01T00:00:00.000Z", c.value, c.field)
+			}
 		case f.kind == "number":
 			if _, err := strconv.ParseFloat(c.value, 64); err != nil {
 				return nil, fmt.Sprintf("Invalid filter value %q for %s: use a number", c.value, c.field)
@@ -316,11 +326,21 @@ func clauseMatch(kind string, c v2Clause, v any) bool {
 		at, err := time.Parse(time.RFC3339Nano, h)
 		bound, _ := time.Parse(time.RFC3339Nano, c.value)
 		return err == nil && (kind == "since" && !at.Before(bound) || kind == "until" && !at.After(bound))
-	case "number":
-		x, err := strconv.ParseFloat(h, 64)
-		y, _ := strconv.ParseFloat(c.value, 64)
-		if err != nil {
-			return false
+	case "number", "time":
+		var x, y float64
+		if kind == "time" {
+			at, err := time.Parse(time.RFC3339Nano, h)
+			if err != nil {
+				return false
+			}
+			bound, _ := time.Parse(time.RFC3339Nano, c.value)
+			x, y = float64(at.UnixMilli()), float64(bound.UnixMilli())
+		} else {
+			var err error
+			if x, err = strconv.ParseFloat(h, 64); err != nil {
+				return false
+			}
+			y, _ = strconv.ParseFloat(c.value, 64)
 		}
 		switch c.op {
 		case "==":
@@ -474,11 +494,11 @@ func readV2Body(w http.ResponseWriter, r *http.Request, allowed []string) (map[s
 	dec.UseNumber()
 	var body map[string]any
 	if err := dec.Decode(&body); err != nil || body == nil {
-		msg := "a JSON object is required"
+		msg := ""
 		if err != nil {
-			msg = err.Error()
+			msg = " (" + err.Error() + ")"
 		}
-		writeV2Error(w, http.StatusBadRequest, "Invalid request body: %s", msg)
+		writeV2Error(w, http.StatusBadRequest, "Invalid request body: a JSON object is required%s", msg)
 		return nil, false
 	}
 	var unknown []string

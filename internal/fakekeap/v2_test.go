@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -564,4 +565,114 @@ func TestV2_CredentialsAsKeapTakesThem(t *testing.T) {
 	if r := send(t, "GET", srv.URL+"/crm/rest/v2/contacts", nil, "X-Keap-API-Key", "wrong"); r.status != 401 {
 		t.Errorf("a wrong key: status %d, want 401", r.status)
 	}
+}
+
+// Custom fields: the model names them, contacts carry them by id, and the
+// list filters by field_name with the operators their type allows.
+func TestV2Contacts_CustomFieldsModelAndFilters(t *testing.T) {
+	t.Parallel()
+	fk, srv := newTestFake(t, Options{})
+	c := newV2Client(t, srv)
+	shoe := idString(fk.AddContactCustomField("ShoeSize", "Shoe size", "WHOLE_NUMBER"))
+	club := idString(fk.AddContactCustomField("Club", "Club", "TEXT"))
+	since := idString(fk.AddContactCustomField("MemberSince", "Member since", "DATE"))
+	st, body := c.do("GET", "/contacts/model", nil)
+	wantStatus(t, "model", st, 200, body)
+	if got := len(body["custom_fields"].([]any)); got != 3 {
+		t.Fatalf("model lists %d custom fields, want 3: %v", got, body)
+	}
+	for i, p := range []struct {
+		size  int
+		club  string
+		since string
+	}{{38, "Chess", "2020-01-01T00:00:00.000Z"}, {44, "Chessmasters", "2024-06-01T00:00:00.000Z"}, {41, "Rowing", "2025-01-01T00:00:00.000Z"}} {
+		st, body = c.do("POST", "/contacts", map[string]any{"given_name": "C" + idString(int64(i)),
+			"email_addresses": []any{map[string]any{"email": "c" + idString(int64(i)) + "@example.com", "field": "EMAIL1"}},
+			"custom_fields":   []any{map[string]any{"id": shoe, "content": p.size}, map[string]any{"id": club, "content": p.club}, map[string]any{"id": since, "content": p.since}}})
+		wantStatus(t, "create", st, http.StatusCreated, body)
+	}
+	for _, tc := range []struct {
+		filter string
+		want   string
+	}{
+		{"shoesize%3E40", "2,3"},
+		{"ShoeSize%3D%3D38", "1"},
+		{"club%3D%3DChess%2A", "1,2"},
+		{"club%3D%3DChess", "1"},
+		{"membersince%3E%3D2024-01-01T00:00:00.000Z%3Bshoesize%3C42", "3"},
+	} {
+		st, body = c.do("GET", "/contacts?order_by=id&filter="+tc.filter, nil)
+		wantStatus(t, tc.filter, st, 200, body)
+		if got := strings.Join(ids(body["contacts"], ""), ","); got != tc.want {
+			t.Errorf("filter %s: contacts %s, want %s", tc.filter, got, tc.want)
+		}
+		for _, x := range body["contacts"].([]any) {
+			if _, leaked := x.(map[string]any)["_custom"]; leaked {
+				t.Fatalf("the fake's bookkeeping leaked into an answer: %v", x)
+			}
+		}
+	}
+	st, body = c.do("GET", "/contacts?filter=club%3EA", nil)
+	wantV2Error(t, "> on a text custom field", st, body, 400, "INVALID_ARGUMENT", "== only")
+	st, body = c.do("GET", "/contacts?filter=membersince%3E2024-01-01", nil)
+	wantV2Error(t, "a date without time", st, body, 400, "INVALID_ARGUMENT", "milliseconds")
+}
+
+// Bad input is a 400 naming the problem, never a 500 or a dropped connection.
+func TestV2_BadInputIsA400(t *testing.T) {
+	t.Parallel()
+	_, srv := newTestFake(t, Options{})
+	c := newV2Client(t, srv)
+	st, body := c.do("POST", "/contacts", map[string]any{"given_name": "Ann", "email_addresses": []any{map[string]any{"email": "ann@example.com", "field": "EMAIL1"}}})
+	wantStatus(t, "create", st, http.StatusCreated, body)
+	c.router = nil // the requests below are invalid on purpose
+	for _, tc := range []struct {
+		method, path string
+		body         any
+		about        string
+	}{
+		{"POST", "/products", map[string]any{"name": "x", "price": "12.50", "short_description": "x"}, "price"},
+		{"POST", "/products", map[string]any{"name": "x", "price": nil, "short_description": "x"}, "price"},
+		{"POST", "/orders", map[string]any{"contact_id": "1", "order_title": "x", "order_type": "ONLINE", "order_time": "2026-01-01T00:00:00Z", "order_items": []any{"x"}}, "order item"},
+		{"POST", "/contacts", map[string]any{"email_addresses": "not a list"}, "email_addresses"},
+		{"POST", "/contacts", []any{1, 2}, "JSON object"},
+		{"POST", "/contacts:merge", map[string]any{"contact_id": "1"}, "duplicate_contact_id"},
+		{"GET", "/contacts?page_size=5000", nil, "page_size"},
+		{"GET", "/contacts?page_token=%21%21", nil, "page_token"},
+		{"GET", "/contacts/abc", nil, "contact_id"},
+		{"PATCH", "/emailAddresses/a@example.com/status", map[string]any{"opted_in": "yes"}, "opted_in"},
+		{"POST", "/automations/goals/achieve", map[string]any{"contact_id": "x"}, "contact_id"},
+		{"POST", "/tags/1/contacts:applyTags", map[string]any{"contact_ids": []any{}}, "contact_ids"},
+	} {
+		st, body = c.do(tc.method, tc.path, tc.body)
+		if st != 400 || !strings.Contains(body["message"].(string), tc.about) {
+			t.Errorf("%s %s: %d %v, want a 400 naming %s", tc.method, tc.path, st, body, tc.about)
+		}
+	}
+}
+
+// FuzzV2Filter: whatever a caller writes as a filter is parsed into clauses
+// on known fields with a known operator, or refused with a message; never a panic.
+func FuzzV2Filter(f *testing.F) {
+	for _, seed := range []string{"given_name==Mar*", "contact_id>5;email==a@b.c", "ids==1,2,3", "x", "==", "a!=;;b<=2", "start_update_time==2026-01-01T00:00:00.000Z"} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		clauses, msg := parseV2Filter(s, contactListParams.filters)
+		if msg != "" {
+			if clauses != nil {
+				t.Fatalf("%q: refused (%s) yet parsed", s, msg)
+			}
+			return
+		}
+		for _, c := range clauses {
+			if _, ok := contactListParams.filters[c.field]; !ok {
+				t.Fatalf("%q: clause on unknown field %q", s, c.field)
+			}
+			if !slices.Contains([]string{"==", "!=", ">=", "<=", ">", "<"}, c.op) {
+				t.Fatalf("%q: clause with operator %q", s, c.op)
+			}
+			_ = clauseMatch(contactListParams.filters[c.field].kind, c, "x")
+		}
+	})
 }

@@ -233,19 +233,24 @@ func remarshal(v, into any) error {
 }
 
 func (s *Server) v2ListContacts(w http.ResponseWriter, r *http.Request) {
-	q, ok := parseV2Query(w, r, contactListParams)
+	s.mu.Lock()
+	params := s.contactListParamsLocked()
+	s.mu.Unlock()
+	q, ok := parseV2Query(w, r, params)
 	if !ok {
 		return
 	}
 	s.mu.Lock()
 	var recs []map[string]any
 	for _, c := range s.sortedContactsLocked() {
-		recs = append(recs, jsonCopy(s.renderContactV2Locked(c)))
+		rec := jsonCopy(s.renderContactV2Locked(c))
+		rec["_custom"] = jsonCopy(s.customValuesLocked(c))
+		recs = append(recs, rec)
 	}
 	s.mu.Unlock()
-	page, next := q.page(recs, contactListParams)
+	page, next := q.page(recs, params)
 	for i, rec := range page {
-		page[i] = pick(rec.(map[string]any), q.fields)
+		page[i] = pick(public(rec.(map[string]any)), q.fields)
 	}
 	writeList(w, "contacts", page, next)
 }

@@ -597,8 +597,9 @@ func shapeProduct(s *Server, rec, body map[string]any) string {
 		"subscription_only", "storefront_hidden", "country_taxable", "state_taxable", "city_taxable", "top_html", "bottom_html", "is_package",
 		"needs_digital_delivery", "delivery_description")
 	if v, ok := body["price"]; ok {
-		cents, err := v.(json.Number).Int64()
-		if _, isNumber := v.(json.Number); !isNumber || err != nil || cents < 0 {
+		n, isNumber := v.(json.Number)
+		cents, err := n.Int64()
+		if !isNumber || err != nil || cents < 0 {
 			return "Invalid price: use a whole number of cents, 0 or more (1250 is $12.50)"
 		}
 		rec["price"] = money(cents)

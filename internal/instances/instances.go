@@ -120,7 +120,7 @@ type Store interface {
 
 // KeyVerifier checks API keys with the provider before an instance is saved.
 type KeyVerifier interface {
-	VerifyServiceAccountKey(ctx context.Context, restBase, key string) error
+	VerifyAPIKey(ctx context.Context, restBase, key string) error
 	VerifyLegacyKey(ctx context.Context, legacyURL, key string) error
 }
 

@@ -183,7 +183,7 @@ func (s *Service) connect(ctx context.Context, el *elements.Element, inst *Insta
 		}
 		// Service account keys, PATs and legacy keys alike: one cheap REST call
 		// with the key as X-Keap-API-Key.
-		return s.keys.VerifyServiceAccountKey(ctx, el.Endpoints.RESTBase(), key)
+		return s.keys.VerifyAPIKey(ctx, el.Endpoints.RESTBase(), key)
 	}
 	return apperr.Errorf(apperr.Invalid, "unknown authentication type %s", inst.AuthType)
 }

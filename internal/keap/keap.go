@@ -36,10 +36,10 @@ type Client struct {
 	HTTP *http.Client
 }
 
-// VerifyServiceAccountKey makes one cheap REST call (GET /account/profile) with the
+// VerifyAPIKey makes one cheap REST call (GET /account/profile) with the
 // key as X-Keap-API-Key and reports whether Keap accepted it: a service
 // account key, a PAT, or a legacy key (which Keap takes the same way since 2024).
-func (c *Client) VerifyServiceAccountKey(ctx context.Context, restBase, key string) error {
+func (c *Client) VerifyAPIKey(ctx context.Context, restBase, key string) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(restBase, "/")+"/account/profile", nil)
 	if err != nil {
 		return fmt.Errorf("keap: %w", err)
