@@ -2,31 +2,17 @@ package xmlrpcbridge
 
 import (
 	"fmt"
-	"net/http"
 	"strings"
 	"testing"
 )
-
-// contactModel is Keap's GET /contacts/model answer (ObjectModel) for two
-// custom fields; the fake Keap does not serve the model, so the test adds it.
-const contactModel = `{"custom_fields":[` +
-	`{"id":"12","label":"Shoe size","field_name":"ShoeSize","field_type":"WHOLE_NUMBER","record_type":"CONTACT"},` +
-	`{"id":"13","label":"Favourite colour","field_name":"Colour","field_type":"TEXT","record_type":"CONTACT"}],"optional_properties":[]}`
 
 // Keap's _Custom fields are the v2 custom fields of the same field_name,
 // read from the model only when a call names one.
 func TestBridge_CustomFieldsByTheirNames(t *testing.T) {
 	t.Parallel()
-	e := newEnvWrapped(t, func(h http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.Method == http.MethodGet && r.URL.Path == "/crm/rest/v2/contacts/model" {
-				w.Header().Set("Content-Type", "application/json")
-				fmt.Fprint(w, contactModel)
-				return
-			}
-			h.ServeHTTP(w, r)
-		})
-	})
+	e := newEnv(t)
+	e.fake.AddContactCustomField("ShoeSize", "Shoe size", "WHOLE_NUMBER")
+	e.fake.AddContactCustomField("Colour", "Favourite colour", "TEXT")
 	id, err := e.viaBridge(t, "ContactService.add", map[string]any{"FirstName": "Ada", "Email": "ada@example.test", "_ShoeSize": int64(38), "_Colour": "green"})
 	if err != nil {
 		t.Fatal(err)
@@ -37,6 +23,10 @@ func TestBridge_CustomFieldsByTheirNames(t *testing.T) {
 	got, err := e.viaBridge(t, "ContactService.load", id, []any{"FirstName", "_ShoeSize", "_Colour"})
 	if err != nil || fmt.Sprint(got) != "map[FirstName:Ada _Colour:blue _ShoeSize:38]" {
 		t.Fatalf("load: %v %v", got, err)
+	}
+	rows, err := e.viaBridge(t, "DataService.query", "Contact", int64(10), int64(0), map[string]any{"_Colour": "bl%"}, []any{"Id", "_ShoeSize"})
+	if err != nil || fmt.Sprint(rows) != fmt.Sprintf("[map[Id:%v _ShoeSize:38]]", id) {
+		t.Fatalf("query on a custom field: %v %v", rows, err)
 	}
 	if _, err := e.viaBridge(t, "ContactService.load", id, []any{"_NoSuchField"}); err == nil || !strings.Contains(err.Error(), "[NoFieldFound]No field found: Contact._NoSuchField") {
 		t.Fatalf("an unknown custom field: %v", err)
@@ -49,8 +39,8 @@ func TestBridge_CustomFieldsByTheirNames(t *testing.T) {
 			models++
 		}
 	}
-	if models != 4 {
-		t.Errorf("the model was read %d times, want once per call that names a custom field (4)", models)
+	if models != 5 {
+		t.Errorf("the model was read %d times, want once per call that names a custom field (5)", models)
 	}
 	if _, err := e.viaBridge(t, "ContactService.load", id, []any{"FirstName"}); err != nil {
 		t.Fatal(err)
