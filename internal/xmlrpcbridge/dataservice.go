@@ -212,7 +212,11 @@ func (c *rcall) query(a queryArgs) (any, error) {
 			if v.Fields[a.orderBy] == nil {
 				return nil, fault("NoFieldFound", "No field found: %s.%s", t.Name, a.orderBy)
 			}
-			return nil, fault("InvalidParameter", "REST v2 cannot order %s by %s; order by %s", t.Name, a.orderBy, strings.Join(slices.Sorted(maps.Keys(v.Orders)), ", "))
+			can := strings.Join(slices.Sorted(maps.Keys(v.Orders)), ", ")
+			if can == "" {
+				can = "nothing: leave the order out"
+			}
+			return nil, fault("InvalidParameter", "REST v2 cannot order %s by %s; order by %s", t.Name, a.orderBy, can)
 		}
 		lq.params.Set("order_by", by+" "+map[bool]string{true: "asc", false: "desc"}[a.ascending])
 	case v.DefaultOrder != "":
