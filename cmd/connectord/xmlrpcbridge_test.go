@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"regexp"
 	"strings"
 	"testing"
 
@@ -174,34 +173,25 @@ func TestXMLRPCBridge_BridgeKeysAreNeverShownAgain(t *testing.T) {
 	}
 }
 
-// readmeExample is the README's xmlrpc.client example: the python block of
-// the "XML-RPC bridge" section.
-func readmeExample(t *testing.T) string {
-	t.Helper()
-	readme, err := os.ReadFile("../../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, section, ok := strings.Cut(string(readme), "## XML-RPC bridge")
-	m := regexp.MustCompile("(?s)```python\n(.*?)```").FindStringSubmatch(section)
-	if !ok || m == nil {
-		t.Fatal("the README has no python block in its XML-RPC bridge section")
-	}
-	return m[1]
-}
-
 // The README's example runs with Python's own xmlrpc.client, a client a
 // plugin author has, against connectord's bridge.
 func TestXMLRPCBridge_READMEPythonExampleRuns(t *testing.T) {
 	t.Parallel()
-	python, err := exec.LookPath("python3")
-	if err != nil {
+	if _, err := exec.LookPath("python3"); err != nil {
 		t.Skip("python3 is not on PATH: the README's xmlrpc.client example was NOT run (install python3 to run it)")
 	}
-	example := readmeExample(t)
+	for _, tool := range []string{"bash", "curl", "jq"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("the README's bridge example needs %s: install it (apt-get install %s)", tool, tool)
+		}
+	}
+	script := strings.Join(readmeBlocks(t, "xmlrpc", "sh"), "") +
+		"python3 - <<'PY'\n" + readmeBlocks(t, "xmlrpc", "python")[0] + "PY\n"
 	f := newBridgeFixture(t)
-	cmd := exec.Command(python, "-c", example)
-	cmd.Env = append(os.Environ(), "CONNECTORD_URL="+f.URL, "BRIDGE_KEY="+f.key)
+	cmd := exec.Command("bash", "-c", script)
+	cmd.Dir = t.TempDir()
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + cmd.Dir, "CONNECTORD_URL=" + f.URL, "INSTANCE_ID=" + f.id,
+		"USER_SECRET=" + f.org.User.Secret, "ORG_SECRET=" + f.org.Organization.Secret}
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("the README's example failed: %v\n%s", err, out)
