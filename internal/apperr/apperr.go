@@ -42,6 +42,15 @@ const Gone Code = "gone"
 // configuration; the message says what to do meanwhile.
 const NotImplemented Code = "not_implemented"
 
+// RequestTimeout: the caller did not send its request in time (a body
+// half-sent, or sent too slowly).
+const RequestTimeout Code = "request_timeout"
+
+// Canceled: the caller hung up before its answer was ready, so the work
+// done for it was cancelled. Nobody is left to read the answer; the request
+// log shows 499, as nginx does.
+const Canceled Code = "canceled"
+
 // Error is an error meant for the caller of connectord's API.
 type Error struct {
 	Code            Code

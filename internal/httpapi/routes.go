@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/rs/zerolog"
@@ -28,20 +29,24 @@ type Deps struct {
 	Events    eventLog     // instances' event notifications and their redelivery
 	Receiver  hookReceiver // Keap's REST hook handshakes and deliveries
 	Hooks     hookStates   // instances' Keap hooks and their status
-	XMLRPC    xmlrpcServer // the XML-RPC bridge onto Keap's REST v2 (internal/xmlrpcbridge)
-	BridgeKey bridgeKeys   // instances' bridge keys
-}
-
-// proxier builds the /proxy/… handler from how this layer knows the caller
-// and writes errors.
-type proxier interface {
-	Handler(who func(*http.Request) tenants.Principal, fail func(http.ResponseWriter, *http.Request, error)) http.Handler
+	// BodyReadTimeout bounds reading a request's body; default 30s.
+	BodyReadTimeout time.Duration
+	// Connect serves the organizations' Keap apps and the hosted connect flow (internal/connect).
+	Connect connectService
+	// XMLRPC is the XML-RPC bridge onto Keap's REST v2 (internal/xmlrpcbridge).
+	XMLRPC xmlrpcServer
+	// BridgeKey makes instances' bridge keys (internal/xmlrpcbridge).
+	BridgeKey bridgeKeys
 }
 
 // Routes lists every route connectord serves.
 func Routes(d Deps) http.Handler {
 	r := chi.NewRouter()
-	r.Use(withRequestID(d.Log), logRequests, recoverPanics, limitBody)
+	bodyTimeout := d.BodyReadTimeout
+	if bodyTimeout <= 0 {
+		bodyTimeout = 30 * time.Second
+	}
+	r.Use(withRequestID(d.Log), logRequests, recoverPanics, checkQuery, limitBody(bodyTimeout))
 	r.NotFound(notFound().ServeHTTP)
 	r.MethodNotAllowed(methodNotAllowed().ServeHTTP)
 
@@ -52,6 +57,10 @@ func Routes(d Deps) http.Handler {
 	}
 	// Keap calls this, authenticated by the hook's secret in the path.
 	r.Method(http.MethodPost, "/events/keap/{secret}", receiveKeapHook(d.Receiver))
+	// ---- the hosted connect flow's pages, for end users' browsers (issue 12) ----
+	r.Method(http.MethodGet, "/connect", connectPage(d.Connect))
+	r.Method(http.MethodPost, "/connect/authorize", connectAuthorize(d.Connect))
+	r.Method(http.MethodGet, "/connect/callback", connectCallback(d.Connect))
 	// ---- XML-RPC bridge (issue 11): Keap's XML-RPC paths on connectord's host ----
 	r.Method(http.MethodPost, "/crm/xmlrpc/v1", xmlrpcBridge(d.XMLRPC))
 	r.Method(http.MethodPost, "/api/xmlrpc", xmlrpcBridge(d.XMLRPC))
@@ -80,6 +89,12 @@ func Routes(d Deps) http.Handler {
 			r.Method(http.MethodGet, "/instances/{id}/events/hooks", listEventHooks(d.Hooks))
 			r.Method(http.MethodGet, "/instances/{id}/events/polling", listPollCursors(d.Events))
 			r.Method(http.MethodPost, "/instances/{id}/bridge-key", rotateBridgeKey(d.BridgeKey))
+			// ---- Keap apps and connect sessions (issue 12) ----
+			r.Method(http.MethodPut, "/organizations/elements/{keyOrId}/oauth/app", putOAuthApp(d.Connect))
+			r.Method(http.MethodGet, "/organizations/elements/{keyOrId}/oauth/app", getOAuthApp(d.Connect))
+			r.Method(http.MethodDelete, "/organizations/elements/{keyOrId}/oauth/app", deleteOAuthApp(d.Connect))
+			r.Method(http.MethodPost, "/connect/sessions", createConnectSession(d.Connect))
+			r.Method(http.MethodGet, "/connect/sessions/{id}", getConnectSession(d.Connect))
 		})
 
 		r.Group(func(r chi.Router) {
@@ -96,7 +111,7 @@ func Routes(d Deps) http.Handler {
 			}
 			// ---- proxy routes (issue 4) ----
 			if d.Proxy != nil {
-				proxy := d.Proxy.Handler(principal, writeError)
+				proxy := proxyKeap(d.Proxy, d.Log)
 				for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions} {
 					r.Method(m, "/proxy/*", proxy)
 				}

@@ -2,8 +2,6 @@ package proxy
 
 import (
 	"context"
-	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/connectord/connectord/internal/apperr"
@@ -53,21 +51,14 @@ func (x XMLRPC) checkPassthrough(inst *instances.Instance) error {
 		inst.ID, x.Sunset.UTC().Format("2 January 2006 15:04 MST"), inst.ID)
 }
 
-// serveBridge answers a bridge-mode call.
-func (p *Proxy) serveBridge(w http.ResponseWriter, r *http.Request, c *call, fail func(http.ResponseWriter, *http.Request, error)) {
+// Bridge answers a bridge-mode call (Call.Bridged): the bridge's
+// methodResponse, or connectord's own error (501 while this build has no
+// bridge, naming the mode and how to change it).
+func (p *Proxy) Bridge(ctx context.Context, c *Call) ([]byte, error) {
 	if p.xmlrpc.Bridge == nil {
-		fail(w, r, apperr.Errorf(apperr.NotImplemented, "instance %d has xmlrpc.mode bridge, and this connectord has no XML-RPC bridge yet: "+
+		return nil, apperr.Errorf(apperr.NotImplemented, "instance %d has xmlrpc.mode bridge, and this connectord has no XML-RPC bridge yet: "+
 			"set xmlrpc.mode to passthrough (PATCH /instances/%d with {\"configuration\": {\"xmlrpc.mode\": \"passthrough\"}}) while Keap still answers XML-RPC",
-			c.inst.ID, c.inst.ID))
-		return
+			c.Instance.ID, c.Instance.ID)
 	}
-	answer, err := p.xmlrpc.Bridge.Call(r.Context(), c.inst, c.body)
-	if err != nil {
-		fail(w, r, err)
-		return
-	}
-	w.Header().Set("Content-Type", "text/xml; charset=utf-8")
-	w.Header().Set("Content-Length", strconv.Itoa(len(answer)))
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(answer)
+	return p.xmlrpc.Bridge.Call(ctx, c.Instance, c.Body)
 }
