@@ -47,6 +47,7 @@ var statusOf = map[apperr.Code]int{
 	apperr.RequestTimeout:    http.StatusRequestTimeout,
 	apperr.Gone:              http.StatusGone,
 	apperr.Throttled:         http.StatusTooManyRequests,
+	apperr.NotImplemented:    http.StatusNotImplemented,
 }
 
 // authChallenge is the WWW-Authenticate of every 401: the Authorization

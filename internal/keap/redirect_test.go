@@ -45,7 +45,7 @@ func TestVerifyKeys_RedirectIsNotFollowedWithTheKey(t *testing.T) {
 		// A client that follows redirects, as http.DefaultClient does: the
 		// package must not rely on its caller's client to refuse them.
 		c := &Client{HTTP: &http.Client{Timeout: 5 * time.Second}}
-		if err := c.VerifyServiceAccountKey(context.Background(), keap.URL+"/crm/rest/v1", key); err == nil {
+		if err := c.VerifyAPIKey(context.Background(), keap.URL+"/crm/rest/v1", key); err == nil {
 			t.Errorf("%d: the service account key was found valid on the word of the host Keap redirected to", status)
 		}
 		if err := c.VerifyLegacyKey(context.Background(), keap.URL+"/api/xmlrpc", key); err == nil {
