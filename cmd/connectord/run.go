@@ -25,6 +25,7 @@ import (
 	"github.com/connectord/connectord/internal/hubs"
 	"github.com/connectord/connectord/internal/instances"
 	"github.com/connectord/connectord/internal/keap"
+	"github.com/connectord/connectord/internal/metrics"
 	"github.com/connectord/connectord/internal/proxy"
 	"github.com/connectord/connectord/internal/secrets"
 	"github.com/connectord/connectord/internal/store"
@@ -242,6 +243,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			Msg("sandbox: a fake Keap runs at /sandbox/keap and accepts these made-up credentials; nothing reaches the real Keap")
 	}
 
+	mx := metrics.New(metrics.Options{OrgLabels: cfg.MetricsOrgLabels, DB: db, Log: log.With().Str("component", "metrics").Logger()})
+
 	catalog, err := elements.Load(map[string]elements.Endpoints{"infusionsoft": cfg.Endpoints})
 	if err != nil {
 		return err
@@ -253,7 +256,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	client := &http.Client{Timeout: cfg.KeapTimeout, Transport: keapTransport}
 	tok := tokens.New(db, catalog, tokens.Options{
 		Margin: cfg.Refresh.Margin, PollInterval: cfg.Refresh.PollInterval, Workers: cfg.Refresh.Workers,
-		Client: client, Log: log.With().Str("component", "tokens").Logger(),
+		Client: client, Log: log.With().Str("component", "tokens").Logger(), Observer: mx,
 	})
 	// The proxy and the hubs call Keap all day, through upstream.Transport,
 	// which spends far less CPU per call than net/http's; it speaks no HTTP
@@ -262,7 +265,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if httpProxyConfigured(getenv) {
 		calls = client
 	}
-	keapOpts := upstream.Options{HTTP: calls, Log: log.With().Str("component", "upstream").Logger()}
+	keapOpts := upstream.Options{HTTP: calls, Log: log.With().Str("component", "upstream").Logger(), Observer: mx}
 	if cfg.KeapRateLimitOff {
 		keapOpts.KeyRate, keapOpts.ClientRate = rate.Inf, rate.Inf
 		log.Warn().Msg("CONNECTORD_KEAP_RATE_LIMIT_OFF: calls to Keap are not rate-limited; Keap will refuse bursts over its quotas")
@@ -275,6 +278,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		PublicURL: cfg.PublicURL, CheckInterval: cfg.HookCheckInterval, Log: log.With().Str("component", "hooks").Logger(),
 	})
 	insts.UseEventHooks(hooks)
+	// GET /metrics is on the API's listener unless CONNECTORD_METRICS_ADDR
+	// gives it one of its own.
+	var metricsOnAPI http.Handler
+	if cfg.MetricsAddr == "" {
+		metricsOnAPI = mx.Handler()
+	}
 	handler := httpapi.Routes(httpapi.Deps{
 		Log:       log,
 		Catalog:   catalog,
@@ -288,10 +297,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Events:    db,
 		Receiver:  events.NewReceiver(db, catalog, time.Now),
 		Hooks:     hooks,
+		Metrics:   mx,
+		Scrape:    metricsOnAPI,
 	})
 	delivery := events.NewDelivery(db, catalog, events.DeliveryOptions{
 		BackoffBase: cfg.DeliveryBackoffBase, Lease: cfg.DeliveryLease, Policy: callbacks,
-		Log: log.With().Str("component", "delivery").Logger(),
+		Log: log.With().Str("component", "delivery").Logger(), Observer: mx,
 	})
 
 	srv := &h1.Server{
@@ -328,11 +339,18 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	defer func() { <-reconciling }()
 	// The poller likewise stores the page under way and hands its leases back.
 	poller := events.NewPoller(db, catalog, keapClient, events.PollerOptions{
-		IntervalOverride: cfg.PollerIntervalOverride, Lease: cfg.PollerLease, Log: log.With().Str("component", "poller").Logger(),
+		IntervalOverride: cfg.PollerIntervalOverride, Lease: cfg.PollerLease, Log: log.With().Str("component", "poller").Logger(), Observer: mx,
 	})
 	polling := make(chan struct{})
 	go func() { defer close(polling); poller.Run(ctx) }()
 	defer func() { <-polling }()
+	if cfg.MetricsAddr != "" {
+		stop, err := serveMetrics(ctx, cfg.MetricsAddr, mx.Handler(), log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	log.Info().Str("addr", ln.Addr().String()).Str("public_url", cfg.PublicURL).Str("version", version).Bool("sandbox", *sandbox).Msg("listening")
 
 	select {
@@ -347,6 +365,32 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	return nil
+}
+
+// serveMetrics serves GET /metrics alone on addr (CONNECTORD_METRICS_ADDR),
+// with net/http's server, until stop is called.
+func serveMetrics(ctx context.Context, addr string, h http.Handler, log zerolog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("CONNECTORD_METRICS_ADDR %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", h)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error().Err(err).Msg("metrics server stopped")
+		}
+	}()
+	log.Info().Str("metrics_addr", ln.Addr().String()).Msg("metrics listening")
+	return func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+		<-done
+	}, nil
 }
 
 // pruneDelivered deletes delivered notifications older than retention, at

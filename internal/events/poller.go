@@ -50,9 +50,24 @@ type PollerOptions struct {
 	MaxPages         int           // pages per poll before yielding to other instances; default 50
 	Now              func() time.Time
 	Log              zerolog.Logger
+	// Observer is told how many events each stored page held
+	// (internal/metrics); nil tells no one.
+	Observer PollObserver
 }
 
+// PollObserver is told of the events polls store.
+type PollObserver interface {
+	EventsPolled(n int)
+}
+
+type nopPollObserver struct{}
+
+func (nopPollObserver) EventsPolled(int) {}
+
 func (o *PollerOptions) defaults() {
+	if o.Observer == nil {
+		o.Observer = nopPollObserver{}
+	}
 	if o.SyncInterval <= 0 {
 		o.SyncInterval = 5 * time.Second
 	}
@@ -278,6 +293,7 @@ func (p *Poller) pollCursor(ctx, work context.Context, el *elements.Element, ins
 				break
 			}
 			found += len(evs)
+			p.opt.Observer.EventsPolled(len(evs))
 			offset = 0
 		} else {
 			// Nothing new on a full page: every record on it was reported at

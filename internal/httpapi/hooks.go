@@ -28,7 +28,7 @@ type hookReceipt struct {
 // handshake (X-Hook-Secret echoed) and its deliveries, acknowledged only once
 // stored. The path carries the hook's secret, so the request log shows the
 // route pattern instead (see logRequests).
-func receiveKeapHook(rcv hookReceiver) http.Handler {
+func receiveKeapHook(rcv hookReceiver, obs observer) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		secret := chi.URLParam(r, "secret")
 		body, err := io.ReadAll(r.Body)
@@ -61,9 +61,15 @@ func receiveKeapHook(rcv hookReceiver) http.Handler {
 		}
 		n, err := rcv.Deliver(r.Context(), secret, body)
 		if err != nil {
+			outcome := "refused"
+			if apperr.CodeOf(err) == apperr.Unavailable {
+				outcome = "unavailable" // Keap retries
+			}
+			obs.HookDelivery(outcome, 0)
 			writeError(w, r, err)
 			return
 		}
+		obs.HookDelivery("stored", n)
 		writeJSON(w, http.StatusOK, hookReceipt{Received: n})
 	})
 }

@@ -28,6 +28,8 @@ type Deps struct {
 	Events    eventLog     // instances' event notifications and their redelivery
 	Receiver  hookReceiver // Keap's REST hook handshakes and deliveries
 	Hooks     hookStates   // instances' Keap hooks and their status
+	Metrics   observer     // counts requests and hook deliveries (internal/metrics); nil counts nothing
+	Scrape    http.Handler // when set, serves GET /metrics (the metrics' exposition)
 }
 
 // proxier builds the /proxy/… handler from how this layer knows the caller
@@ -39,17 +41,23 @@ type proxier interface {
 // Routes lists every route connectord serves.
 func Routes(d Deps) http.Handler {
 	r := chi.NewRouter()
-	r.Use(withRequestID(d.Log), logRequests, recoverPanics, limitBody)
+	if d.Metrics == nil {
+		d.Metrics = nopObserver{}
+	}
+	r.Use(withRequestID(d.Log), logRequests, observeRequests(d.Metrics), recoverPanics, limitBody)
 	r.NotFound(notFound().ServeHTTP)
 	r.MethodNotAllowed(methodNotAllowed().ServeHTTP)
 
 	r.Method(http.MethodGet, "/healthz", healthz())
 	r.Method(http.MethodGet, "/readyz", readyz(d.DB))
+	if d.Scrape != nil {
+		r.Method(http.MethodGet, "/metrics", d.Scrape)
+	}
 	if d.Sandbox != nil {
 		r.Mount("/sandbox/keap", http.StripPrefix("/sandbox/keap", d.Sandbox))
 	}
 	// Keap calls this, authenticated by the hook's secret in the path.
-	r.Method(http.MethodPost, "/events/keap/{secret}", receiveKeapHook(d.Receiver))
+	r.Method(http.MethodPost, "/events/keap/{secret}", receiveKeapHook(d.Receiver, d.Metrics))
 
 	api := func(r chi.Router) {
 		r.Method(http.MethodGet, "/elements", listElements(d.Catalog))

@@ -25,7 +25,7 @@ func TestRoutesDoc_MatchOpenAPI(t *testing.T) {
 	}
 	// Handlers are never invoked, so the services may be nil. Sandbox is set so
 	// that sandbox mode's routes are built too (and left out below).
-	h := Routes(Deps{Log: zerolog.Nop(), Catalog: catalog, Sandbox: http.NotFoundHandler(), Proxy: nopProxy{}})
+	h := Routes(Deps{Log: zerolog.Nop(), Catalog: catalog, Sandbox: http.NotFoundHandler(), Proxy: nopProxy{}, Scrape: http.NotFoundHandler()})
 	mux, ok := h.(chi.Routes)
 	if !ok {
 		t.Fatalf("Routes returned %T, not a chi router", h)

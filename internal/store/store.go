@@ -28,8 +28,9 @@ import (
 
 // DB is the store over one pool.
 type DB struct {
-	pool *pgxpool.Pool
-	ring *secrets.Ring
+	pool      *pgxpool.Pool
+	ring      *secrets.Ring
+	acquiring *acquireTracer // counts the callers waiting for a connection
 }
 
 // Open connects to databaseURL. ring may be nil for commands that never touch
@@ -44,6 +45,8 @@ func Open(ctx context.Context, databaseURL string, ring *secrets.Ring) (*DB, err
 		// server whose token refreshes hold a connection through a Keap call.
 		cfg.MaxConns = 20
 	}
+	acquiring := &acquireTracer{}
+	cfg.ConnConfig.Tracer = acquiring
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("connect to PostgreSQL: %w", err)
@@ -54,7 +57,7 @@ func Open(ctx context.Context, databaseURL string, ring *secrets.Ring) (*DB, err
 		pool.Close()
 		return nil, fmt.Errorf("PostgreSQL at %s is not reachable: %w", redactURL(cfg.ConnConfig), err)
 	}
-	return &DB{pool: pool, ring: ring}, nil
+	return &DB{pool: pool, ring: ring, acquiring: acquiring}, nil
 }
 
 func redactURL(c *pgx.ConnConfig) string {
