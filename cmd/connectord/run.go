@@ -17,6 +17,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/connectord/connectord/internal/apperr"
+	"github.com/connectord/connectord/internal/audit"
 	"github.com/connectord/connectord/internal/elements"
 	"github.com/connectord/connectord/internal/events"
 	"github.com/connectord/connectord/internal/fakekeap"
@@ -31,6 +32,7 @@ import (
 	"github.com/connectord/connectord/internal/store"
 	"github.com/connectord/connectord/internal/tenants"
 	"github.com/connectord/connectord/internal/tokens"
+	"github.com/connectord/connectord/internal/trace"
 	"github.com/connectord/connectord/internal/upstream"
 )
 
@@ -158,8 +160,10 @@ func orgsCmd(ctx context.Context, args []string, getenv func(string) string, std
 		return err
 	}
 	defer db.Close()
-	created, err := tenants.NewService(db).CreateOrganization(ctx, *name, *email)
+	actx, rec := audit.Start(ctx, audit.Actor{}, audit.OrganizationCreated, audit.TargetOrganization, 0)
+	created, err := tenants.NewService(db).CreateOrganization(actx, *name, *email)
 	if err != nil {
+		recordFailed(ctx, db, rec, err)
 		if e, ok := apperrMessage(err); ok {
 			return errors.New(e)
 		}
@@ -253,7 +257,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	// idle connections to it for concurrent callers (the default keeps 2).
 	keapTransport := http.DefaultTransport.(*http.Transport).Clone()
 	keapTransport.MaxIdleConns, keapTransport.MaxIdleConnsPerHost = 512, 256
-	client := &http.Client{Timeout: cfg.KeapTimeout, Transport: keapTransport}
+	client := &http.Client{Timeout: cfg.KeapTimeout, Transport: &trace.Transport{Base: keapTransport}}
 	tok := tokens.New(db, catalog, tokens.Options{
 		Margin: cfg.Refresh.Margin, PollInterval: cfg.Refresh.PollInterval, Workers: cfg.Refresh.Workers,
 		Client: client, Log: log.With().Str("component", "tokens").Logger(), Observer: mx,
@@ -299,6 +303,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Hooks:     hooks,
 		Metrics:   mx,
 		Scrape:    metricsOnAPI,
+		Audit:     db,
 	})
 	delivery := events.NewDelivery(db, catalog, events.DeliveryOptions{
 		BackoffBase: cfg.DeliveryBackoffBase, Lease: cfg.DeliveryLease, Policy: callbacks,
@@ -333,6 +338,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}()
 	defer func() { <-listening }()
 	go pruneDelivered(ctx, db, cfg.EventsRetention, log.With().Str("component", "retention").Logger())
+	go pruneAudit(ctx, db, cfg.AuditRetention, log.With().Str("component", "retention").Logger())
 	// The hook reconciler finishes the instances it is on before run returns.
 	reconciling := make(chan struct{})
 	go func() { defer close(reconciling); hooks.Run(ctx) }()
@@ -414,6 +420,27 @@ func pruneDelivered(ctx context.Context, db *store.DB, retention time.Duration, 
 	}
 }
 
+// pruneAudit deletes audit log entries older than retention
+// (CONNECTORD_AUDIT_RETENTION), at start and then hourly, until ctx ends.
+func pruneAudit(ctx context.Context, db *store.DB, retention time.Duration, log zerolog.Logger) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		n, err := db.PruneAudit(ctx, time.Now().Add(-retention))
+		switch {
+		case err != nil && ctx.Err() == nil:
+			log.Warn().Err(err).Msg("prune the audit log; will try again in an hour")
+		case n > 0:
+			log.Info().Int64("deleted", n).Dur("retention", retention).Msg("pruned the audit log")
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
 // loopbackAddr turns a wildcard listening address into one this process can call.
 func loopbackAddr(a net.Addr) string {
 	host, port, err := net.SplitHostPort(a.String())
@@ -475,12 +502,27 @@ func keysCmd(ctx context.Context, args []string, getenv func(string) string, std
 	if err := checkKeys(ctx, db, cfg); err != nil {
 		return err
 	}
-	n, err := db.ResealCredentials(ctx)
+	actx, rec := audit.StartEach(ctx, audit.Actor{}, audit.KeysRotated, audit.TargetInstance)
+	audit.Describe(actx, "", map[string]any{"keyId": cfg.Ring.CurrentID()})
+	n, err := db.ResealCredentials(actx)
 	if err != nil {
+		recordFailed(ctx, db, rec, err)
 		return err
 	}
 	fmt.Fprintf(stdout, "re-encrypted the credentials of %d instances under key %s\n", n, cfg.Ring.CurrentID())
 	return nil
+}
+
+// recordFailed writes the audit entry of an operator's command that failed;
+// a failure to write it is added to nothing: the command's error is the news.
+func recordFailed(ctx context.Context, db *store.DB, rec *audit.Record, err error) {
+	reason := "internal error"
+	if m, ok := apperrMessage(err); ok {
+		reason = m
+	}
+	if e, ok := rec.FailedEntry(reason); ok {
+		_ = db.RecordAudit(ctx, e)
+	}
 }
 
 // openFromEnv opens DATABASE_URL, migrated, for the commands that need no keys.

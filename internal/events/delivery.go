@@ -18,6 +18,7 @@ import (
 
 	"github.com/connectord/connectord/internal/elements"
 	"github.com/connectord/connectord/internal/instances"
+	"github.com/connectord/connectord/internal/trace"
 )
 
 // DeliveryStore is what delivery needs from the database. Each method is one
@@ -425,6 +426,9 @@ func (d *Delivery) post(ctx context.Context, c Claimed, t *target) (int, string)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "connectord")
+	if c.Traceparent != "" {
+		req.Header.Set(trace.Header, c.Traceparent)
+	}
 	if t.key != "" {
 		req.Header.Set(SignatureHeader, Signature(t.key, body))
 	}

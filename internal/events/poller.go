@@ -21,6 +21,7 @@ import (
 	"github.com/connectord/connectord/internal/apperr"
 	"github.com/connectord/connectord/internal/elements"
 	"github.com/connectord/connectord/internal/instances"
+	"github.com/connectord/connectord/internal/trace"
 	"github.com/connectord/connectord/internal/upstream"
 )
 
@@ -203,6 +204,9 @@ func (p *Poller) next(interval time.Duration) time.Time {
 // poll polls the due cursors of one claimed instance and hands its lease back.
 // It reads the instance's configuration as it is now.
 func (p *Poller) poll(ctx context.Context, c PollClaim) {
+	// Each poll is a trace of its own: its calls to Keap and the callbacks
+	// of the events it stores carry it.
+	ctx = trace.With(ctx, trace.New())
 	// The work outlives ctx so that a shutdown stores the page under way;
 	// pollCursor stops between pages once ctx ends.
 	work := context.WithoutCancel(ctx)

@@ -46,6 +46,7 @@ var statusOf = map[apperr.Code]int{
 // errorBody is the Open Connectors error shape.
 type errorBody struct {
 	RequestID       string `json:"requestId"`
+	TraceID         string `json:"traceId,omitempty"` // the W3C trace the request belongs to
 	Message         string `json:"message"`
 	ProviderMessage string `json:"providerMessage,omitempty"`
 }
@@ -65,7 +66,7 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if !ok {
 		status = http.StatusInternalServerError
 	}
-	writeJSON(w, status, errorBody{RequestID: id, Message: e.Message, ProviderMessage: e.ProviderMessage})
+	writeJSON(w, status, errorBody{RequestID: id, TraceID: TraceID(r.Context()), Message: e.Message, ProviderMessage: e.ProviderMessage})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -6,6 +6,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/rs/zerolog"
 
+	"github.com/connectord/connectord/internal/audit"
 	"github.com/connectord/connectord/internal/elements"
 	"github.com/connectord/connectord/internal/tenants"
 )
@@ -30,6 +31,7 @@ type Deps struct {
 	Hooks     hookStates   // instances' Keap hooks and their status
 	Metrics   observer     // counts requests and hook deliveries (internal/metrics); nil counts nothing
 	Scrape    http.Handler // when set, serves GET /metrics (the metrics' exposition)
+	Audit     auditLog     // the audit log (the store); nil records nothing and serves no /audit-logs
 }
 
 // proxier builds the /proxy/… handler from how this layer knows the caller
@@ -66,22 +68,26 @@ func Routes(d Deps) http.Handler {
 
 		r.Group(func(r chi.Router) {
 			r.Use(authenticate(d.Tenants, tenants.NeedOrganization))
-			r.Method(http.MethodPost, "/elements/{keyOrId}/instances", createInstance(d.Instances))
-			r.Method(http.MethodPost, "/instances", createInstance(d.Instances))
+			// audited(…) records the change in the audit log (issue 14).
+			r.Method(http.MethodPost, "/elements/{keyOrId}/instances", audited(d.Audit, audit.InstanceCreated, createInstance(d.Instances)))
+			r.Method(http.MethodPost, "/instances", audited(d.Audit, audit.InstanceCreated, createInstance(d.Instances)))
 			r.Method(http.MethodGet, "/instances", listInstances(d.Instances))
 			r.Method(http.MethodGet, "/instances/{id}", getInstance(d.Instances))
-			r.Method(http.MethodPatch, "/instances/{id}", patchInstance(d.Instances))
-			r.Method(http.MethodPut, "/instances/{id}", putInstance(d.Instances))
-			r.Method(http.MethodDelete, "/instances/{id}", deleteInstance(d.Instances))
+			r.Method(http.MethodPatch, "/instances/{id}", audited(d.Audit, audit.InstanceChanged, patchInstance(d.Instances)))
+			r.Method(http.MethodPut, "/instances/{id}", audited(d.Audit, audit.InstanceReconnected, putInstance(d.Instances)))
+			r.Method(http.MethodDelete, "/instances/{id}", audited(d.Audit, audit.InstanceDeleted, deleteInstance(d.Instances)))
 			r.Method(http.MethodGet, "/instances/{id}/configuration", getConfiguration(d.Instances))
 			r.Method(http.MethodGet, "/instances/{id}/configuration/{configKey}", getConfigEntry(d.Instances))
-			r.Method(http.MethodPatch, "/instances/{id}/configuration/{configKey}", patchConfigEntry(d.Instances))
-			r.Method(http.MethodPut, "/instances/{id}/tokens/refresh", refreshTokens(d.Tokens))
+			r.Method(http.MethodPatch, "/instances/{id}/configuration/{configKey}", audited(d.Audit, audit.InstanceChanged, patchConfigEntry(d.Instances)))
+			r.Method(http.MethodPut, "/instances/{id}/tokens/refresh", audited(d.Audit, audit.InstanceTokensRefreshed, refreshTokens(d.Tokens)))
 			r.Method(http.MethodGet, "/instances/{id}/events", listEvents(d.Events))
-			r.Method(http.MethodPost, "/instances/{id}/events/redeliver", redeliverEvents(d.Events))
-			r.Method(http.MethodPost, "/instances/{id}/events/{eventId}/redeliver", redeliverEvent(d.Events))
+			r.Method(http.MethodPost, "/instances/{id}/events/redeliver", audited(d.Audit, audit.EventsRedelivered, redeliverEvents(d.Events)))
+			r.Method(http.MethodPost, "/instances/{id}/events/{eventId}/redeliver", audited(d.Audit, audit.EventsRedelivered, redeliverEvent(d.Events)))
 			r.Method(http.MethodGet, "/instances/{id}/events/hooks", listEventHooks(d.Hooks))
 			r.Method(http.MethodGet, "/instances/{id}/events/polling", listPollCursors(d.Events))
+			if d.Audit != nil {
+				r.Method(http.MethodGet, "/audit-logs", listAuditLogs(d.Audit))
+			}
 		})
 
 		r.Group(func(r chi.Router) {

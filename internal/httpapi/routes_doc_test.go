@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"net/http"
 	"sort"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/rs/zerolog"
 
+	"github.com/connectord/connectord/internal/audit"
 	"github.com/connectord/connectord/internal/elements"
 	"github.com/connectord/connectord/internal/tenants"
 )
@@ -25,7 +27,7 @@ func TestRoutesDoc_MatchOpenAPI(t *testing.T) {
 	}
 	// Handlers are never invoked, so the services may be nil. Sandbox is set so
 	// that sandbox mode's routes are built too (and left out below).
-	h := Routes(Deps{Log: zerolog.Nop(), Catalog: catalog, Sandbox: http.NotFoundHandler(), Proxy: nopProxy{}, Scrape: http.NotFoundHandler()})
+	h := Routes(Deps{Log: zerolog.Nop(), Catalog: catalog, Sandbox: http.NotFoundHandler(), Proxy: nopProxy{}, Scrape: http.NotFoundHandler(), Audit: nopAudit{}})
 	mux, ok := h.(chi.Routes)
 	if !ok {
 		t.Fatalf("Routes returned %T, not a chi router", h)
@@ -114,4 +116,12 @@ type nopProxy struct{}
 
 func (nopProxy) Handler(func(*http.Request) tenants.Principal, func(http.ResponseWriter, *http.Request, error)) http.Handler {
 	return http.NotFoundHandler()
+}
+
+// nopAudit stands for the audit log, which is never used here.
+type nopAudit struct{}
+
+func (nopAudit) RecordAudit(context.Context, audit.Entry) error { return nil }
+func (nopAudit) AuditLog(context.Context, int64, audit.Filter) ([]audit.Entry, int64, error) {
+	return nil, 0, nil
 }

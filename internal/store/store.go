@@ -22,6 +22,7 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/connectord/connectord/internal/apperr"
+	"github.com/connectord/connectord/internal/audit"
 	"github.com/connectord/connectord/internal/secrets"
 	"github.com/connectord/connectord/migrations"
 )
@@ -112,10 +113,17 @@ func (db *DB) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
 		defer cancel()
 		_ = tx.Rollback(rctx)
 	}()
+	rec := audit.From(ctx)
 	if err := fn(tx); err != nil {
+		rec.RolledBack()
 		return err
 	}
-	return interpret(tx.Commit(ctx))
+	if err := tx.Commit(ctx); err != nil {
+		rec.RolledBack()
+		return interpret(err)
+	}
+	rec.Committed()
+	return nil
 }
 
 // interpret converts pgx errors into apperr errors at the edge.

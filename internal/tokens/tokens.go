@@ -28,6 +28,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/connectord/connectord/internal/apperr"
+	"github.com/connectord/connectord/internal/audit"
 	"github.com/connectord/connectord/internal/elements"
 	"github.com/connectord/connectord/internal/instances"
 	"github.com/connectord/connectord/internal/oauthflow"
@@ -231,6 +232,11 @@ func (s *Service) refreshLocked(ctx context.Context, orgID, id int64, need func(
 			return instances.ErrUnchanged // another caller refreshed while this one waited
 		}
 		refreshErr = s.refresh(work, inst, s.opt.Now())
+		if refreshErr != nil {
+			// Saved with the instance: the refresh failed, and what it
+			// left (an invalid instance, a retry time) is the change.
+			audit.Fail(work, "the token refresh failed")
+		}
 		return nil
 	})
 	if err != nil {

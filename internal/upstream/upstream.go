@@ -27,6 +27,7 @@ import (
 	"github.com/connectord/connectord/internal/elements"
 	"github.com/connectord/connectord/internal/instances"
 	"github.com/connectord/connectord/internal/keap"
+	"github.com/connectord/connectord/internal/trace"
 )
 
 // Target is what a call needs to know about the instance it is made for.
@@ -284,6 +285,9 @@ func (c *Client) Do(ctx context.Context, t Target, req *http.Request, body []byt
 		out.Body, out.ContentLength = nil, int64(len(body))
 		if body != nil {
 			out.Body = io.NopCloser(bytes.NewReader(body))
+		}
+		if tc, ok := trace.From(ctx); ok {
+			req.Header.Set(trace.Header, tc.String())
 		}
 		token, err := c.authorize(ctx, t, out, rejected)
 		if err != nil {
