@@ -161,6 +161,20 @@ func TestAudit_EveryChangeRecordedInItsTransaction(t *testing.T) {
 	}
 	s.lastAudit(t, o, "events.redelivered", "failed", id, &r)
 
+	// A refresh Keap refuses: recorded as failed with the instance it left
+	// invalid, in the same transaction.
+	s.keap.RevokeRefreshTokens(testClientID)
+	r = s.do("PUT", path+"/tokens/refresh", o.auth(), nil)
+	if r.Status < 400 {
+		t.Fatalf("refresh with a revoked token: %d %s", r.Status, r.Body)
+	}
+	if e = s.lastAudit(t, o, "instance.tokens_refreshed", "failed", id, &r); e["detail"].(map[string]any)["reason"] != "the token refresh failed" {
+		t.Errorf("refused refresh: detail %v", e["detail"])
+	}
+	if got := s.do("GET", path, o.auth(), nil).JSON(t); got["valid"] != false {
+		t.Fatalf("after the refused refresh the instance is %v", got["valid"])
+	}
+
 	// A deletion whose transaction rolls back after its entry was written
 	// (a trigger refuses the success entry): the instance stays, and the
 	// log holds the failure, not a success.
@@ -189,7 +203,7 @@ func TestAudit_EveryChangeRecordedInItsTransaction(t *testing.T) {
 	// The whole log: newest first, about the instance even once it is gone,
 	// and never a secret or a configuration value.
 	all, _ := s.auditEntries(o, "?pageSize=200")
-	want := []string{"instance.deleted succeeded", "instance.deleted failed", "events.redelivered failed", "events.redelivered succeeded",
+	want := []string{"instance.deleted succeeded", "instance.deleted failed", "instance.tokens_refreshed failed", "events.redelivered failed", "events.redelivered succeeded",
 		"events.redelivered succeeded", "instance.reconnected succeeded", "instance.tokens_refreshed succeeded", "instance.changed failed",
 		"instance.enabled succeeded", "instance.disabled succeeded", "instance.changed succeeded", "instance.changed succeeded",
 		"instance.created succeeded", "organization.created succeeded"}
