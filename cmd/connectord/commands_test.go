@@ -46,6 +46,9 @@ func TestServeConfiguration_BadValuesNameTheVariable(t *testing.T) {
 		{"bad hook check interval", "CONNECTORD_HOOK_CHECK_INTERVAL", "0s", "CONNECTORD_HOOK_CHECK_INTERVAL"},
 		{"bad poller override", "CONNECTORD_POLLER_INTERVAL_OVERRIDE", "fast", "CONNECTORD_POLLER_INTERVAL_OVERRIDE"},
 		{"bad poller lease", "CONNECTORD_POLLER_LEASE", "-1s", "CONNECTORD_POLLER_LEASE"},
+		{"bad metrics addr", "CONNECTORD_METRICS_ADDR", "nine-thousand", "CONNECTORD_METRICS_ADDR"},
+		{"bad metrics org labels switch", "CONNECTORD_METRICS_ORG_LABELS", "perhaps", "CONNECTORD_METRICS_ORG_LABELS"},
+		{"bad audit retention", "CONNECTORD_AUDIT_RETENTION", "a year", "CONNECTORD_AUDIT_RETENTION"},
 		{"database unreachable", "", "", "not reachable"},
 	}
 	for _, tt := range tests {

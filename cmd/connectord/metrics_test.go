@@ -287,18 +287,6 @@ func TestMetrics_OwnListenerAndOrganizationLabels(t *testing.T) {
 	if got := m.get("connectord_http_requests_total", labels{"route": "/instances", "method": "GET", "status": "200", "organization": fmt.Sprint(o.Organization.ID)}); got != 1 {
 		t.Errorf("GET /instances for organization %d counted %v times\n%s", o.Organization.ID, got, m.raw)
 	}
-	for _, bad := range []map[string]string{{"CONNECTORD_METRICS_ADDR": "nine-thousand"}, {"CONNECTORD_METRICS_ORG_LABELS": "perhaps"}} {
-		env := baseEnv(t, "postgres://unused@127.0.0.1:1/x", k)
-		for k, v := range bad {
-			env[k] = v
-		}
-		err := run(t.Context(), []string{"serve"}, getenvFrom(env), io.Discard, io.Discard)
-		for name := range bad {
-			if err == nil || !strings.Contains(err.Error(), name) {
-				t.Errorf("%v: error %v does not name %s", bad, err, name)
-			}
-		}
-	}
 }
 
 // checkDashboard reads the sample Grafana dashboard and checks that it is
