@@ -1002,6 +1002,9 @@ type MethodNotAllowed = Error
 // NotFound The Open Connectors error body.
 type NotFound = Error
 
+// RequestTimeout The Open Connectors error body.
+type RequestTimeout = Error
+
 // TooLarge The Open Connectors error body.
 type TooLarge = Error
 
@@ -7462,6 +7465,12 @@ type ListElementsResponse200Headers struct {
 	XRequestId        string
 }
 
+// ListElementsResponse400Headers the declared response headers of an HTTP 400 response for ListElements
+type ListElementsResponse400Headers struct {
+	ElementsRequestId string
+	XRequestId        string
+}
+
 // ListElementsResponse500Headers the declared response headers of an HTTP 500 response for ListElements
 type ListElementsResponse500Headers struct {
 	ElementsRequestId string
@@ -7473,10 +7482,14 @@ type ListElementsResponse struct {
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *[]Element
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *ListElementsResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *ListElementsResponse400Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *ListElementsResponse500Headers
 }
@@ -7484,6 +7497,11 @@ type ListElementsResponse struct {
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r ListElementsResponse) GetJSON200() *[]Element {
 	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ListElementsResponse) GetJSON400() *BadRequest {
+	return r.JSON400
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
@@ -7526,6 +7544,12 @@ type GetElementResponse200Headers struct {
 	XRequestId        string
 }
 
+// GetElementResponse400Headers the declared response headers of an HTTP 400 response for GetElement
+type GetElementResponse400Headers struct {
+	ElementsRequestId string
+	XRequestId        string
+}
+
 // GetElementResponse404Headers the declared response headers of an HTTP 404 response for GetElement
 type GetElementResponse404Headers struct {
 	ElementsRequestId string
@@ -7543,12 +7567,16 @@ type GetElementResponse struct {
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *Element
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *NotFound
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *GetElementResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *GetElementResponse400Headers
 	// Headers404 the parsed response headers for an HTTP 404 response
 	Headers404 *GetElementResponse404Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
@@ -7558,6 +7586,11 @@ type GetElementResponse struct {
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r GetElementResponse) GetJSON200() *Element {
 	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r GetElementResponse) GetJSON400() *BadRequest {
+	return r.JSON400
 }
 
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
@@ -7623,6 +7656,12 @@ type CreateElementInstanceResponse404Headers struct {
 	XRequestId        string
 }
 
+// CreateElementInstanceResponse408Headers the declared response headers of an HTTP 408 response for CreateElementInstance
+type CreateElementInstanceResponse408Headers struct {
+	ElementsRequestId string
+	XRequestId        string
+}
+
 // CreateElementInstanceResponse413Headers the declared response headers of an HTTP 413 response for CreateElementInstance
 type CreateElementInstanceResponse413Headers struct {
 	ElementsRequestId string
@@ -7670,6 +7709,8 @@ type CreateElementInstanceResponse struct {
 	JSON401 *Unauthorized
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *NotFound
+	// JSON408 the response for an HTTP 408 `application/json` response
+	JSON408 *RequestTimeout
 	// JSON413 the response for an HTTP 413 `application/json` response
 	JSON413 *TooLarge
 	// JSON415 the response for an HTTP 415 `application/json` response
@@ -7690,6 +7731,8 @@ type CreateElementInstanceResponse struct {
 	Headers401 *CreateElementInstanceResponse401Headers
 	// Headers404 the parsed response headers for an HTTP 404 response
 	Headers404 *CreateElementInstanceResponse404Headers
+	// Headers408 the parsed response headers for an HTTP 408 response
+	Headers408 *CreateElementInstanceResponse408Headers
 	// Headers413 the parsed response headers for an HTTP 413 response
 	Headers413 *CreateElementInstanceResponse413Headers
 	// Headers415 the parsed response headers for an HTTP 415 response
@@ -7722,6 +7765,11 @@ func (r CreateElementInstanceResponse) GetJSON401() *Unauthorized {
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
 func (r CreateElementInstanceResponse) GetJSON404() *NotFound {
 	return r.JSON404
+}
+
+// GetJSON408 returns the response for an HTTP 408 `application/json` response
+func (r CreateElementInstanceResponse) GetJSON408() *RequestTimeout {
+	return r.JSON408
 }
 
 // GetJSON413 returns the response for an HTTP 413 `application/json` response
@@ -7896,6 +7944,12 @@ type ReceiveKeapHookResponse404Headers struct {
 	XRequestId        string
 }
 
+// ReceiveKeapHookResponse408Headers the declared response headers of an HTTP 408 response for ReceiveKeapHook
+type ReceiveKeapHookResponse408Headers struct {
+	ElementsRequestId string
+	XRequestId        string
+}
+
 // ReceiveKeapHookResponse410Headers the declared response headers of an HTTP 410 response for ReceiveKeapHook
 type ReceiveKeapHookResponse410Headers struct {
 	ElementsRequestId string
@@ -7932,6 +7986,8 @@ type ReceiveKeapHookResponse struct {
 	JSON400 *BadRequest
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *NotFound
+	// JSON408 the response for an HTTP 408 `application/json` response
+	JSON408 *RequestTimeout
 	// JSON410 the response for an HTTP 410 `application/json` response
 	JSON410 *Error
 	// JSON413 the response for an HTTP 413 `application/json` response
@@ -7946,6 +8002,8 @@ type ReceiveKeapHookResponse struct {
 	Headers400 *ReceiveKeapHookResponse400Headers
 	// Headers404 the parsed response headers for an HTTP 404 response
 	Headers404 *ReceiveKeapHookResponse404Headers
+	// Headers408 the parsed response headers for an HTTP 408 response
+	Headers408 *ReceiveKeapHookResponse408Headers
 	// Headers410 the parsed response headers for an HTTP 410 response
 	Headers410 *ReceiveKeapHookResponse410Headers
 	// Headers413 the parsed response headers for an HTTP 413 response
@@ -7972,6 +8030,11 @@ func (r ReceiveKeapHookResponse) GetJSON400() *BadRequest {
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
 func (r ReceiveKeapHookResponse) GetJSON404() *NotFound {
 	return r.JSON404
+}
+
+// GetJSON408 returns the response for an HTTP 408 `application/json` response
+func (r ReceiveKeapHookResponse) GetJSON408() *RequestTimeout {
+	return r.JSON408
 }
 
 // GetJSON410 returns the response for an HTTP 410 `application/json` response
@@ -8029,6 +8092,12 @@ type HealthzResponse200Headers struct {
 	XRequestId        string
 }
 
+// HealthzResponse400Headers the declared response headers of an HTTP 400 response for Healthz
+type HealthzResponse400Headers struct {
+	ElementsRequestId string
+	XRequestId        string
+}
+
 // HealthzResponse500Headers the declared response headers of an HTTP 500 response for Healthz
 type HealthzResponse500Headers struct {
 	ElementsRequestId string
@@ -8042,10 +8111,14 @@ type HealthzResponse struct {
 	JSON200 *struct {
 		Status Healthz200JSONResponseBodyStatus `json:"status"`
 	}
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *HealthzResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *HealthzResponse400Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *HealthzResponse500Headers
 }
@@ -8055,6 +8128,11 @@ func (r HealthzResponse) GetJSON200() *struct {
 	Status Healthz200JSONResponseBodyStatus `json:"status"`
 } {
 	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r HealthzResponse) GetJSON400() *BadRequest {
+	return r.JSON400
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
@@ -8127,6 +8205,12 @@ type HubCountriesResponse405Headers struct {
 	XRequestId        string
 }
 
+// HubCountriesResponse408Headers the declared response headers of an HTTP 408 response for HubCountries
+type HubCountriesResponse408Headers struct {
+	ElementsRequestId string
+	XRequestId        string
+}
+
 // HubCountriesResponse409Headers the declared response headers of an HTTP 409 response for HubCountries
 type HubCountriesResponse409Headers struct {
 	ElementsRequestId string
@@ -8190,6 +8274,8 @@ type HubCountriesResponse struct {
 	JSON404 *NotFound
 	// JSON405 the response for an HTTP 405 `application/json` response
 	JSON405 *MethodNotAllowed
+	// JSON408 the response for an HTTP 408 `application/json` response
+	JSON408 *RequestTimeout
 	// JSON409 the response for an HTTP 409 `application/json` response
 	JSON409 *Conflict
 	// JSON413 the response for an HTTP 413 `application/json` response
@@ -8218,6 +8304,8 @@ type HubCountriesResponse struct {
 	Headers404 *HubCountriesResponse404Headers
 	// Headers405 the parsed response headers for an HTTP 405 response
 	Headers405 *HubCountriesResponse405Headers
+	// Headers408 the parsed response headers for an HTTP 408 response
+	Headers408 *HubCountriesResponse408Headers
 	// Headers409 the parsed response headers for an HTTP 409 response
 	Headers409 *HubCountriesResponse409Headers
 	// Headers413 the parsed response headers for an HTTP 413 response
@@ -8264,6 +8352,11 @@ func (r HubCountriesResponse) GetJSON404() *NotFound {
 // GetJSON405 returns the response for an HTTP 405 `application/json` response
 func (r HubCountriesResponse) GetJSON405() *MethodNotAllowed {
 	return r.JSON405
+}
+
+// GetJSON408 returns the response for an HTTP 408 `application/json` response
+func (r HubCountriesResponse) GetJSON408() *RequestTimeout {
+	return r.JSON408
 }
 
 // GetJSON409 returns the response for an HTTP 409 `application/json` response
@@ -8371,6 +8464,12 @@ type HubProvincesResponse405Headers struct {
 	XRequestId        string
 }
 
+// HubProvincesResponse408Headers the declared response headers of an HTTP 408 response for HubProvinces
+type HubProvincesResponse408Headers struct {
+	ElementsRequestId string
+	XRequestId        string
+}
+
 // HubProvincesResponse409Headers the declared response headers of an HTTP 409 response for HubProvinces
 type HubProvincesResponse409Headers struct {
 	ElementsRequestId string
@@ -8434,6 +8533,8 @@ type HubProvincesResponse struct {
 	JSON404 *NotFound
 	// JSON405 the response for an HTTP 405 `application/json` response
 	JSON405 *MethodNotAllowed
+	// JSON408 the response for an HTTP 408 `application/json` response
+	JSON408 *RequestTimeout
 	// JSON409 the response for an HTTP 409 `application/json` response
 	JSON409 *Conflict
 	// JSON413 the response for an HTTP 413 `application/json` response
@@ -8462,6 +8563,8 @@ type HubProvincesResponse struct {
 	Headers404 *HubProvincesResponse404Headers
 	// Headers405 the parsed response headers for an HTTP 405 response
 	Headers405 *HubProvincesResponse405Headers
+	// Headers408 the parsed response headers for an HTTP 408 response
+	Headers408 *HubProvincesResponse408Headers
 	// Headers409 the parsed response headers for an HTTP 409 response
 	Headers409 *HubProvincesResponse409Headers
 	// Headers413 the parsed response headers for an HTTP 413 response
@@ -8508,6 +8611,11 @@ func (r HubProvincesResponse) GetJSON404() *NotFound {
 // GetJSON405 returns the response for an HTTP 405 `application/json` response
 func (r HubProvincesResponse) GetJSON405() *MethodNotAllowed {
 	return r.JSON405
+}
+
+// GetJSON408 returns the response for an HTTP 408 `application/json` response
+func (r HubProvincesResponse) GetJSON408() *RequestTimeout {
+	return r.JSON408
 }
 
 // GetJSON409 returns the response for an HTTP 409 `application/json` response
@@ -8627,6 +8735,12 @@ type HubDeleteCollectionResponse405Headers struct {
 	XRequestId        string
 }
 
+// HubDeleteCollectionResponse408Headers the declared response headers of an HTTP 408 response for HubDeleteCollection
+type HubDeleteCollectionResponse408Headers struct {
+	ElementsRequestId string
+	XRequestId        string
+}
+
 // HubDeleteCollectionResponse409Headers the declared response headers of an HTTP 409 response for HubDeleteCollection
 type HubDeleteCollectionResponse409Headers struct {
 	ElementsRequestId string
@@ -8692,6 +8806,8 @@ type HubDeleteCollectionResponse struct {
 	JSON404 *NotFound
 	// JSON405 the response for an HTTP 405 `application/json` response
 	JSON405 *MethodNotAllowed
+	// JSON408 the response for an HTTP 408 `application/json` response
+	JSON408 *RequestTimeout
 	// JSON409 the response for an HTTP 409 `application/json` response
 	JSON409 *Conflict
 	// JSON413 the response for an HTTP 413 `application/json` response
@@ -8724,6 +8840,8 @@ type HubDeleteCollectionResponse struct {
 	Headers404 *HubDeleteCollectionResponse404Headers
 	// Headers405 the parsed response headers for an HTTP 405 response
 	Headers405 *HubDeleteCollectionResponse405Headers
+	// Headers408 the parsed response headers for an HTTP 408 response
+	Headers408 *HubDeleteCollectionResponse408Headers
 	// Headers409 the parsed response headers for an HTTP 409 response
 	Headers409 *HubDeleteCollectionResponse409Headers
 	// Headers413 the parsed response headers for an HTTP 413 response
@@ -8775,6 +8893,11 @@ func (r HubDeleteCollectionResponse) GetJSON404() *NotFound {
 // GetJSON405 returns the response for an HTTP 405 `application/json` response
 func (r HubDeleteCollectionResponse) GetJSON405() *MethodNotAllowed {
 	return r.JSON405
+}
+
+// GetJSON408 returns the response for an HTTP 408 `application/json` response
+func (r HubDeleteCollectionResponse) GetJSON408() *RequestTimeout {
+	return r.JSON408
 }
 
 // GetJSON409 returns the response for an HTTP 409 `application/json` response
@@ -8884,6 +9007,12 @@ type HubListResponse405Headers struct {
 	XRequestId        string
 }
 
+// HubListResponse408Headers the declared response headers of an HTTP 408 response for HubList
+type HubListResponse408Headers struct {
+	ElementsRequestId string
+	XRequestId        string
+}
+
 // HubListResponse409Headers the declared response headers of an HTTP 409 response for HubList
 type HubListResponse409Headers struct {
 	ElementsRequestId string
@@ -8947,6 +9076,8 @@ type HubListResponse struct {
 	JSON404 *NotFound
 	// JSON405 the response for an HTTP 405 `application/json` response
 	JSON405 *MethodNotAllowed
+	// JSON408 the response for an HTTP 408 `application/json` response
+	JSON408 *RequestTimeout
 	// JSON409 the response for an HTTP 409 `application/json` response
 	JSON409 *Conflict
 	// JSON413 the response for an HTTP 413 `application/json` response
@@ -8975,6 +9106,8 @@ type HubListResponse struct {
 	Headers404 *HubListResponse404Headers
 	// Headers405 the parsed response headers for an HTTP 405 response
 	Headers405 *HubListResponse405Headers
+	// Headers408 the parsed response headers for an HTTP 408 response
+	Headers408 *HubListResponse408Headers
 	// Headers409 the parsed response headers for an HTTP 409 response
 	Headers409 *HubListResponse409Headers
 	// Headers413 the parsed response headers for an HTTP 413 response
@@ -9021,6 +9154,11 @@ func (r HubListResponse) GetJSON404() *NotFound {
 // GetJSON405 returns the response for an HTTP 405 `application/json` response
 func (r HubListResponse) GetJSON405() *MethodNotAllowed {
 	return r.JSON405
+}
+
+// GetJSON408 returns the response for an HTTP 408 `application/json` response
+func (r HubListResponse) GetJSON408() *RequestTimeout {
+	return r.JSON408
 }
 
 // GetJSON409 returns the response for an HTTP 409 `application/json` response
@@ -9140,6 +9278,12 @@ type HubPatchCollectionResponse405Headers struct {
 	XRequestId        string
 }
 
+// HubPatchCollectionResponse408Headers the declared response headers of an HTTP 408 response for HubPatchCollection
+type HubPatchCollectionResponse408Headers struct {
+	ElementsRequestId string
+	XRequestId        string
+}
+
 // HubPatchCollectionResponse409Headers the declared response headers of an HTTP 409 response for HubPatchCollection
 type HubPatchCollectionResponse409Headers struct {
 	ElementsRequestId string
@@ -9205,6 +9349,8 @@ type HubPatchCollectionResponse struct {
 	JSON404 *NotFound
 	// JSON405 the response for an HTTP 405 `application/json` response
 	JSON405 *MethodNotAllowed
+	// JSON408 the response for an HTTP 408 `application/json` response
+	JSON408 *RequestTimeout
 	// JSON409 the response for an HTTP 409 `application/json` response
 	JSON409 *Conflict
 	// JSON413 the response for an HTTP 413 `application/json` response
@@ -9237,6 +9383,8 @@ type HubPatchCollectionResponse struct {
 	Headers404 *HubPatchCollectionResponse404Headers
 	// Headers405 the parsed response headers for an HTTP 405 response
 	Headers405 *HubPatchCollectionResponse405Headers
+	// Headers408 the parsed response headers for an HTTP 408 response
+	Headers408 *HubPatchCollectionResponse408Headers
 	// Headers409 the parsed response headers for an HTTP 409 response
 	Headers409 *HubPatchCollectionResponse409Headers
 	// Headers413 the parsed response headers for an HTTP 413 response
@@ -9288,6 +9436,11 @@ func (r HubPatchCollectionResponse) GetJSON404() *NotFound {
 // GetJSON405 returns the response for an HTTP 405 `application/json` response
 func (r HubPatchCollectionResponse) GetJSON405() *MethodNotAllowed {
 	return r.JSON405
+}
+
+// GetJSON408 returns the response for an HTTP 408 `application/json` response
+func (r HubPatchCollectionResponse) GetJSON408() *RequestTimeout {
+	return r.JSON408
 }
 
 // GetJSON409 returns the response for an HTTP 409 `application/json` response
@@ -9407,6 +9560,12 @@ type HubCreateResponse405Headers struct {
 	XRequestId        string
 }
 
+// HubCreateResponse408Headers the declared response headers of an HTTP 408 response for HubCreate
+type HubCreateResponse408Headers struct {
+	ElementsRequestId string
+	XRequestId        string
+}
+
 // HubCreateResponse409Headers the declared response headers of an HTTP 409 response for HubCreate
 type HubCreateResponse409Headers struct {
 	ElementsRequestId string
@@ -9472,6 +9631,8 @@ type HubCreateResponse struct {
 	JSON404 *NotFound
 	// JSON405 the response for an HTTP 405 `application/json` response
 	JSON405 *MethodNotAllowed
+	// JSON408 the response for an HTTP 408 `application/json` response
+	JSON408 *RequestTimeout
 	// JSON409 the response for an HTTP 409 `application/json` response
 	JSON409 *Conflict
 	// JSON413 the response for an HTTP 413 `application/json` response
@@ -9504,6 +9665,8 @@ type HubCreateResponse struct {
 	Headers404 *HubCreateResponse404Headers
 	// Headers405 the parsed response headers for an HTTP 405 response
 	Headers405 *HubCreateResponse405Headers
+	// Headers408 the parsed response headers for an HTTP 408 response
+	Headers408 *HubCreateResponse408Headers
 	// Headers409 the parsed response headers for an HTTP 409 response
 	Headers409 *HubCreateResponse409Headers
 	// Headers413 the parsed response headers for an HTTP 413 response
@@ -9555,6 +9718,11 @@ func (r HubCreateResponse) GetJSON404() *NotFound {
 // GetJSON405 returns the response for an HTTP 405 `application/json` response
 func (r HubCreateResponse) GetJSON405() *MethodNotAllowed {
 	return r.JSON405
+}
+
+// GetJSON408 returns the response for an HTTP 408 `application/json` response
+func (r HubCreateResponse) GetJSON408() *RequestTimeout {
+	return r.JSON408
 }
 
 // GetJSON409 returns the response for an HTTP 409 `application/json` response
@@ -9670,6 +9838,12 @@ type HubUpsertResponse405Headers struct {
 	XRequestId        string
 }
 
+// HubUpsertResponse408Headers the declared response headers of an HTTP 408 response for HubUpsert
+type HubUpsertResponse408Headers struct {
+	ElementsRequestId string
+	XRequestId        string
+}
+
 // HubUpsertResponse409Headers the declared response headers of an HTTP 409 response for HubUpsert
 type HubUpsertResponse409Headers struct {
 	ElementsRequestId string
@@ -9735,6 +9909,8 @@ type HubUpsertResponse struct {
 	JSON404 *NotFound
 	// JSON405 the response for an HTTP 405 `application/json` response
 	JSON405 *MethodNotAllowed
+	// JSON408 the response for an HTTP 408 `application/json` response
+	JSON408 *RequestTimeout
 	// JSON409 the response for an HTTP 409 `application/json` response
 	JSON409 *Conflict
 	// JSON413 the response for an HTTP 413 `application/json` response
@@ -9765,6 +9941,8 @@ type HubUpsertResponse struct {
 	Headers404 *HubUpsertResponse404Headers
 	// Headers405 the parsed response headers for an HTTP 405 response
 	Headers405 *HubUpsertResponse405Headers
+	// Headers408 the parsed response headers for an HTTP 408 response
+	Headers408 *HubUpsertResponse408Headers
 	// Headers409 the parsed response headers for an HTTP 409 response
 	Headers409 *HubUpsertResponse409Headers
 	// Headers413 the parsed response headers for an HTTP 413 response
@@ -9816,6 +9994,11 @@ func (r HubUpsertResponse) GetJSON404() *NotFound {
 // GetJSON405 returns the response for an HTTP 405 `application/json` response
 func (r HubUpsertResponse) GetJSON405() *MethodNotAllowed {
 	return r.JSON405
+}
+
+// GetJSON408 returns the response for an HTTP 408 `application/json` response
+func (r HubUpsertResponse) GetJSON408() *RequestTimeout {
+	return r.JSON408
 }
 
 // GetJSON409 returns the response for an HTTP 409 `application/json` response
@@ -9935,6 +10118,12 @@ type HubDeleteResponse405Headers struct {
 	XRequestId        string
 }
 
+// HubDeleteResponse408Headers the declared response headers of an HTTP 408 response for HubDelete
+type HubDeleteResponse408Headers struct {
+	ElementsRequestId string
+	XRequestId        string
+}
+
 // HubDeleteResponse409Headers the declared response headers of an HTTP 409 response for HubDelete
 type HubDeleteResponse409Headers struct {
 	ElementsRequestId string
@@ -10000,6 +10189,8 @@ type HubDeleteResponse struct {
 	JSON404 *NotFound
 	// JSON405 the response for an HTTP 405 `application/json` response
 	JSON405 *MethodNotAllowed
+	// JSON408 the response for an HTTP 408 `application/json` response
+	JSON408 *RequestTimeout
 	// JSON409 the response for an HTTP 409 `application/json` response
 	JSON409 *Conflict
 	// JSON413 the response for an HTTP 413 `application/json` response
@@ -10032,6 +10223,8 @@ type HubDeleteResponse struct {
 	Headers404 *HubDeleteResponse404Headers
 	// Headers405 the parsed response headers for an HTTP 405 response
 	Headers405 *HubDeleteResponse405Headers
+	// Headers408 the parsed response headers for an HTTP 408 response
+	Headers408 *HubDeleteResponse408Headers
 	// Headers409 the parsed response headers for an HTTP 409 response
 	Headers409 *HubDeleteResponse409Headers
 	// Headers413 the parsed response headers for an HTTP 413 response
@@ -10083,6 +10276,11 @@ func (r HubDeleteResponse) GetJSON404() *NotFound {
 // GetJSON405 returns the response for an HTTP 405 `application/json` response
 func (r HubDeleteResponse) GetJSON405() *MethodNotAllowed {
 	return r.JSON405
+}
+
+// GetJSON408 returns the response for an HTTP 408 `application/json` response
+func (r HubDeleteResponse) GetJSON408() *RequestTimeout {
+	return r.JSON408
 }
 
 // GetJSON409 returns the response for an HTTP 409 `application/json` response
@@ -10190,6 +10388,12 @@ type HubGetResponse405Headers struct {
 	XRequestId        string
 }
 
+// HubGetResponse408Headers the declared response headers of an HTTP 408 response for HubGet
+type HubGetResponse408Headers struct {
+	ElementsRequestId string
+	XRequestId        string
+}
+
 // HubGetResponse409Headers the declared response headers of an HTTP 409 response for HubGet
 type HubGetResponse409Headers struct {
 	ElementsRequestId string
@@ -10253,6 +10457,8 @@ type HubGetResponse struct {
 	JSON404 *NotFound
 	// JSON405 the response for an HTTP 405 `application/json` response
 	JSON405 *MethodNotAllowed
+	// JSON408 the response for an HTTP 408 `application/json` response
+	JSON408 *RequestTimeout
 	// JSON409 the response for an HTTP 409 `application/json` response
 	JSON409 *Conflict
 	// JSON413 the response for an HTTP 413 `application/json` response
@@ -10281,6 +10487,8 @@ type HubGetResponse struct {
 	Headers404 *HubGetResponse404Headers
 	// Headers405 the parsed response headers for an HTTP 405 response
 	Headers405 *HubGetResponse405Headers
+	// Headers408 the parsed response headers for an HTTP 408 response
+	Headers408 *HubGetResponse408Headers
 	// Headers409 the parsed response headers for an HTTP 409 response
 	Headers409 *HubGetResponse409Headers
 	// Headers413 the parsed response headers for an HTTP 413 response
@@ -10327,6 +10535,11 @@ func (r HubGetResponse) GetJSON404() *NotFound {
 // GetJSON405 returns the response for an HTTP 405 `application/json` response
 func (r HubGetResponse) GetJSON405() *MethodNotAllowed {
 	return r.JSON405
+}
+
+// GetJSON408 returns the response for an HTTP 408 `application/json` response
+func (r HubGetResponse) GetJSON408() *RequestTimeout {
+	return r.JSON408
 }
 
 // GetJSON409 returns the response for an HTTP 409 `application/json` response
@@ -10446,6 +10659,12 @@ type HubUpdateResponse405Headers struct {
 	XRequestId        string
 }
 
+// HubUpdateResponse408Headers the declared response headers of an HTTP 408 response for HubUpdate
+type HubUpdateResponse408Headers struct {
+	ElementsRequestId string
+	XRequestId        string
+}
+
 // HubUpdateResponse409Headers the declared response headers of an HTTP 409 response for HubUpdate
 type HubUpdateResponse409Headers struct {
 	ElementsRequestId string
@@ -10511,6 +10730,8 @@ type HubUpdateResponse struct {
 	JSON404 *NotFound
 	// JSON405 the response for an HTTP 405 `application/json` response
 	JSON405 *MethodNotAllowed
+	// JSON408 the response for an HTTP 408 `application/json` response
+	JSON408 *RequestTimeout
 	// JSON409 the response for an HTTP 409 `application/json` response
 	JSON409 *Conflict
 	// JSON413 the response for an HTTP 413 `application/json` response
@@ -10543,6 +10764,8 @@ type HubUpdateResponse struct {
 	Headers404 *HubUpdateResponse404Headers
 	// Headers405 the parsed response headers for an HTTP 405 response
 	Headers405 *HubUpdateResponse405Headers
+	// Headers408 the parsed response headers for an HTTP 408 response
+	Headers408 *HubUpdateResponse408Headers
 	// Headers409 the parsed response headers for an HTTP 409 response
 	Headers409 *HubUpdateResponse409Headers
 	// Headers413 the parsed response headers for an HTTP 413 response
@@ -10594,6 +10817,11 @@ func (r HubUpdateResponse) GetJSON404() *NotFound {
 // GetJSON405 returns the response for an HTTP 405 `application/json` response
 func (r HubUpdateResponse) GetJSON405() *MethodNotAllowed {
 	return r.JSON405
+}
+
+// GetJSON408 returns the response for an HTTP 408 `application/json` response
+func (r HubUpdateResponse) GetJSON408() *RequestTimeout {
+	return r.JSON408
 }
 
 // GetJSON409 returns the response for an HTTP 409 `application/json` response
@@ -10713,6 +10941,12 @@ type HubPostRecordResponse405Headers struct {
 	XRequestId        string
 }
 
+// HubPostRecordResponse408Headers the declared response headers of an HTTP 408 response for HubPostRecord
+type HubPostRecordResponse408Headers struct {
+	ElementsRequestId string
+	XRequestId        string
+}
+
 // HubPostRecordResponse409Headers the declared response headers of an HTTP 409 response for HubPostRecord
 type HubPostRecordResponse409Headers struct {
 	ElementsRequestId string
@@ -10778,6 +11012,8 @@ type HubPostRecordResponse struct {
 	JSON404 *NotFound
 	// JSON405 the response for an HTTP 405 `application/json` response
 	JSON405 *MethodNotAllowed
+	// JSON408 the response for an HTTP 408 `application/json` response
+	JSON408 *RequestTimeout
 	// JSON409 the response for an HTTP 409 `application/json` response
 	JSON409 *Conflict
 	// JSON413 the response for an HTTP 413 `application/json` response
@@ -10810,6 +11046,8 @@ type HubPostRecordResponse struct {
 	Headers404 *HubPostRecordResponse404Headers
 	// Headers405 the parsed response headers for an HTTP 405 response
 	Headers405 *HubPostRecordResponse405Headers
+	// Headers408 the parsed response headers for an HTTP 408 response
+	Headers408 *HubPostRecordResponse408Headers
 	// Headers409 the parsed response headers for an HTTP 409 response
 	Headers409 *HubPostRecordResponse409Headers
 	// Headers413 the parsed response headers for an HTTP 413 response
@@ -10861,6 +11099,11 @@ func (r HubPostRecordResponse) GetJSON404() *NotFound {
 // GetJSON405 returns the response for an HTTP 405 `application/json` response
 func (r HubPostRecordResponse) GetJSON405() *MethodNotAllowed {
 	return r.JSON405
+}
+
+// GetJSON408 returns the response for an HTTP 408 `application/json` response
+func (r HubPostRecordResponse) GetJSON408() *RequestTimeout {
+	return r.JSON408
 }
 
 // GetJSON409 returns the response for an HTTP 409 `application/json` response
@@ -10980,6 +11223,12 @@ type HubReplaceResponse405Headers struct {
 	XRequestId        string
 }
 
+// HubReplaceResponse408Headers the declared response headers of an HTTP 408 response for HubReplace
+type HubReplaceResponse408Headers struct {
+	ElementsRequestId string
+	XRequestId        string
+}
+
 // HubReplaceResponse409Headers the declared response headers of an HTTP 409 response for HubReplace
 type HubReplaceResponse409Headers struct {
 	ElementsRequestId string
@@ -11045,6 +11294,8 @@ type HubReplaceResponse struct {
 	JSON404 *NotFound
 	// JSON405 the response for an HTTP 405 `application/json` response
 	JSON405 *MethodNotAllowed
+	// JSON408 the response for an HTTP 408 `application/json` response
+	JSON408 *RequestTimeout
 	// JSON409 the response for an HTTP 409 `application/json` response
 	JSON409 *Conflict
 	// JSON413 the response for an HTTP 413 `application/json` response
@@ -11077,6 +11328,8 @@ type HubReplaceResponse struct {
 	Headers404 *HubReplaceResponse404Headers
 	// Headers405 the parsed response headers for an HTTP 405 response
 	Headers405 *HubReplaceResponse405Headers
+	// Headers408 the parsed response headers for an HTTP 408 response
+	Headers408 *HubReplaceResponse408Headers
 	// Headers409 the parsed response headers for an HTTP 409 response
 	Headers409 *HubReplaceResponse409Headers
 	// Headers413 the parsed response headers for an HTTP 413 response
@@ -11128,6 +11381,11 @@ func (r HubReplaceResponse) GetJSON404() *NotFound {
 // GetJSON405 returns the response for an HTTP 405 `application/json` response
 func (r HubReplaceResponse) GetJSON405() *MethodNotAllowed {
 	return r.JSON405
+}
+
+// GetJSON408 returns the response for an HTTP 408 `application/json` response
+func (r HubReplaceResponse) GetJSON408() *RequestTimeout {
+	return r.JSON408
 }
 
 // GetJSON409 returns the response for an HTTP 409 `application/json` response
@@ -11247,6 +11505,12 @@ type HubDeleteChildrenResponse405Headers struct {
 	XRequestId        string
 }
 
+// HubDeleteChildrenResponse408Headers the declared response headers of an HTTP 408 response for HubDeleteChildren
+type HubDeleteChildrenResponse408Headers struct {
+	ElementsRequestId string
+	XRequestId        string
+}
+
 // HubDeleteChildrenResponse409Headers the declared response headers of an HTTP 409 response for HubDeleteChildren
 type HubDeleteChildrenResponse409Headers struct {
 	ElementsRequestId string
@@ -11312,6 +11576,8 @@ type HubDeleteChildrenResponse struct {
 	JSON404 *NotFound
 	// JSON405 the response for an HTTP 405 `application/json` response
 	JSON405 *MethodNotAllowed
+	// JSON408 the response for an HTTP 408 `application/json` response
+	JSON408 *RequestTimeout
 	// JSON409 the response for an HTTP 409 `application/json` response
 	JSON409 *Conflict
 	// JSON413 the response for an HTTP 413 `application/json` response
@@ -11344,6 +11610,8 @@ type HubDeleteChildrenResponse struct {
 	Headers404 *HubDeleteChildrenResponse404Headers
 	// Headers405 the parsed response headers for an HTTP 405 response
 	Headers405 *HubDeleteChildrenResponse405Headers
+	// Headers408 the parsed response headers for an HTTP 408 response
+	Headers408 *HubDeleteChildrenResponse408Headers
 	// Headers409 the parsed response headers for an HTTP 409 response
 	Headers409 *HubDeleteChildrenResponse409Headers
 	// Headers413 the parsed response headers for an HTTP 413 response
@@ -11395,6 +11663,11 @@ func (r HubDeleteChildrenResponse) GetJSON404() *NotFound {
 // GetJSON405 returns the response for an HTTP 405 `application/json` response
 func (r HubDeleteChildrenResponse) GetJSON405() *MethodNotAllowed {
 	return r.JSON405
+}
+
+// GetJSON408 returns the response for an HTTP 408 `application/json` response
+func (r HubDeleteChildrenResponse) GetJSON408() *RequestTimeout {
+	return r.JSON408
 }
 
 // GetJSON409 returns the response for an HTTP 409 `application/json` response
@@ -11503,6 +11776,12 @@ type HubListChildrenResponse405Headers struct {
 	XRequestId        string
 }
 
+// HubListChildrenResponse408Headers the declared response headers of an HTTP 408 response for HubListChildren
+type HubListChildrenResponse408Headers struct {
+	ElementsRequestId string
+	XRequestId        string
+}
+
 // HubListChildrenResponse409Headers the declared response headers of an HTTP 409 response for HubListChildren
 type HubListChildrenResponse409Headers struct {
 	ElementsRequestId string
@@ -11566,6 +11845,8 @@ type HubListChildrenResponse struct {
 	JSON404 *NotFound
 	// JSON405 the response for an HTTP 405 `application/json` response
 	JSON405 *MethodNotAllowed
+	// JSON408 the response for an HTTP 408 `application/json` response
+	JSON408 *RequestTimeout
 	// JSON409 the response for an HTTP 409 `application/json` response
 	JSON409 *Conflict
 	// JSON413 the response for an HTTP 413 `application/json` response
@@ -11594,6 +11875,8 @@ type HubListChildrenResponse struct {
 	Headers404 *HubListChildrenResponse404Headers
 	// Headers405 the parsed response headers for an HTTP 405 response
 	Headers405 *HubListChildrenResponse405Headers
+	// Headers408 the parsed response headers for an HTTP 408 response
+	Headers408 *HubListChildrenResponse408Headers
 	// Headers409 the parsed response headers for an HTTP 409 response
 	Headers409 *HubListChildrenResponse409Headers
 	// Headers413 the parsed response headers for an HTTP 413 response
@@ -11640,6 +11923,11 @@ func (r HubListChildrenResponse) GetJSON404() *NotFound {
 // GetJSON405 returns the response for an HTTP 405 `application/json` response
 func (r HubListChildrenResponse) GetJSON405() *MethodNotAllowed {
 	return r.JSON405
+}
+
+// GetJSON408 returns the response for an HTTP 408 `application/json` response
+func (r HubListChildrenResponse) GetJSON408() *RequestTimeout {
+	return r.JSON408
 }
 
 // GetJSON409 returns the response for an HTTP 409 `application/json` response
@@ -11759,6 +12047,12 @@ type HubPatchChildrenResponse405Headers struct {
 	XRequestId        string
 }
 
+// HubPatchChildrenResponse408Headers the declared response headers of an HTTP 408 response for HubPatchChildren
+type HubPatchChildrenResponse408Headers struct {
+	ElementsRequestId string
+	XRequestId        string
+}
+
 // HubPatchChildrenResponse409Headers the declared response headers of an HTTP 409 response for HubPatchChildren
 type HubPatchChildrenResponse409Headers struct {
 	ElementsRequestId string
@@ -11824,6 +12118,8 @@ type HubPatchChildrenResponse struct {
 	JSON404 *NotFound
 	// JSON405 the response for an HTTP 405 `application/json` response
 	JSON405 *MethodNotAllowed
+	// JSON408 the response for an HTTP 408 `application/json` response
+	JSON408 *RequestTimeout
 	// JSON409 the response for an HTTP 409 `application/json` response
 	JSON409 *Conflict
 	// JSON413 the response for an HTTP 413 `application/json` response
@@ -11856,6 +12152,8 @@ type HubPatchChildrenResponse struct {
 	Headers404 *HubPatchChildrenResponse404Headers
 	// Headers405 the parsed response headers for an HTTP 405 response
 	Headers405 *HubPatchChildrenResponse405Headers
+	// Headers408 the parsed response headers for an HTTP 408 response
+	Headers408 *HubPatchChildrenResponse408Headers
 	// Headers409 the parsed response headers for an HTTP 409 response
 	Headers409 *HubPatchChildrenResponse409Headers
 	// Headers413 the parsed response headers for an HTTP 413 response
@@ -11907,6 +12205,11 @@ func (r HubPatchChildrenResponse) GetJSON404() *NotFound {
 // GetJSON405 returns the response for an HTTP 405 `application/json` response
 func (r HubPatchChildrenResponse) GetJSON405() *MethodNotAllowed {
 	return r.JSON405
+}
+
+// GetJSON408 returns the response for an HTTP 408 `application/json` response
+func (r HubPatchChildrenResponse) GetJSON408() *RequestTimeout {
+	return r.JSON408
 }
 
 // GetJSON409 returns the response for an HTTP 409 `application/json` response
@@ -12026,6 +12329,12 @@ type HubCreateChildrenResponse405Headers struct {
 	XRequestId        string
 }
 
+// HubCreateChildrenResponse408Headers the declared response headers of an HTTP 408 response for HubCreateChildren
+type HubCreateChildrenResponse408Headers struct {
+	ElementsRequestId string
+	XRequestId        string
+}
+
 // HubCreateChildrenResponse409Headers the declared response headers of an HTTP 409 response for HubCreateChildren
 type HubCreateChildrenResponse409Headers struct {
 	ElementsRequestId string
@@ -12091,6 +12400,8 @@ type HubCreateChildrenResponse struct {
 	JSON404 *NotFound
 	// JSON405 the response for an HTTP 405 `application/json` response
 	JSON405 *MethodNotAllowed
+	// JSON408 the response for an HTTP 408 `application/json` response
+	JSON408 *RequestTimeout
 	// JSON409 the response for an HTTP 409 `application/json` response
 	JSON409 *Conflict
 	// JSON413 the response for an HTTP 413 `application/json` response
@@ -12123,6 +12434,8 @@ type HubCreateChildrenResponse struct {
 	Headers404 *HubCreateChildrenResponse404Headers
 	// Headers405 the parsed response headers for an HTTP 405 response
 	Headers405 *HubCreateChildrenResponse405Headers
+	// Headers408 the parsed response headers for an HTTP 408 response
+	Headers408 *HubCreateChildrenResponse408Headers
 	// Headers409 the parsed response headers for an HTTP 409 response
 	Headers409 *HubCreateChildrenResponse409Headers
 	// Headers413 the parsed response headers for an HTTP 413 response
@@ -12174,6 +12487,11 @@ func (r HubCreateChildrenResponse) GetJSON404() *NotFound {
 // GetJSON405 returns the response for an HTTP 405 `application/json` response
 func (r HubCreateChildrenResponse) GetJSON405() *MethodNotAllowed {
 	return r.JSON405
+}
+
+// GetJSON408 returns the response for an HTTP 408 `application/json` response
+func (r HubCreateChildrenResponse) GetJSON408() *RequestTimeout {
+	return r.JSON408
 }
 
 // GetJSON409 returns the response for an HTTP 409 `application/json` response
@@ -12293,6 +12611,12 @@ type HubPutChildrenResponse405Headers struct {
 	XRequestId        string
 }
 
+// HubPutChildrenResponse408Headers the declared response headers of an HTTP 408 response for HubPutChildren
+type HubPutChildrenResponse408Headers struct {
+	ElementsRequestId string
+	XRequestId        string
+}
+
 // HubPutChildrenResponse409Headers the declared response headers of an HTTP 409 response for HubPutChildren
 type HubPutChildrenResponse409Headers struct {
 	ElementsRequestId string
@@ -12358,6 +12682,8 @@ type HubPutChildrenResponse struct {
 	JSON404 *NotFound
 	// JSON405 the response for an HTTP 405 `application/json` response
 	JSON405 *MethodNotAllowed
+	// JSON408 the response for an HTTP 408 `application/json` response
+	JSON408 *RequestTimeout
 	// JSON409 the response for an HTTP 409 `application/json` response
 	JSON409 *Conflict
 	// JSON413 the response for an HTTP 413 `application/json` response
@@ -12390,6 +12716,8 @@ type HubPutChildrenResponse struct {
 	Headers404 *HubPutChildrenResponse404Headers
 	// Headers405 the parsed response headers for an HTTP 405 response
 	Headers405 *HubPutChildrenResponse405Headers
+	// Headers408 the parsed response headers for an HTTP 408 response
+	Headers408 *HubPutChildrenResponse408Headers
 	// Headers409 the parsed response headers for an HTTP 409 response
 	Headers409 *HubPutChildrenResponse409Headers
 	// Headers413 the parsed response headers for an HTTP 413 response
@@ -12441,6 +12769,11 @@ func (r HubPutChildrenResponse) GetJSON404() *NotFound {
 // GetJSON405 returns the response for an HTTP 405 `application/json` response
 func (r HubPutChildrenResponse) GetJSON405() *MethodNotAllowed {
 	return r.JSON405
+}
+
+// GetJSON408 returns the response for an HTTP 408 `application/json` response
+func (r HubPutChildrenResponse) GetJSON408() *RequestTimeout {
+	return r.JSON408
 }
 
 // GetJSON409 returns the response for an HTTP 409 `application/json` response
@@ -12560,6 +12893,12 @@ type HubDeleteChildResponse405Headers struct {
 	XRequestId        string
 }
 
+// HubDeleteChildResponse408Headers the declared response headers of an HTTP 408 response for HubDeleteChild
+type HubDeleteChildResponse408Headers struct {
+	ElementsRequestId string
+	XRequestId        string
+}
+
 // HubDeleteChildResponse409Headers the declared response headers of an HTTP 409 response for HubDeleteChild
 type HubDeleteChildResponse409Headers struct {
 	ElementsRequestId string
@@ -12625,6 +12964,8 @@ type HubDeleteChildResponse struct {
 	JSON404 *NotFound
 	// JSON405 the response for an HTTP 405 `application/json` response
 	JSON405 *MethodNotAllowed
+	// JSON408 the response for an HTTP 408 `application/json` response
+	JSON408 *RequestTimeout
 	// JSON409 the response for an HTTP 409 `application/json` response
 	JSON409 *Conflict
 	// JSON413 the response for an HTTP 413 `application/json` response
@@ -12657,6 +12998,8 @@ type HubDeleteChildResponse struct {
 	Headers404 *HubDeleteChildResponse404Headers
 	// Headers405 the parsed response headers for an HTTP 405 response
 	Headers405 *HubDeleteChildResponse405Headers
+	// Headers408 the parsed response headers for an HTTP 408 response
+	Headers408 *HubDeleteChildResponse408Headers
 	// Headers409 the parsed response headers for an HTTP 409 response
 	Headers409 *HubDeleteChildResponse409Headers
 	// Headers413 the parsed response headers for an HTTP 413 response
@@ -12708,6 +13051,11 @@ func (r HubDeleteChildResponse) GetJSON404() *NotFound {
 // GetJSON405 returns the response for an HTTP 405 `application/json` response
 func (r HubDeleteChildResponse) GetJSON405() *MethodNotAllowed {
 	return r.JSON405
+}
+
+// GetJSON408 returns the response for an HTTP 408 `application/json` response
+func (r HubDeleteChildResponse) GetJSON408() *RequestTimeout {
+	return r.JSON408
 }
 
 // GetJSON409 returns the response for an HTTP 409 `application/json` response
@@ -12827,6 +13175,12 @@ type HubGetChildResponse405Headers struct {
 	XRequestId        string
 }
 
+// HubGetChildResponse408Headers the declared response headers of an HTTP 408 response for HubGetChild
+type HubGetChildResponse408Headers struct {
+	ElementsRequestId string
+	XRequestId        string
+}
+
 // HubGetChildResponse409Headers the declared response headers of an HTTP 409 response for HubGetChild
 type HubGetChildResponse409Headers struct {
 	ElementsRequestId string
@@ -12892,6 +13246,8 @@ type HubGetChildResponse struct {
 	JSON404 *NotFound
 	// JSON405 the response for an HTTP 405 `application/json` response
 	JSON405 *MethodNotAllowed
+	// JSON408 the response for an HTTP 408 `application/json` response
+	JSON408 *RequestTimeout
 	// JSON409 the response for an HTTP 409 `application/json` response
 	JSON409 *Conflict
 	// JSON413 the response for an HTTP 413 `application/json` response
@@ -12924,6 +13280,8 @@ type HubGetChildResponse struct {
 	Headers404 *HubGetChildResponse404Headers
 	// Headers405 the parsed response headers for an HTTP 405 response
 	Headers405 *HubGetChildResponse405Headers
+	// Headers408 the parsed response headers for an HTTP 408 response
+	Headers408 *HubGetChildResponse408Headers
 	// Headers409 the parsed response headers for an HTTP 409 response
 	Headers409 *HubGetChildResponse409Headers
 	// Headers413 the parsed response headers for an HTTP 413 response
@@ -12975,6 +13333,11 @@ func (r HubGetChildResponse) GetJSON404() *NotFound {
 // GetJSON405 returns the response for an HTTP 405 `application/json` response
 func (r HubGetChildResponse) GetJSON405() *MethodNotAllowed {
 	return r.JSON405
+}
+
+// GetJSON408 returns the response for an HTTP 408 `application/json` response
+func (r HubGetChildResponse) GetJSON408() *RequestTimeout {
+	return r.JSON408
 }
 
 // GetJSON409 returns the response for an HTTP 409 `application/json` response
@@ -13094,6 +13457,12 @@ type HubPatchChildResponse405Headers struct {
 	XRequestId        string
 }
 
+// HubPatchChildResponse408Headers the declared response headers of an HTTP 408 response for HubPatchChild
+type HubPatchChildResponse408Headers struct {
+	ElementsRequestId string
+	XRequestId        string
+}
+
 // HubPatchChildResponse409Headers the declared response headers of an HTTP 409 response for HubPatchChild
 type HubPatchChildResponse409Headers struct {
 	ElementsRequestId string
@@ -13159,6 +13528,8 @@ type HubPatchChildResponse struct {
 	JSON404 *NotFound
 	// JSON405 the response for an HTTP 405 `application/json` response
 	JSON405 *MethodNotAllowed
+	// JSON408 the response for an HTTP 408 `application/json` response
+	JSON408 *RequestTimeout
 	// JSON409 the response for an HTTP 409 `application/json` response
 	JSON409 *Conflict
 	// JSON413 the response for an HTTP 413 `application/json` response
@@ -13191,6 +13562,8 @@ type HubPatchChildResponse struct {
 	Headers404 *HubPatchChildResponse404Headers
 	// Headers405 the parsed response headers for an HTTP 405 response
 	Headers405 *HubPatchChildResponse405Headers
+	// Headers408 the parsed response headers for an HTTP 408 response
+	Headers408 *HubPatchChildResponse408Headers
 	// Headers409 the parsed response headers for an HTTP 409 response
 	Headers409 *HubPatchChildResponse409Headers
 	// Headers413 the parsed response headers for an HTTP 413 response
@@ -13242,6 +13615,11 @@ func (r HubPatchChildResponse) GetJSON404() *NotFound {
 // GetJSON405 returns the response for an HTTP 405 `application/json` response
 func (r HubPatchChildResponse) GetJSON405() *MethodNotAllowed {
 	return r.JSON405
+}
+
+// GetJSON408 returns the response for an HTTP 408 `application/json` response
+func (r HubPatchChildResponse) GetJSON408() *RequestTimeout {
+	return r.JSON408
 }
 
 // GetJSON409 returns the response for an HTTP 409 `application/json` response
@@ -13361,6 +13739,12 @@ type HubPostChildResponse405Headers struct {
 	XRequestId        string
 }
 
+// HubPostChildResponse408Headers the declared response headers of an HTTP 408 response for HubPostChild
+type HubPostChildResponse408Headers struct {
+	ElementsRequestId string
+	XRequestId        string
+}
+
 // HubPostChildResponse409Headers the declared response headers of an HTTP 409 response for HubPostChild
 type HubPostChildResponse409Headers struct {
 	ElementsRequestId string
@@ -13426,6 +13810,8 @@ type HubPostChildResponse struct {
 	JSON404 *NotFound
 	// JSON405 the response for an HTTP 405 `application/json` response
 	JSON405 *MethodNotAllowed
+	// JSON408 the response for an HTTP 408 `application/json` response
+	JSON408 *RequestTimeout
 	// JSON409 the response for an HTTP 409 `application/json` response
 	JSON409 *Conflict
 	// JSON413 the response for an HTTP 413 `application/json` response
@@ -13458,6 +13844,8 @@ type HubPostChildResponse struct {
 	Headers404 *HubPostChildResponse404Headers
 	// Headers405 the parsed response headers for an HTTP 405 response
 	Headers405 *HubPostChildResponse405Headers
+	// Headers408 the parsed response headers for an HTTP 408 response
+	Headers408 *HubPostChildResponse408Headers
 	// Headers409 the parsed response headers for an HTTP 409 response
 	Headers409 *HubPostChildResponse409Headers
 	// Headers413 the parsed response headers for an HTTP 413 response
@@ -13509,6 +13897,11 @@ func (r HubPostChildResponse) GetJSON404() *NotFound {
 // GetJSON405 returns the response for an HTTP 405 `application/json` response
 func (r HubPostChildResponse) GetJSON405() *MethodNotAllowed {
 	return r.JSON405
+}
+
+// GetJSON408 returns the response for an HTTP 408 `application/json` response
+func (r HubPostChildResponse) GetJSON408() *RequestTimeout {
+	return r.JSON408
 }
 
 // GetJSON409 returns the response for an HTTP 409 `application/json` response
@@ -13628,6 +14021,12 @@ type HubPutChildResponse405Headers struct {
 	XRequestId        string
 }
 
+// HubPutChildResponse408Headers the declared response headers of an HTTP 408 response for HubPutChild
+type HubPutChildResponse408Headers struct {
+	ElementsRequestId string
+	XRequestId        string
+}
+
 // HubPutChildResponse409Headers the declared response headers of an HTTP 409 response for HubPutChild
 type HubPutChildResponse409Headers struct {
 	ElementsRequestId string
@@ -13693,6 +14092,8 @@ type HubPutChildResponse struct {
 	JSON404 *NotFound
 	// JSON405 the response for an HTTP 405 `application/json` response
 	JSON405 *MethodNotAllowed
+	// JSON408 the response for an HTTP 408 `application/json` response
+	JSON408 *RequestTimeout
 	// JSON409 the response for an HTTP 409 `application/json` response
 	JSON409 *Conflict
 	// JSON413 the response for an HTTP 413 `application/json` response
@@ -13725,6 +14126,8 @@ type HubPutChildResponse struct {
 	Headers404 *HubPutChildResponse404Headers
 	// Headers405 the parsed response headers for an HTTP 405 response
 	Headers405 *HubPutChildResponse405Headers
+	// Headers408 the parsed response headers for an HTTP 408 response
+	Headers408 *HubPutChildResponse408Headers
 	// Headers409 the parsed response headers for an HTTP 409 response
 	Headers409 *HubPutChildResponse409Headers
 	// Headers413 the parsed response headers for an HTTP 413 response
@@ -13776,6 +14179,11 @@ func (r HubPutChildResponse) GetJSON404() *NotFound {
 // GetJSON405 returns the response for an HTTP 405 `application/json` response
 func (r HubPutChildResponse) GetJSON405() *MethodNotAllowed {
 	return r.JSON405
+}
+
+// GetJSON408 returns the response for an HTTP 408 `application/json` response
+func (r HubPutChildResponse) GetJSON408() *RequestTimeout {
+	return r.JSON408
 }
 
 // GetJSON409 returns the response for an HTTP 409 `application/json` response
@@ -13853,6 +14261,12 @@ type ListInstancesResponse200Headers struct {
 	XRequestId        string
 }
 
+// ListInstancesResponse400Headers the declared response headers of an HTTP 400 response for ListInstances
+type ListInstancesResponse400Headers struct {
+	ElementsRequestId string
+	XRequestId        string
+}
+
 // ListInstancesResponse401Headers the declared response headers of an HTTP 401 response for ListInstances
 type ListInstancesResponse401Headers struct {
 	ElementsRequestId string
@@ -13876,6 +14290,8 @@ type ListInstancesResponse struct {
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *[]Instance
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
 	// JSON500 the response for an HTTP 500 `application/json` response
@@ -13884,6 +14300,8 @@ type ListInstancesResponse struct {
 	JSON503 *Unavailable
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *ListInstancesResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *ListInstancesResponse400Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *ListInstancesResponse401Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
@@ -13895,6 +14313,11 @@ type ListInstancesResponse struct {
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r ListInstancesResponse) GetJSON200() *[]Instance {
 	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ListInstancesResponse) GetJSON400() *BadRequest {
+	return r.JSON400
 }
 
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
@@ -13959,6 +14382,12 @@ type CreateInstanceResponse401Headers struct {
 	XRequestId        string
 }
 
+// CreateInstanceResponse408Headers the declared response headers of an HTTP 408 response for CreateInstance
+type CreateInstanceResponse408Headers struct {
+	ElementsRequestId string
+	XRequestId        string
+}
+
 // CreateInstanceResponse413Headers the declared response headers of an HTTP 413 response for CreateInstance
 type CreateInstanceResponse413Headers struct {
 	ElementsRequestId string
@@ -14004,6 +14433,8 @@ type CreateInstanceResponse struct {
 	JSON400 *BadRequest
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
+	// JSON408 the response for an HTTP 408 `application/json` response
+	JSON408 *RequestTimeout
 	// JSON413 the response for an HTTP 413 `application/json` response
 	JSON413 *TooLarge
 	// JSON415 the response for an HTTP 415 `application/json` response
@@ -14022,6 +14453,8 @@ type CreateInstanceResponse struct {
 	Headers400 *CreateInstanceResponse400Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *CreateInstanceResponse401Headers
+	// Headers408 the parsed response headers for an HTTP 408 response
+	Headers408 *CreateInstanceResponse408Headers
 	// Headers413 the parsed response headers for an HTTP 413 response
 	Headers413 *CreateInstanceResponse413Headers
 	// Headers415 the parsed response headers for an HTTP 415 response
@@ -14049,6 +14482,11 @@ func (r CreateInstanceResponse) GetJSON400() *BadRequest {
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
 func (r CreateInstanceResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
+}
+
+// GetJSON408 returns the response for an HTTP 408 `application/json` response
+func (r CreateInstanceResponse) GetJSON408() *RequestTimeout {
+	return r.JSON408
 }
 
 // GetJSON413 returns the response for an HTTP 413 `application/json` response
@@ -14375,6 +14813,12 @@ type UpdateInstanceResponse404Headers struct {
 	XRequestId        string
 }
 
+// UpdateInstanceResponse408Headers the declared response headers of an HTTP 408 response for UpdateInstance
+type UpdateInstanceResponse408Headers struct {
+	ElementsRequestId string
+	XRequestId        string
+}
+
 // UpdateInstanceResponse413Headers the declared response headers of an HTTP 413 response for UpdateInstance
 type UpdateInstanceResponse413Headers struct {
 	ElementsRequestId string
@@ -14422,6 +14866,8 @@ type UpdateInstanceResponse struct {
 	JSON401 *Unauthorized
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *NotFound
+	// JSON408 the response for an HTTP 408 `application/json` response
+	JSON408 *RequestTimeout
 	// JSON413 the response for an HTTP 413 `application/json` response
 	JSON413 *TooLarge
 	// JSON415 the response for an HTTP 415 `application/json` response
@@ -14442,6 +14888,8 @@ type UpdateInstanceResponse struct {
 	Headers401 *UpdateInstanceResponse401Headers
 	// Headers404 the parsed response headers for an HTTP 404 response
 	Headers404 *UpdateInstanceResponse404Headers
+	// Headers408 the parsed response headers for an HTTP 408 response
+	Headers408 *UpdateInstanceResponse408Headers
 	// Headers413 the parsed response headers for an HTTP 413 response
 	Headers413 *UpdateInstanceResponse413Headers
 	// Headers415 the parsed response headers for an HTTP 415 response
@@ -14474,6 +14922,11 @@ func (r UpdateInstanceResponse) GetJSON401() *Unauthorized {
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
 func (r UpdateInstanceResponse) GetJSON404() *NotFound {
 	return r.JSON404
+}
+
+// GetJSON408 returns the response for an HTTP 408 `application/json` response
+func (r UpdateInstanceResponse) GetJSON408() *RequestTimeout {
+	return r.JSON408
 }
 
 // GetJSON413 returns the response for an HTTP 413 `application/json` response
@@ -14559,6 +15012,12 @@ type ReplaceInstanceResponse404Headers struct {
 	XRequestId        string
 }
 
+// ReplaceInstanceResponse408Headers the declared response headers of an HTTP 408 response for ReplaceInstance
+type ReplaceInstanceResponse408Headers struct {
+	ElementsRequestId string
+	XRequestId        string
+}
+
 // ReplaceInstanceResponse413Headers the declared response headers of an HTTP 413 response for ReplaceInstance
 type ReplaceInstanceResponse413Headers struct {
 	ElementsRequestId string
@@ -14606,6 +15065,8 @@ type ReplaceInstanceResponse struct {
 	JSON401 *Unauthorized
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *NotFound
+	// JSON408 the response for an HTTP 408 `application/json` response
+	JSON408 *RequestTimeout
 	// JSON413 the response for an HTTP 413 `application/json` response
 	JSON413 *TooLarge
 	// JSON415 the response for an HTTP 415 `application/json` response
@@ -14626,6 +15087,8 @@ type ReplaceInstanceResponse struct {
 	Headers401 *ReplaceInstanceResponse401Headers
 	// Headers404 the parsed response headers for an HTTP 404 response
 	Headers404 *ReplaceInstanceResponse404Headers
+	// Headers408 the parsed response headers for an HTTP 408 response
+	Headers408 *ReplaceInstanceResponse408Headers
 	// Headers413 the parsed response headers for an HTTP 413 response
 	Headers413 *ReplaceInstanceResponse413Headers
 	// Headers415 the parsed response headers for an HTTP 415 response
@@ -14658,6 +15121,11 @@ func (r ReplaceInstanceResponse) GetJSON401() *Unauthorized {
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
 func (r ReplaceInstanceResponse) GetJSON404() *NotFound {
 	return r.JSON404
+}
+
+// GetJSON408 returns the response for an HTTP 408 `application/json` response
+func (r ReplaceInstanceResponse) GetJSON408() *RequestTimeout {
+	return r.JSON408
 }
 
 // GetJSON413 returns the response for an HTTP 413 `application/json` response
@@ -14991,6 +15459,12 @@ type SetInstanceConfigEntryResponse404Headers struct {
 	XRequestId        string
 }
 
+// SetInstanceConfigEntryResponse408Headers the declared response headers of an HTTP 408 response for SetInstanceConfigEntry
+type SetInstanceConfigEntryResponse408Headers struct {
+	ElementsRequestId string
+	XRequestId        string
+}
+
 // SetInstanceConfigEntryResponse413Headers the declared response headers of an HTTP 413 response for SetInstanceConfigEntry
 type SetInstanceConfigEntryResponse413Headers struct {
 	ElementsRequestId string
@@ -15038,6 +15512,8 @@ type SetInstanceConfigEntryResponse struct {
 	JSON401 *Unauthorized
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *NotFound
+	// JSON408 the response for an HTTP 408 `application/json` response
+	JSON408 *RequestTimeout
 	// JSON413 the response for an HTTP 413 `application/json` response
 	JSON413 *TooLarge
 	// JSON415 the response for an HTTP 415 `application/json` response
@@ -15058,6 +15534,8 @@ type SetInstanceConfigEntryResponse struct {
 	Headers401 *SetInstanceConfigEntryResponse401Headers
 	// Headers404 the parsed response headers for an HTTP 404 response
 	Headers404 *SetInstanceConfigEntryResponse404Headers
+	// Headers408 the parsed response headers for an HTTP 408 response
+	Headers408 *SetInstanceConfigEntryResponse408Headers
 	// Headers413 the parsed response headers for an HTTP 413 response
 	Headers413 *SetInstanceConfigEntryResponse413Headers
 	// Headers415 the parsed response headers for an HTTP 415 response
@@ -15090,6 +15568,11 @@ func (r SetInstanceConfigEntryResponse) GetJSON401() *Unauthorized {
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
 func (r SetInstanceConfigEntryResponse) GetJSON404() *NotFound {
 	return r.JSON404
+}
+
+// GetJSON408 returns the response for an HTTP 408 `application/json` response
+func (r SetInstanceConfigEntryResponse) GetJSON408() *RequestTimeout {
+	return r.JSON408
 }
 
 // GetJSON413 returns the response for an HTTP 413 `application/json` response
@@ -15941,6 +16424,12 @@ func (r RefreshInstanceTokensResponse) ContentType() string {
 	return ""
 }
 
+// MetricsResponse400Headers the declared response headers of an HTTP 400 response for Metrics
+type MetricsResponse400Headers struct {
+	ElementsRequestId string
+	XRequestId        string
+}
+
 // MetricsResponse404Headers the declared response headers of an HTTP 404 response for Metrics
 type MetricsResponse404Headers struct {
 	ElementsRequestId string
@@ -15956,14 +16445,23 @@ type MetricsResponse500Headers struct {
 type MetricsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *NotFound
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *MetricsResponse400Headers
 	// Headers404 the parsed response headers for an HTTP 404 response
 	Headers404 *MetricsResponse404Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *MetricsResponse500Headers
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r MetricsResponse) GetJSON400() *BadRequest {
+	return r.JSON400
 }
 
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
@@ -16347,6 +16845,12 @@ type ReadyzResponse200Headers struct {
 	XRequestId        string
 }
 
+// ReadyzResponse400Headers the declared response headers of an HTTP 400 response for Readyz
+type ReadyzResponse400Headers struct {
+	ElementsRequestId string
+	XRequestId        string
+}
+
 // ReadyzResponse500Headers the declared response headers of an HTTP 500 response for Readyz
 type ReadyzResponse500Headers struct {
 	ElementsRequestId string
@@ -16366,12 +16870,16 @@ type ReadyzResponse struct {
 	JSON200 *struct {
 		Status Readyz200JSONResponseBodyStatus `json:"status"`
 	}
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *Unavailable
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *ReadyzResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *ReadyzResponse400Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *ReadyzResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -16383,6 +16891,11 @@ func (r ReadyzResponse) GetJSON200() *struct {
 	Status Readyz200JSONResponseBodyStatus `json:"status"`
 } {
 	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ReadyzResponse) GetJSON400() *BadRequest {
+	return r.JSON400
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
@@ -17839,6 +18352,13 @@ func ParseListElementsResponse(rsp *http.Response) (*ListElementsResponse, error
 		}
 		response.JSON200 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -17866,6 +18386,23 @@ func ParseListElementsResponse(rsp *http.Response) (*ListElementsResponse, error
 			headers.XRequestId = value
 		}
 		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers ListElementsResponse400Headers
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers400 = &headers
 	case rsp.StatusCode == 500:
 		var headers ListElementsResponse500Headers
 		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
@@ -17909,6 +18446,13 @@ func ParseGetElementResponse(rsp *http.Response) (*GetElementResponse, error) {
 		}
 		response.JSON200 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
 		var dest NotFound
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -17943,6 +18487,23 @@ func ParseGetElementResponse(rsp *http.Response) (*GetElementResponse, error) {
 			headers.XRequestId = value
 		}
 		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers GetElementResponse400Headers
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers400 = &headers
 	case rsp.StatusCode == 404:
 		var headers GetElementResponse404Headers
 		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
@@ -18023,6 +18584,13 @@ func ParseCreateElementInstanceResponse(rsp *http.Response) (*CreateElementInsta
 			return nil, err
 		}
 		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 408:
+		var dest RequestTimeout
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON408 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
 		var dest TooLarge
@@ -18137,6 +18705,23 @@ func ParseCreateElementInstanceResponse(rsp *http.Response) (*CreateElementInsta
 			headers.XRequestId = value
 		}
 		response.Headers404 = &headers
+	case rsp.StatusCode == 408:
+		var headers CreateElementInstanceResponse408Headers
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers408 = &headers
 	case rsp.StatusCode == 413:
 		var headers CreateElementInstanceResponse413Headers
 		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
@@ -18400,6 +18985,13 @@ func ParseReceiveKeapHookResponse(rsp *http.Response) (*ReceiveKeapHookResponse,
 		}
 		response.JSON404 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 408:
+		var dest RequestTimeout
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON408 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 410:
 		var dest Error
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -18489,6 +19081,23 @@ func ParseReceiveKeapHookResponse(rsp *http.Response) (*ReceiveKeapHookResponse,
 			headers.XRequestId = value
 		}
 		response.Headers404 = &headers
+	case rsp.StatusCode == 408:
+		var headers ReceiveKeapHookResponse408Headers
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers408 = &headers
 	case rsp.StatusCode == 410:
 		var headers ReceiveKeapHookResponse410Headers
 		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
@@ -18585,6 +19194,13 @@ func ParseHealthzResponse(rsp *http.Response) (*HealthzResponse, error) {
 		}
 		response.JSON200 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -18612,6 +19228,23 @@ func ParseHealthzResponse(rsp *http.Response) (*HealthzResponse, error) {
 			headers.XRequestId = value
 		}
 		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers HealthzResponse400Headers
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers400 = &headers
 	case rsp.StatusCode == 500:
 		var headers HealthzResponse500Headers
 		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
@@ -18689,6 +19322,13 @@ func ParseHubCountriesResponse(rsp *http.Response) (*HubCountriesResponse, error
 			return nil, err
 		}
 		response.JSON405 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 408:
+		var dest RequestTimeout
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON408 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
 		var dest Conflict
@@ -18851,6 +19491,23 @@ func ParseHubCountriesResponse(rsp *http.Response) (*HubCountriesResponse, error
 			headers.XRequestId = value
 		}
 		response.Headers405 = &headers
+	case rsp.StatusCode == 408:
+		var headers HubCountriesResponse408Headers
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers408 = &headers
 	case rsp.StatusCode == 409:
 		var headers HubCountriesResponse409Headers
 		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
@@ -19048,6 +19705,13 @@ func ParseHubProvincesResponse(rsp *http.Response) (*HubProvincesResponse, error
 		}
 		response.JSON405 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 408:
+		var dest RequestTimeout
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON408 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
 		var dest Conflict
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -19209,6 +19873,23 @@ func ParseHubProvincesResponse(rsp *http.Response) (*HubProvincesResponse, error
 			headers.XRequestId = value
 		}
 		response.Headers405 = &headers
+	case rsp.StatusCode == 408:
+		var headers HubProvincesResponse408Headers
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers408 = &headers
 	case rsp.StatusCode == 409:
 		var headers HubProvincesResponse409Headers
 		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
@@ -19416,6 +20097,13 @@ func ParseHubDeleteCollectionResponse(rsp *http.Response) (*HubDeleteCollectionR
 		}
 		response.JSON405 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 408:
+		var dest RequestTimeout
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON408 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
 		var dest Conflict
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -19611,6 +20299,23 @@ func ParseHubDeleteCollectionResponse(rsp *http.Response) (*HubDeleteCollectionR
 			headers.XRequestId = value
 		}
 		response.Headers405 = &headers
+	case rsp.StatusCode == 408:
+		var headers HubDeleteCollectionResponse408Headers
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers408 = &headers
 	case rsp.StatusCode == 409:
 		var headers HubDeleteCollectionResponse409Headers
 		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
@@ -19808,6 +20513,13 @@ func ParseHubListResponse(rsp *http.Response) (*HubListResponse, error) {
 		}
 		response.JSON405 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 408:
+		var dest RequestTimeout
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON408 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
 		var dest Conflict
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -19983,6 +20695,23 @@ func ParseHubListResponse(rsp *http.Response) (*HubListResponse, error) {
 			headers.XRequestId = value
 		}
 		response.Headers405 = &headers
+	case rsp.StatusCode == 408:
+		var headers HubListResponse408Headers
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers408 = &headers
 	case rsp.StatusCode == 409:
 		var headers HubListResponse409Headers
 		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
@@ -20190,6 +20919,13 @@ func ParseHubPatchCollectionResponse(rsp *http.Response) (*HubPatchCollectionRes
 		}
 		response.JSON405 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 408:
+		var dest RequestTimeout
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON408 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
 		var dest Conflict
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -20385,6 +21121,23 @@ func ParseHubPatchCollectionResponse(rsp *http.Response) (*HubPatchCollectionRes
 			headers.XRequestId = value
 		}
 		response.Headers405 = &headers
+	case rsp.StatusCode == 408:
+		var headers HubPatchCollectionResponse408Headers
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers408 = &headers
 	case rsp.StatusCode == 409:
 		var headers HubPatchCollectionResponse409Headers
 		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
@@ -20592,6 +21345,13 @@ func ParseHubCreateResponse(rsp *http.Response) (*HubCreateResponse, error) {
 		}
 		response.JSON405 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 408:
+		var dest RequestTimeout
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON408 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
 		var dest Conflict
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -20787,6 +21547,23 @@ func ParseHubCreateResponse(rsp *http.Response) (*HubCreateResponse, error) {
 			headers.XRequestId = value
 		}
 		response.Headers405 = &headers
+	case rsp.StatusCode == 408:
+		var headers HubCreateResponse408Headers
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers408 = &headers
 	case rsp.StatusCode == 409:
 		var headers HubCreateResponse409Headers
 		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
@@ -20991,6 +21768,13 @@ func ParseHubUpsertResponse(rsp *http.Response) (*HubUpsertResponse, error) {
 		}
 		response.JSON405 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 408:
+		var dest RequestTimeout
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON408 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
 		var dest Conflict
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -21183,6 +21967,23 @@ func ParseHubUpsertResponse(rsp *http.Response) (*HubUpsertResponse, error) {
 			headers.XRequestId = value
 		}
 		response.Headers405 = &headers
+	case rsp.StatusCode == 408:
+		var headers HubUpsertResponse408Headers
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers408 = &headers
 	case rsp.StatusCode == 409:
 		var headers HubUpsertResponse409Headers
 		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
@@ -21390,6 +22191,13 @@ func ParseHubDeleteResponse(rsp *http.Response) (*HubDeleteResponse, error) {
 		}
 		response.JSON405 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 408:
+		var dest RequestTimeout
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON408 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
 		var dest Conflict
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -21585,6 +22393,23 @@ func ParseHubDeleteResponse(rsp *http.Response) (*HubDeleteResponse, error) {
 			headers.XRequestId = value
 		}
 		response.Headers405 = &headers
+	case rsp.StatusCode == 408:
+		var headers HubDeleteResponse408Headers
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers408 = &headers
 	case rsp.StatusCode == 409:
 		var headers HubDeleteResponse409Headers
 		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
@@ -21782,6 +22607,13 @@ func ParseHubGetResponse(rsp *http.Response) (*HubGetResponse, error) {
 		}
 		response.JSON405 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 408:
+		var dest RequestTimeout
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON408 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
 		var dest Conflict
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -21943,6 +22775,23 @@ func ParseHubGetResponse(rsp *http.Response) (*HubGetResponse, error) {
 			headers.XRequestId = value
 		}
 		response.Headers405 = &headers
+	case rsp.StatusCode == 408:
+		var headers HubGetResponse408Headers
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers408 = &headers
 	case rsp.StatusCode == 409:
 		var headers HubGetResponse409Headers
 		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
@@ -22150,6 +22999,13 @@ func ParseHubUpdateResponse(rsp *http.Response) (*HubUpdateResponse, error) {
 		}
 		response.JSON405 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 408:
+		var dest RequestTimeout
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON408 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
 		var dest Conflict
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -22345,6 +23201,23 @@ func ParseHubUpdateResponse(rsp *http.Response) (*HubUpdateResponse, error) {
 			headers.XRequestId = value
 		}
 		response.Headers405 = &headers
+	case rsp.StatusCode == 408:
+		var headers HubUpdateResponse408Headers
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers408 = &headers
 	case rsp.StatusCode == 409:
 		var headers HubUpdateResponse409Headers
 		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
@@ -22552,6 +23425,13 @@ func ParseHubPostRecordResponse(rsp *http.Response) (*HubPostRecordResponse, err
 		}
 		response.JSON405 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 408:
+		var dest RequestTimeout
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON408 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
 		var dest Conflict
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -22747,6 +23627,23 @@ func ParseHubPostRecordResponse(rsp *http.Response) (*HubPostRecordResponse, err
 			headers.XRequestId = value
 		}
 		response.Headers405 = &headers
+	case rsp.StatusCode == 408:
+		var headers HubPostRecordResponse408Headers
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers408 = &headers
 	case rsp.StatusCode == 409:
 		var headers HubPostRecordResponse409Headers
 		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
@@ -22954,6 +23851,13 @@ func ParseHubReplaceResponse(rsp *http.Response) (*HubReplaceResponse, error) {
 		}
 		response.JSON405 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 408:
+		var dest RequestTimeout
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON408 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
 		var dest Conflict
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -23149,6 +24053,23 @@ func ParseHubReplaceResponse(rsp *http.Response) (*HubReplaceResponse, error) {
 			headers.XRequestId = value
 		}
 		response.Headers405 = &headers
+	case rsp.StatusCode == 408:
+		var headers HubReplaceResponse408Headers
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers408 = &headers
 	case rsp.StatusCode == 409:
 		var headers HubReplaceResponse409Headers
 		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
@@ -23356,6 +24277,13 @@ func ParseHubDeleteChildrenResponse(rsp *http.Response) (*HubDeleteChildrenRespo
 		}
 		response.JSON405 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 408:
+		var dest RequestTimeout
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON408 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
 		var dest Conflict
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -23551,6 +24479,23 @@ func ParseHubDeleteChildrenResponse(rsp *http.Response) (*HubDeleteChildrenRespo
 			headers.XRequestId = value
 		}
 		response.Headers405 = &headers
+	case rsp.StatusCode == 408:
+		var headers HubDeleteChildrenResponse408Headers
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers408 = &headers
 	case rsp.StatusCode == 409:
 		var headers HubDeleteChildrenResponse409Headers
 		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
@@ -23748,6 +24693,13 @@ func ParseHubListChildrenResponse(rsp *http.Response) (*HubListChildrenResponse,
 		}
 		response.JSON405 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 408:
+		var dest RequestTimeout
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON408 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
 		var dest Conflict
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -23916,6 +24868,23 @@ func ParseHubListChildrenResponse(rsp *http.Response) (*HubListChildrenResponse,
 			headers.XRequestId = value
 		}
 		response.Headers405 = &headers
+	case rsp.StatusCode == 408:
+		var headers HubListChildrenResponse408Headers
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers408 = &headers
 	case rsp.StatusCode == 409:
 		var headers HubListChildrenResponse409Headers
 		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
@@ -24123,6 +25092,13 @@ func ParseHubPatchChildrenResponse(rsp *http.Response) (*HubPatchChildrenRespons
 		}
 		response.JSON405 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 408:
+		var dest RequestTimeout
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON408 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
 		var dest Conflict
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -24318,6 +25294,23 @@ func ParseHubPatchChildrenResponse(rsp *http.Response) (*HubPatchChildrenRespons
 			headers.XRequestId = value
 		}
 		response.Headers405 = &headers
+	case rsp.StatusCode == 408:
+		var headers HubPatchChildrenResponse408Headers
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers408 = &headers
 	case rsp.StatusCode == 409:
 		var headers HubPatchChildrenResponse409Headers
 		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
@@ -24525,6 +25518,13 @@ func ParseHubCreateChildrenResponse(rsp *http.Response) (*HubCreateChildrenRespo
 		}
 		response.JSON405 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 408:
+		var dest RequestTimeout
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON408 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
 		var dest Conflict
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -24720,6 +25720,23 @@ func ParseHubCreateChildrenResponse(rsp *http.Response) (*HubCreateChildrenRespo
 			headers.XRequestId = value
 		}
 		response.Headers405 = &headers
+	case rsp.StatusCode == 408:
+		var headers HubCreateChildrenResponse408Headers
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers408 = &headers
 	case rsp.StatusCode == 409:
 		var headers HubCreateChildrenResponse409Headers
 		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
@@ -24927,6 +25944,13 @@ func ParseHubPutChildrenResponse(rsp *http.Response) (*HubPutChildrenResponse, e
 		}
 		response.JSON405 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 408:
+		var dest RequestTimeout
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON408 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
 		var dest Conflict
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -25122,6 +26146,23 @@ func ParseHubPutChildrenResponse(rsp *http.Response) (*HubPutChildrenResponse, e
 			headers.XRequestId = value
 		}
 		response.Headers405 = &headers
+	case rsp.StatusCode == 408:
+		var headers HubPutChildrenResponse408Headers
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers408 = &headers
 	case rsp.StatusCode == 409:
 		var headers HubPutChildrenResponse409Headers
 		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
@@ -25329,6 +26370,13 @@ func ParseHubDeleteChildResponse(rsp *http.Response) (*HubDeleteChildResponse, e
 		}
 		response.JSON405 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 408:
+		var dest RequestTimeout
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON408 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
 		var dest Conflict
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -25524,6 +26572,23 @@ func ParseHubDeleteChildResponse(rsp *http.Response) (*HubDeleteChildResponse, e
 			headers.XRequestId = value
 		}
 		response.Headers405 = &headers
+	case rsp.StatusCode == 408:
+		var headers HubDeleteChildResponse408Headers
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers408 = &headers
 	case rsp.StatusCode == 409:
 		var headers HubDeleteChildResponse409Headers
 		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
@@ -25731,6 +26796,13 @@ func ParseHubGetChildResponse(rsp *http.Response) (*HubGetChildResponse, error) 
 		}
 		response.JSON405 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 408:
+		var dest RequestTimeout
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON408 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
 		var dest Conflict
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -25926,6 +26998,23 @@ func ParseHubGetChildResponse(rsp *http.Response) (*HubGetChildResponse, error) 
 			headers.XRequestId = value
 		}
 		response.Headers405 = &headers
+	case rsp.StatusCode == 408:
+		var headers HubGetChildResponse408Headers
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers408 = &headers
 	case rsp.StatusCode == 409:
 		var headers HubGetChildResponse409Headers
 		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
@@ -26133,6 +27222,13 @@ func ParseHubPatchChildResponse(rsp *http.Response) (*HubPatchChildResponse, err
 		}
 		response.JSON405 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 408:
+		var dest RequestTimeout
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON408 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
 		var dest Conflict
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -26328,6 +27424,23 @@ func ParseHubPatchChildResponse(rsp *http.Response) (*HubPatchChildResponse, err
 			headers.XRequestId = value
 		}
 		response.Headers405 = &headers
+	case rsp.StatusCode == 408:
+		var headers HubPatchChildResponse408Headers
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers408 = &headers
 	case rsp.StatusCode == 409:
 		var headers HubPatchChildResponse409Headers
 		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
@@ -26535,6 +27648,13 @@ func ParseHubPostChildResponse(rsp *http.Response) (*HubPostChildResponse, error
 		}
 		response.JSON405 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 408:
+		var dest RequestTimeout
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON408 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
 		var dest Conflict
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -26730,6 +27850,23 @@ func ParseHubPostChildResponse(rsp *http.Response) (*HubPostChildResponse, error
 			headers.XRequestId = value
 		}
 		response.Headers405 = &headers
+	case rsp.StatusCode == 408:
+		var headers HubPostChildResponse408Headers
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers408 = &headers
 	case rsp.StatusCode == 409:
 		var headers HubPostChildResponse409Headers
 		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
@@ -26937,6 +28074,13 @@ func ParseHubPutChildResponse(rsp *http.Response) (*HubPutChildResponse, error) 
 		}
 		response.JSON405 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 408:
+		var dest RequestTimeout
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON408 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
 		var dest Conflict
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -27132,6 +28276,23 @@ func ParseHubPutChildResponse(rsp *http.Response) (*HubPutChildResponse, error) 
 			headers.XRequestId = value
 		}
 		response.Headers405 = &headers
+	case rsp.StatusCode == 408:
+		var headers HubPutChildResponse408Headers
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers408 = &headers
 	case rsp.StatusCode == 409:
 		var headers HubPutChildResponse409Headers
 		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
@@ -27294,6 +28455,13 @@ func ParseListInstancesResponse(rsp *http.Response) (*ListInstancesResponse, err
 		}
 		response.JSON200 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
 		var dest Unauthorized
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -27335,6 +28503,23 @@ func ParseListInstancesResponse(rsp *http.Response) (*ListInstancesResponse, err
 			headers.XRequestId = value
 		}
 		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers ListInstancesResponse400Headers
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers400 = &headers
 	case rsp.StatusCode == 401:
 		var headers ListInstancesResponse401Headers
 		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
@@ -27425,6 +28610,13 @@ func ParseCreateInstanceResponse(rsp *http.Response) (*CreateInstanceResponse, e
 			return nil, err
 		}
 		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 408:
+		var dest RequestTimeout
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON408 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
 		var dest TooLarge
@@ -27522,6 +28714,23 @@ func ParseCreateInstanceResponse(rsp *http.Response) (*CreateInstanceResponse, e
 			headers.XRequestId = value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 408:
+		var headers CreateInstanceResponse408Headers
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers408 = &headers
 	case rsp.StatusCode == 413:
 		var headers CreateInstanceResponse413Headers
 		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
@@ -27999,6 +29208,13 @@ func ParseUpdateInstanceResponse(rsp *http.Response) (*UpdateInstanceResponse, e
 		}
 		response.JSON404 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 408:
+		var dest RequestTimeout
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON408 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
 		var dest TooLarge
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -28112,6 +29328,23 @@ func ParseUpdateInstanceResponse(rsp *http.Response) (*UpdateInstanceResponse, e
 			headers.XRequestId = value
 		}
 		response.Headers404 = &headers
+	case rsp.StatusCode == 408:
+		var headers UpdateInstanceResponse408Headers
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers408 = &headers
 	case rsp.StatusCode == 413:
 		var headers UpdateInstanceResponse413Headers
 		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
@@ -28261,6 +29494,13 @@ func ParseReplaceInstanceResponse(rsp *http.Response) (*ReplaceInstanceResponse,
 		}
 		response.JSON404 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 408:
+		var dest RequestTimeout
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON408 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
 		var dest TooLarge
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -28374,6 +29614,23 @@ func ParseReplaceInstanceResponse(rsp *http.Response) (*ReplaceInstanceResponse,
 			headers.XRequestId = value
 		}
 		response.Headers404 = &headers
+	case rsp.StatusCode == 408:
+		var headers ReplaceInstanceResponse408Headers
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers408 = &headers
 	case rsp.StatusCode == 413:
 		var headers ReplaceInstanceResponse413Headers
 		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
@@ -28855,6 +30112,13 @@ func ParseSetInstanceConfigEntryResponse(rsp *http.Response) (*SetInstanceConfig
 		}
 		response.JSON404 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 408:
+		var dest RequestTimeout
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON408 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
 		var dest TooLarge
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -28968,6 +30232,23 @@ func ParseSetInstanceConfigEntryResponse(rsp *http.Response) (*SetInstanceConfig
 			headers.XRequestId = value
 		}
 		response.Headers404 = &headers
+	case rsp.StatusCode == 408:
+		var headers SetInstanceConfigEntryResponse408Headers
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers408 = &headers
 	case rsp.StatusCode == 413:
 		var headers SetInstanceConfigEntryResponse413Headers
 		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
@@ -30164,6 +31445,13 @@ func ParseMetricsResponse(rsp *http.Response) (*MetricsResponse, error) {
 	}
 
 	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
 		var dest NotFound
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -30181,6 +31469,23 @@ func ParseMetricsResponse(rsp *http.Response) (*MetricsResponse, error) {
 	}
 
 	switch {
+	case rsp.StatusCode == 400:
+		var headers MetricsResponse400Headers
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers400 = &headers
 	case rsp.StatusCode == 404:
 		var headers MetricsResponse404Headers
 		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
@@ -30516,6 +31821,13 @@ func ParseReadyzResponse(rsp *http.Response) (*ReadyzResponse, error) {
 		}
 		response.JSON200 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -30550,6 +31862,23 @@ func ParseReadyzResponse(rsp *http.Response) (*ReadyzResponse, error) {
 			headers.XRequestId = value
 		}
 		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers ReadyzResponse400Headers
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers400 = &headers
 	case rsp.StatusCode == 500:
 		var headers ReadyzResponse500Headers
 		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {

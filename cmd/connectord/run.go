@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"golang.org/x/sync/errgroup"
 	"golang.org/x/time/rate"
 
 	"github.com/connectord/connectord/internal/apperr"
@@ -21,7 +22,6 @@ import (
 	"github.com/connectord/connectord/internal/elements"
 	"github.com/connectord/connectord/internal/events"
 	"github.com/connectord/connectord/internal/fakekeap"
-	"github.com/connectord/connectord/internal/h1"
 	"github.com/connectord/connectord/internal/httpapi"
 	"github.com/connectord/connectord/internal/hubs"
 	"github.com/connectord/connectord/internal/instances"
@@ -200,10 +200,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	log := newLogger(cfg, stderr)
 	// connectord's live heap is a few MB, so with Go's default (GOGC=100)
-	// the collector runs about ten times a second under load, each time at a
-	// fixed cost: about a sixth of the proxy's CPU per call. Collecting at
-	// four times the live heap costs some MB and takes most of that back
-	// (docs/performance.md). GOGC in the environment, if set, decides.
+	// the collector runs several times a second under load, each time at a
+	// fixed cost. Collecting at four times the live heap costs some MB and
+	// 7–15% less CPU per proxied call (re-measured on net/http,
+	// docs/performance.md). GOGC in the environment, if set, decides.
 	if getenv("GOGC") == "" {
 		debug.SetGCPercent(400)
 	}
@@ -253,35 +253,33 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return err
 	}
-	// Keap is one host that every proxied and hub call goes to: keep enough
-	// idle connections to it for concurrent callers (the default keeps 2).
-	keapTransport := http.DefaultTransport.(*http.Transport).Clone()
-	keapTransport.MaxIdleConns, keapTransport.MaxIdleConnsPerHost = 512, 256
-	client := &http.Client{Timeout: cfg.KeapTimeout, Transport: &trace.Transport{Base: keapTransport}}
+	// One client for every call to Keap: the proxy's and the hubs', token
+	// refreshes, key checks, hooks and polling.
+	keapHTTP := upstream.NewHTTPClient(upstream.HTTPOptions{Timeout: cfg.KeapTimeout, TLSHandshakeTimeout: cfg.KeapTLSHandshakeTimeout})
+	// Calls built elsewhere (x/oauth2's token refreshes, key checks) carry
+	// the request's trace too; upstream sets it on the others itself.
+	keapHTTP.Transport = &trace.Transport{Base: keapHTTP.Transport}
 	tok := tokens.New(db, catalog, tokens.Options{
 		Margin: cfg.Refresh.Margin, PollInterval: cfg.Refresh.PollInterval, Workers: cfg.Refresh.Workers,
-		Client: client, Log: log.With().Str("component", "tokens").Logger(), Observer: mx,
+		Client: keapHTTP, Log: log.With().Str("component", "tokens").Logger(), Observer: mx,
 	})
-	// The proxy and the hubs call Keap all day, through upstream.Transport,
-	// which spends far less CPU per call than net/http's; it speaks no HTTP
-	// proxy, so with one configured they go through net/http too.
-	calls := &http.Client{Transport: &upstream.Transport{Timeout: cfg.KeapTimeout, MaxIdlePerHost: 256}}
-	if httpProxyConfigured(getenv) {
-		calls = client
-	}
-	keapOpts := upstream.Options{HTTP: calls, Log: log.With().Str("component", "upstream").Logger(), Observer: mx}
+	keapOpts := upstream.Options{HTTP: keapHTTP, Log: log.With().Str("component", "upstream").Logger(), Observer: mx}
 	if cfg.KeapRateLimitOff {
 		keapOpts.KeyRate, keapOpts.ClientRate = rate.Inf, rate.Inf
 		log.Warn().Msg("CONNECTORD_KEAP_RATE_LIMIT_OFF: calls to Keap are not rate-limited; Keap will refuse bursts over its quotas")
 	}
 	keapClient := upstream.New(tok, keapOpts)
 	callbacks := events.CallbackPolicy{AllowPrivate: cfg.CallbackAllowPrivate}
-	insts := instances.NewService(db, catalog, &keap.Client{HTTP: client}, callbacks, client, time.Now)
-	insts.CacheResolved(cfg.AuthCacheTTL)
 	hooks := events.NewHooks(db, catalog, keapClient, events.HookOptions{
 		PublicURL: cfg.PublicURL, CheckInterval: cfg.HookCheckInterval, Log: log.With().Str("component", "hooks").Logger(),
 	})
-	insts.UseEventHooks(hooks)
+	insts, err := instances.NewService(db, catalog, instances.Options{
+		Keys: &keap.Client{HTTP: keapHTTP}, Callbacks: callbacks, HTTP: keapHTTP,
+		Hooks: hooks, ResolveCacheTTL: cfg.AuthCacheTTL,
+	})
+	if err != nil {
+		return err
+	}
 	// GET /metrics is on the API's listener unless CONNECTORD_METRICS_ADDR
 	// gives it one of its own.
 	var metricsOnAPI http.Handler
@@ -289,135 +287,106 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		metricsOnAPI = mx.Handler()
 	}
 	handler := httpapi.Routes(httpapi.Deps{
-		Log:       log,
-		Catalog:   catalog,
-		Tenants:   tenants.NewAuthCache(tenants.NewService(db), cfg.AuthCacheTTL, time.Now),
-		Instances: insts,
-		Tokens:    tok,
-		DB:        db,
-		Sandbox:   fake,
-		Hubs:      hubs.New(insts, keapClient, hubs.Options{}),
-		Proxy:     proxy.New(insts, keapClient, log),
-		Events:    db,
-		Receiver:  events.NewReceiver(db, catalog, time.Now),
-		Hooks:     hooks,
-		Metrics:   mx,
-		Scrape:    metricsOnAPI,
-		Audit:     db,
+		Log:             log,
+		Catalog:         catalog,
+		Tenants:         tenants.NewAuthCache(tenants.NewService(db), cfg.AuthCacheTTL, time.Now),
+		Instances:       insts,
+		Tokens:          tok,
+		DB:              db,
+		Sandbox:         fake,
+		Hubs:            hubs.New(insts, keapClient, hubs.Options{}),
+		Proxy:           proxy.New(insts, keapClient),
+		Events:          db,
+		Receiver:        events.NewReceiver(db, catalog, time.Now),
+		Hooks:           hooks,
+		BodyReadTimeout: cfg.HTTP.BodyReadTimeout,
+		Metrics:         mx,
+		Scrape:          metricsOnAPI,
+		Audit:           db,
 	})
 	delivery := events.NewDelivery(db, catalog, events.DeliveryOptions{
 		BackoffBase: cfg.DeliveryBackoffBase, Lease: cfg.DeliveryLease, Policy: callbacks,
 		Log: log.With().Str("component", "delivery").Logger(), Observer: mx,
 	})
-
-	srv := &h1.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		BaseContext:       log.WithContext(context.WithoutCancel(ctx)),
-		Log:               log.With().Str("component", "http").Logger(),
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	// The refresher stops claiming work when ctx ends; refreshes under way finish
-	// and are saved before run returns and the pool closes.
-	refresher := make(chan struct{})
-	go func() { defer close(refresher); tok.Run(ctx) }()
-	defer func() { <-refresher }()
-	// Delivery likewise stops claiming when ctx ends and records the deliveries
-	// under way before run returns.
-	delivering := make(chan struct{})
-	go func() { defer close(delivering); delivery.Run(ctx) }()
-	defer func() { <-delivering }()
-	listening := make(chan struct{})
-	go func() {
-		defer close(listening)
-		db.ListenNotificationsDue(ctx, time.Second, delivery.Wake, func(err error) {
-			log.Warn().Err(err).Msg("listen for due notifications; deliveries fall back to polling until it reconnects")
-		})
-	}()
-	defer func() { <-listening }()
-	go pruneDelivered(ctx, db, cfg.EventsRetention, log.With().Str("component", "retention").Logger())
-	go pruneAudit(ctx, db, cfg.AuditRetention, log.With().Str("component", "retention").Logger())
-	// The hook reconciler finishes the instances it is on before run returns.
-	reconciling := make(chan struct{})
-	go func() { defer close(reconciling); hooks.Run(ctx) }()
-	defer func() { <-reconciling }()
-	// The poller likewise stores the page under way and hands its leases back.
 	poller := events.NewPoller(db, catalog, keapClient, events.PollerOptions{
 		IntervalOverride: cfg.PollerIntervalOverride, Lease: cfg.PollerLease, Log: log.With().Str("component", "poller").Logger(), Observer: mx,
 	})
-	polling := make(chan struct{})
-	go func() { defer close(polling); poller.Run(ctx) }()
-	defer func() { <-polling }()
-	if cfg.MetricsAddr != "" {
-		stop, err := serveMetrics(ctx, cfg.MetricsAddr, mx.Handler(), log)
-		if err != nil {
-			return err
-		}
-		defer stop()
-	}
-	log.Info().Str("addr", ln.Addr().String()).Str("public_url", cfg.PublicURL).Str("version", version).Bool("sandbox", *sandbox).Msg("listening")
 
-	select {
-	case err := <-errc:
-		return fmt.Errorf("http server: %w", err)
-	case <-ctx.Done():
+	var metricsLn net.Listener
+	if cfg.MetricsAddr != "" {
+		if metricsLn, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
+			return fmt.Errorf("CONNECTORD_METRICS_ADDR %s: %w", cfg.MetricsAddr, err)
+		}
+		defer metricsLn.Close()
 	}
-	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
-	defer cancel()
-	log.Info().Msg("shutting down")
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
+	srv := newHTTPServer(ctx, cfg.HTTP, handler, log)
+	limited, maxConns := limitConnections(ln, cfg.HTTP.MaxConnections, log)
+
+	// The server and the background workers run as one group: when ctx ends
+	// or one of them fails, all stop, and serve returns once every one has.
+	// The workers finish what they are on first (a refresh, a delivery, a
+	// page, an instance's hooks) and record it, before the pool closes.
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := srv.Serve(limited); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("http server: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		log.Info().Msg("shutting down")
+		shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(shutdownCtx); err != nil {
+			return fmt.Errorf("shutdown: %w", err)
+		}
+		return nil
+	})
+	worker := func(run func(context.Context)) { g.Go(func() error { run(gctx); return nil }) }
+	worker(tok.Run)
+	worker(delivery.Run)
+	worker(func(ctx context.Context) {
+		db.ListenNotificationsDue(ctx, time.Second, delivery.Wake, func(err error) {
+			log.Warn().Err(err).Msg("listen for due notifications; deliveries fall back to polling until it reconnects")
+		})
+	})
+	worker(func(ctx context.Context) {
+		pruneDelivered(ctx, db, cfg.EventsRetention, log.With().Str("component", "retention").Logger())
+	})
+	worker(func(ctx context.Context) {
+		pruneAudit(ctx, db, cfg.AuditRetention, log.With().Str("component", "retention").Logger())
+	})
+	worker(hooks.Run)
+	worker(poller.Run)
+	if metricsLn != nil {
+		serveMetrics(gctx, g, metricsLn, mx.Handler(), log)
 	}
-	return nil
+	log.Info().Str("addr", ln.Addr().String()).Str("public_url", cfg.PublicURL).Str("version", version).
+		Bool("sandbox", *sandbox).Int("max_connections", maxConns).Msg("listening")
+	return g.Wait()
 }
 
-// serveMetrics serves GET /metrics alone on addr (CONNECTORD_METRICS_ADDR),
-// with net/http's server, until stop is called.
-func serveMetrics(ctx context.Context, addr string, h http.Handler, log zerolog.Logger) (stop func(), err error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("CONNECTORD_METRICS_ADDR %s: %w", addr, err)
-	}
+// serveMetrics serves GET /metrics alone on ln (CONNECTORD_METRICS_ADDR),
+// with net/http's server, in g until ctx ends.
+func serveMetrics(ctx context.Context, g *errgroup.Group, ln net.Listener, h http.Handler, log zerolog.Logger) {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", h)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error().Err(err).Msg("metrics server stopped")
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 10 * time.Second,
+		WriteTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second}
+	g.Go(func() error {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("metrics server: %w", err)
 		}
-	}()
-	log.Info().Str("metrics_addr", ln.Addr().String()).Msg("metrics listening")
-	return func() {
+		return nil
+	})
+	g.Go(func() error {
+		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
-		_ = srv.Shutdown(sctx)
-		<-done
-	}, nil
-}
-
-// pruneDelivered deletes delivered notifications older than retention, at
-// start and then hourly, until ctx ends. Replicas doing it at once is harmless.
-func pruneDelivered(ctx context.Context, db *store.DB, retention time.Duration, log zerolog.Logger) {
-	t := time.NewTicker(time.Hour)
-	defer t.Stop()
-	for {
-		n, err := db.PruneDelivered(ctx, time.Now().Add(-retention))
-		switch {
-		case err != nil && ctx.Err() == nil:
-			log.Warn().Err(err).Msg("prune delivered notifications; will try again in an hour")
-		case n > 0:
-			log.Info().Int64("deleted", n).Dur("retention", retention).Msg("pruned delivered notifications")
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+		return srv.Shutdown(sctx)
+	})
+	log.Info().Str("metrics_addr", ln.Addr().String()).Msg("metrics listening")
 }
 
 // pruneAudit deletes audit log entries older than retention
@@ -432,6 +401,27 @@ func pruneAudit(ctx context.Context, db *store.DB, retention time.Duration, log 
 			log.Warn().Err(err).Msg("prune the audit log; will try again in an hour")
 		case n > 0:
 			log.Info().Int64("deleted", n).Dur("retention", retention).Msg("pruned the audit log")
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// pruneDelivered deletes delivered notifications older than retention, at
+// start and then hourly, until ctx ends. Replicas doing it at once is harmless.
+func pruneDelivered(ctx context.Context, db *store.DB, retention time.Duration, log zerolog.Logger) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		n, err := db.PruneDelivered(ctx, time.Now().Add(-retention))
+		switch {
+		case err != nil && ctx.Err() == nil:
+			log.Warn().Err(err).Msg("prune delivered notifications; will try again in an hour")
+		case n > 0:
+			log.Info().Int64("deleted", n).Dur("retention", retention).Msg("pruned delivered notifications")
 		}
 		select {
 		case <-ctx.Done():
@@ -547,15 +537,4 @@ func openMigrated(ctx context.Context, url string, ring *secrets.Ring) (*store.D
 		return nil, err
 	}
 	return db, nil
-}
-
-// httpProxyConfigured says whether the environment names an HTTP proxy,
-// which net/http's Transport uses (http.ProxyFromEnvironment).
-func httpProxyConfigured(getenv func(string) string) bool {
-	for _, k := range []string{"HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy"} {
-		if getenv(k) != "" {
-			return true
-		}
-	}
-	return false
 }

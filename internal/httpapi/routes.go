@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/rs/zerolog"
@@ -29,24 +30,24 @@ type Deps struct {
 	Events    eventLog     // instances' event notifications and their redelivery
 	Receiver  hookReceiver // Keap's REST hook handshakes and deliveries
 	Hooks     hookStates   // instances' Keap hooks and their status
-	Metrics   observer     // counts requests and hook deliveries (internal/metrics); nil counts nothing
-	Scrape    http.Handler // when set, serves GET /metrics (the metrics' exposition)
-	Audit     auditLog     // the audit log (the store); nil records nothing and serves no /audit-logs
-}
-
-// proxier builds the /proxy/… handler from how this layer knows the caller
-// and writes errors.
-type proxier interface {
-	Handler(who func(*http.Request) tenants.Principal, fail func(http.ResponseWriter, *http.Request, error)) http.Handler
+	// BodyReadTimeout bounds reading a request's body; default 30s.
+	BodyReadTimeout time.Duration
+	Metrics         observer     // counts requests and hook deliveries (internal/metrics); nil counts nothing
+	Scrape          http.Handler // when set, serves GET /metrics (the metrics' exposition)
+	Audit           auditLog     // the audit log (the store); nil records nothing and serves no /audit-logs
 }
 
 // Routes lists every route connectord serves.
 func Routes(d Deps) http.Handler {
 	r := chi.NewRouter()
+	bodyTimeout := d.BodyReadTimeout
+	if bodyTimeout <= 0 {
+		bodyTimeout = 30 * time.Second
+	}
 	if d.Metrics == nil {
 		d.Metrics = nopObserver{}
 	}
-	r.Use(withRequestID(d.Log), logRequests, observeRequests(d.Metrics), recoverPanics, limitBody)
+	r.Use(withRequestID(d.Log), logRequests, observeRequests(d.Metrics), recoverPanics, checkQuery, limitBody(bodyTimeout))
 	r.NotFound(notFound().ServeHTTP)
 	r.MethodNotAllowed(methodNotAllowed().ServeHTTP)
 
@@ -104,7 +105,7 @@ func Routes(d Deps) http.Handler {
 			}
 			// ---- proxy routes (issue 4) ----
 			if d.Proxy != nil {
-				proxy := d.Proxy.Handler(principal, writeError)
+				proxy := proxyKeap(d.Proxy, d.Log)
 				for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions} {
 					r.Method(m, "/proxy/*", proxy)
 				}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/connectord/connectord/internal/audit"
 	"github.com/connectord/connectord/internal/elements"
+	"github.com/connectord/connectord/internal/proxy"
 	"github.com/connectord/connectord/internal/tenants"
 )
 
@@ -111,12 +112,14 @@ func routeDocKeys(m map[string]bool) []string {
 	return out
 }
 
-// nopProxy stands for the proxy, whose handler is never invoked here.
+// nopProxy stands for the proxy, which is never invoked here.
 type nopProxy struct{}
 
-func (nopProxy) Handler(func(*http.Request) tenants.Principal, func(http.ResponseWriter, *http.Request, error)) http.Handler {
-	return http.NotFoundHandler()
+func (nopProxy) Prepare(context.Context, tenants.Principal, proxy.Request) (*proxy.Call, error) {
+	return nil, nil
 }
+
+func (nopProxy) Send(*proxy.Call, *http.Request) (*http.Response, error) { return nil, nil }
 
 // nopAudit stands for the audit log, which is never used here.
 type nopAudit struct{}
