@@ -19,6 +19,7 @@ import (
 
 // Defines values for AuditAction.
 const (
+	ConnectSessionOpened    AuditAction = "connect_session.opened"
 	EventsRedelivered       AuditAction = "events.redelivered"
 	InstanceChanged         AuditAction = "instance.changed"
 	InstanceCreated         AuditAction = "instance.created"
@@ -27,6 +28,8 @@ const (
 	InstanceEnabled         AuditAction = "instance.enabled"
 	InstanceReconnected     AuditAction = "instance.reconnected"
 	InstanceTokensRefreshed AuditAction = "instance.tokens_refreshed"
+	KeapAppDeleted          AuditAction = "keap_app.deleted"
+	KeapAppSet              AuditAction = "keap_app.set"
 	KeysRotated             AuditAction = "keys.rotated"
 	OrganizationCreated     AuditAction = "organization.created"
 )
@@ -34,6 +37,8 @@ const (
 // Valid indicates whether the value is a known member of the AuditAction enum.
 func (e AuditAction) Valid() bool {
 	switch e {
+	case ConnectSessionOpened:
+		return true
 	case EventsRedelivered:
 		return true
 	case InstanceChanged:
@@ -49,6 +54,10 @@ func (e AuditAction) Valid() bool {
 	case InstanceReconnected:
 		return true
 	case InstanceTokensRefreshed:
+		return true
+	case KeapAppDeleted:
+		return true
+	case KeapAppSet:
 		return true
 	case KeysRotated:
 		return true
@@ -79,14 +88,20 @@ func (e AuditEntryOutcome) Valid() bool {
 
 // Defines values for AuditEntryTargetType.
 const (
-	AuditEntryTargetTypeInstance     AuditEntryTargetType = "instance"
-	AuditEntryTargetTypeOrganization AuditEntryTargetType = "organization"
+	AuditEntryTargetTypeConnectSession AuditEntryTargetType = "connect_session"
+	AuditEntryTargetTypeInstance       AuditEntryTargetType = "instance"
+	AuditEntryTargetTypeKeapApp        AuditEntryTargetType = "keap_app"
+	AuditEntryTargetTypeOrganization   AuditEntryTargetType = "organization"
 )
 
 // Valid indicates whether the value is a known member of the AuditEntryTargetType enum.
 func (e AuditEntryTargetType) Valid() bool {
 	switch e {
+	case AuditEntryTargetTypeConnectSession:
+		return true
 	case AuditEntryTargetTypeInstance:
+		return true
+	case AuditEntryTargetTypeKeapApp:
 		return true
 	case AuditEntryTargetTypeOrganization:
 		return true
@@ -140,6 +155,66 @@ func (e ConfigFieldType) Valid() bool {
 	case ConfigFieldTypeString:
 		return true
 	case ConfigFieldTypeUrl:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ConnectSessionError.
+const (
+	AccessDenied          ConnectSessionError = "access_denied"
+	AppNotConfigured      ConnectSessionError = "app_not_configured"
+	ConfigurationRejected ConnectSessionError = "configuration_rejected"
+	Expired               ConnectSessionError = "expired"
+	InstanceNotFound      ConnectSessionError = "instance_not_found"
+	ProviderRefused       ConnectSessionError = "provider_refused"
+	ProviderUnavailable   ConnectSessionError = "provider_unavailable"
+	ServerError           ConnectSessionError = "server_error"
+)
+
+// Valid indicates whether the value is a known member of the ConnectSessionError enum.
+func (e ConnectSessionError) Valid() bool {
+	switch e {
+	case AccessDenied:
+		return true
+	case AppNotConfigured:
+		return true
+	case ConfigurationRejected:
+		return true
+	case Expired:
+		return true
+	case InstanceNotFound:
+		return true
+	case ProviderRefused:
+		return true
+	case ProviderUnavailable:
+		return true
+	case ServerError:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ConnectSessionStatus.
+const (
+	ConnectSessionStatusConnecting ConnectSessionStatus = "connecting"
+	ConnectSessionStatusError      ConnectSessionStatus = "error"
+	ConnectSessionStatusPending    ConnectSessionStatus = "pending"
+	ConnectSessionStatusSuccess    ConnectSessionStatus = "success"
+)
+
+// Valid indicates whether the value is a known member of the ConnectSessionStatus enum.
+func (e ConnectSessionStatus) Valid() bool {
+	switch e {
+	case ConnectSessionStatusConnecting:
+		return true
+	case ConnectSessionStatusError:
+		return true
+	case ConnectSessionStatusPending:
+		return true
+	case ConnectSessionStatusSuccess:
 		return true
 	default:
 		return false
@@ -245,6 +320,21 @@ func (e NotificationStatus) Valid() bool {
 	case NotificationStatusFailed:
 		return true
 	case NotificationStatusPending:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for OAuthAppApiSecret.
+const (
+	AsteriskAsteriskAsteriskAsteriskAsteriskAsteriskAsteriskAsterisk OAuthAppApiSecret = "********"
+)
+
+// Valid indicates whether the value is a known member of the OAuthAppApiSecret enum.
+func (e OAuthAppApiSecret) Valid() bool {
+	switch e {
+	case AsteriskAsteriskAsteriskAsteriskAsteriskAsteriskAsteriskAsterisk:
 		return true
 	default:
 		return false
@@ -550,6 +640,71 @@ type ConfigValue2 = bool
 // ConfigValue3 defines model for ConfigValue.3.
 type ConfigValue3 = map[string]interface{}
 
+// ConnectSession defines model for ConnectSession.
+type ConnectSession struct {
+	CompletedDate *time.Time           `json:"completedDate,omitempty"`
+	CreatedDate   time.Time            `json:"createdDate"`
+	Element       string               `json:"element"`
+	Error         *ConnectSessionError `json:"error,omitempty"`
+
+	// ErrorMessage What went wrong, in words (Keap's own when it refused); absent for access_denied, expired and server_error.
+	ErrorMessage *string   `json:"errorMessage,omitempty"`
+	ExpiresDate  time.Time `json:"expiresDate"`
+	Id           int64     `json:"id"`
+
+	// InstanceId The created or reconnected instance (the one to reconnect while pending).
+	InstanceId *int64 `json:"instanceId,omitempty"`
+
+	// InstanceToken The created instance's token: on the first read after success only.
+	InstanceToken *string `json:"instanceToken,omitempty"`
+
+	// InstanceTokenRead true once instanceToken was shown (later reads omit it).
+	InstanceTokenRead *bool                `json:"instanceTokenRead,omitempty"`
+	Name              *string              `json:"name,omitempty"`
+	Reconnect         bool                 `json:"reconnect"`
+	RedirectUrl       string               `json:"redirectUrl"`
+	Status            ConnectSessionStatus `json:"status"`
+	Tags              []string             `json:"tags"`
+}
+
+// ConnectSessionError defines model for ConnectSession.Error.
+type ConnectSessionError string
+
+// ConnectSessionStatus defines model for ConnectSession.Status.
+type ConnectSessionStatus string
+
+// ConnectSessionCreated defines model for ConnectSessionCreated.
+type ConnectSessionCreated struct {
+	// ConnectUrl CONNECTORD_PUBLIC_URL/connect?token=…: send the end user's browser here.
+	ConnectUrl  string    `json:"connectUrl"`
+	ExpiresDate time.Time `json:"expiresDate"`
+	Id          int64     `json:"id"`
+
+	// Token The session's secret (stored hashed); connectUrl carries it.
+	Token string `json:"token"`
+}
+
+// ConnectSessionRequest defines model for ConnectSessionRequest.
+type ConnectSessionRequest struct {
+	// Configuration Non-OAuth configuration of the new instance, checked as POST /instances checks it.
+	Configuration *map[string]interface{} `json:"configuration,omitempty"`
+	Element       *struct {
+		Id  *int64  `json:"id,omitempty"`
+		Key *string `json:"key,omitempty"`
+	} `json:"element,omitempty"`
+	ExpiresInSeconds *int64 `json:"expiresInSeconds,omitempty"`
+
+	// InstanceId Reconnect this OAuth instance instead of creating one.
+	InstanceId *int64 `json:"instanceId,omitempty"`
+
+	// Name The new instance's name.
+	Name *string `json:"name,omitempty"`
+
+	// RedirectUrl The application's page the browser returns to (http or https).
+	RedirectUrl string    `json:"redirectUrl"`
+	Tags        *[]string `json:"tags,omitempty"`
+}
+
 // CreateInstanceRequest The body of POST /instances, POST /elements/{keyOrId}/instances and PUT /instances/{id}. Unknown fields are rejected.
 type CreateInstanceRequest struct {
 	// Configuration Configuration entries by key (GET /elements/{keyOrId} lists them); read-only and unknown entries are rejected.
@@ -842,6 +997,34 @@ type Notification struct {
 // NotificationStatus defines model for Notification.Status.
 type NotificationStatus string
 
+// OAuthApp defines model for OAuthApp.
+type OAuthApp struct {
+	ApiKey string `json:"apiKey"`
+
+	// ApiSecret Always masked.
+	ApiSecret   OAuthAppApiSecret `json:"apiSecret"`
+	CreatedDate time.Time         `json:"createdDate"`
+
+	// Element The element key.
+	Element string `json:"element"`
+
+	// RedirectUri CONNECTORD_PUBLIC_URL/connect/callback: register it with the app at Keap.
+	RedirectUri string    `json:"redirectUri"`
+	UpdatedDate time.Time `json:"updatedDate"`
+}
+
+// OAuthAppApiSecret Always masked.
+type OAuthAppApiSecret string
+
+// OAuthAppRequest defines model for OAuthAppRequest.
+type OAuthAppRequest struct {
+	// ApiKey The Keap developer app's client id.
+	ApiKey string `json:"apiKey"`
+
+	// ApiSecret Its client secret.
+	ApiSecret string `json:"apiSecret"`
+}
+
 // OAuthURL defines model for OAuthURL.
 type OAuthURL struct {
 	// Element The element's key.
@@ -1039,6 +1222,27 @@ type ListAuditLogsParams struct {
 	NextPage *string `form:"nextPage,omitempty" json:"nextPage,omitempty"`
 }
 
+// ConnectPageParams defines parameters for ConnectPage.
+type ConnectPageParams struct {
+	// Token The session's token, from connectUrl.
+	Token *string `form:"token,omitempty" json:"token,omitempty"`
+}
+
+// ConnectAuthorizeFormdataBody defines parameters for ConnectAuthorize.
+type ConnectAuthorizeFormdataBody struct {
+	// Session The session id.
+	Session int64 `form:"session" json:"session"`
+}
+
+// ConnectCallbackParams defines parameters for ConnectCallback.
+type ConnectCallbackParams struct {
+	Code             *string `form:"code,omitempty" json:"code,omitempty"`
+	State            *string `form:"state,omitempty" json:"state,omitempty"`
+	Scope            *string `form:"scope,omitempty" json:"scope,omitempty"`
+	Error            *string `form:"error,omitempty" json:"error,omitempty"`
+	ErrorDescription *string `form:"error_description,omitempty" json:"error_description,omitempty"`
+}
+
 // GetOAuthURLParams defines parameters for GetOAuthURL.
 type GetOAuthURLParams struct {
 	// ApiKey The client id of the Keap developer app.
@@ -1169,6 +1373,12 @@ type RedeliverFailedEventsParamsStatus string
 // Readyz200JSONResponseBodyStatus defines parameters for Readyz.
 type Readyz200JSONResponseBodyStatus string
 
+// ConnectAuthorizeFormdataRequestBody defines body for ConnectAuthorize for application/x-www-form-urlencoded ContentType.
+type ConnectAuthorizeFormdataRequestBody ConnectAuthorizeFormdataBody
+
+// CreateConnectSessionJSONRequestBody defines body for CreateConnectSession for application/json ContentType.
+type CreateConnectSessionJSONRequestBody = ConnectSessionRequest
+
 // CreateElementInstanceJSONRequestBody defines body for CreateElementInstance for application/json ContentType.
 type CreateElementInstanceJSONRequestBody = CreateInstanceRequest
 
@@ -1222,6 +1432,9 @@ type ReplaceInstanceJSONRequestBody = CreateInstanceRequest
 
 // SetInstanceConfigEntryJSONRequestBody defines body for SetInstanceConfigEntry for application/json ContentType.
 type SetInstanceConfigEntryJSONRequestBody = SetConfigEntryRequest
+
+// PutOrganizationOAuthAppJSONRequestBody defines body for PutOrganizationOAuthApp for application/json ContentType.
+type PutOrganizationOAuthAppJSONRequestBody = OAuthAppRequest
 
 // AsConfigValue0 returns the union data inside the ConfigValue as a ConfigValue0
 func (t ConfigValue) AsConfigValue0() (ConfigValue0, error) {
@@ -1413,10 +1626,95 @@ type ClientInterface interface {
 
 	// ListAuditLogs The organization's audit log, newest first
 	//
-	// Every change the organization's users made, recorded in the same transaction as the change: instances created, changed (which configuration keys, never their values), disabled, enabled, deleted, reconnected, tokens refreshed by hand, events redelivered; and the operator's own actions on the organization (`connectord orgs create`, `connectord keys rotate`). A request that failed is recorded with outcome `failed`; a change that rolled back leaves no `succeeded` entry. Entries are never changed or deleted through the API; the operator's CONNECTORD_AUDIT_RETENTION decides how long they are kept. Paged with `pageSize` (default 50, at most 200) and `nextPage`, the previous page's `Elements-Next-Page-Token`.
+	// Every change the organization's users made, recorded in the same transaction as the change: instances created, changed (which configuration keys, never their values), disabled, enabled, deleted, reconnected, tokens refreshed by hand, events redelivered; Keap app credentials set or deleted, connect sessions opened; and the operator's own actions on the organization (`connectord orgs create`, `connectord keys rotate`). A request that failed is recorded with outcome `failed`; a change that rolled back leaves no `succeeded` entry. Entries are never changed or deleted through the API; the operator's CONNECTORD_AUDIT_RETENTION decides how long they are kept. Paged with `pageSize` (default 50, at most 200) and `nextPage`, the previous page's `Elements-Next-Page-Token`.
 	//
 	// Corresponds with GET /audit-logs (the `ListAuditLogs` operationId).
 	ListAuditLogs(ctx context.Context, params *ListAuditLogsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ConnectPage The connect page an end user opens (HTML)
+	//
+	// `connectUrl`: shows the organization, the element and the instance name, and one form that sends the user to Keap. Sets a cookie (`connectord_connect_<session id>`, HttpOnly, SameSite=Lax, Secure when the public URL is https) that binds the session to this browser. An expired session redirects (303) to the application with `status=error&error=expired`.
+	//
+	// Corresponds with GET /connect (the `ConnectPage` operationId).
+	ConnectPage(ctx context.Context, params *ConnectPageParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ConnectAuthorizeWithBody The connect page's form; redirects to Keap's authorize page
+	//
+	// Needs the cookie the connect page set for the session. Issues a new single-use `state` bound to the session and the browser and answers 303 to Keap's authorize page (or, when the session expired meanwhile, to the application's `redirectUrl` with `status=error&error=expired`). Without the cookie: 403, nothing happens.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /connect/authorize (the `ConnectAuthorize` operationId).
+	ConnectAuthorizeWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ConnectAuthorizeWithFormdataBody The connect page's form; redirects to Keap's authorize page
+	//
+	// Needs the cookie the connect page set for the session. Issues a new single-use `state` bound to the session and the browser and answers 303 to Keap's authorize page (or, when the session expired meanwhile, to the application's `redirectUrl` with `status=error&error=expired`). Without the cookie: 403, nothing happens.
+	//
+	// Takes a body of the `application/x-www-form-urlencoded` content type.
+	//
+	// Corresponds with POST /connect/authorize (the `ConnectAuthorize` operationId).
+	ConnectAuthorizeWithFormdataBody(ctx context.Context, body ConnectAuthorizeFormdataRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ConnectCallback Where Keap returns the user (the redirect URI to register at Keap)
+	//
+	// Keap's redirect with `code` and `state`, or `error` (`access_denied` when the user denied). A known, unused state from the browser bound to its session finishes the session and answers 303 to the session's own `redirectUrl` with `connectSessionId` and `status=success`, or `status=error&error=` one of `access_denied`, `expired`, `provider_refused`, `provider_unavailable`, `app_not_configured`, `instance_not_found`, `configuration_rejected`, `server_error`. An unknown, forged or replayed state (400) or another browser (403) creates nothing and redirects nowhere.
+	//
+	// Corresponds with GET /connect/callback (the `ConnectCallback` operationId).
+	ConnectCallback(ctx context.Context, params *ConnectCallbackParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateConnectSessionWithBody Open a connect session (the hosted connect flow)
+	//
+	// Opens a session through which an end user connects their Keap account
+	// in a browser: send them to `connectUrl`. connectord shows what they
+	// connect, sends them to Keap's authorize page, exchanges the code with
+	// the organization's Keap app (`PUT /organizations/elements/{keyOrId}/oauth/app`
+	// first), creates the instance with the same checks as `POST /instances`,
+	// and redirects the browser to `redirectUrl` with `connectSessionId` and
+	// `status=success`, or `status=error&error=<reason>`. The instance token
+	// never goes through the browser: read it with `GET /connect/sessions/{id}`.
+	//
+	// For a new instance give `element`, `name`, optional `tags` and
+	// non-OAuth `configuration` (events and so on; the OAuth entries come from
+	// the organization's app). With `instanceId` the session reconnects that
+	// OAuth instance instead (new tokens, same instance and instance token);
+	// `name`, `tags` and `configuration` are then not taken.
+	// `expiresInSeconds` is 60 to 86400 (default 1800).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /connect/sessions (the `CreateConnectSession` operationId).
+	CreateConnectSessionWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateConnectSession Open a connect session (the hosted connect flow)
+	//
+	// Opens a session through which an end user connects their Keap account
+	// in a browser: send them to `connectUrl`. connectord shows what they
+	// connect, sends them to Keap's authorize page, exchanges the code with
+	// the organization's Keap app (`PUT /organizations/elements/{keyOrId}/oauth/app`
+	// first), creates the instance with the same checks as `POST /instances`,
+	// and redirects the browser to `redirectUrl` with `connectSessionId` and
+	// `status=success`, or `status=error&error=<reason>`. The instance token
+	// never goes through the browser: read it with `GET /connect/sessions/{id}`.
+	//
+	// For a new instance give `element`, `name`, optional `tags` and
+	// non-OAuth `configuration` (events and so on; the OAuth entries come from
+	// the organization's app). With `instanceId` the session reconnects that
+	// OAuth instance instead (new tokens, same instance and instance token);
+	// `name`, `tags` and `configuration` are then not taken.
+	// `expiresInSeconds` is 60 to 86400 (default 1800).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /connect/sessions (the `CreateConnectSession` operationId).
+	CreateConnectSession(ctx context.Context, body CreateConnectSessionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetConnectSession Read a connect session's outcome
+	//
+	// The session's status (`pending`, `connecting`, `success`, `error` with `error` naming the reason). After a session created an instance, the first read carries `instanceToken`, the new instance's token; later reads do not (it is deleted when read).
+	//
+	// Corresponds with GET /connect/sessions/{id} (the `GetConnectSession` operationId).
+	GetConnectSession(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListElements List the elements
 	//
@@ -1964,6 +2262,36 @@ type ClientInterface interface {
 	// Corresponds with GET /metrics (the `Metrics` operationId).
 	Metrics(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// DeleteOrganizationOAuthApp Remove the organization's Keap app for an element
+	//
+	// Instances created with it keep working (each holds its own copy of the credentials); new connect sessions for the element are refused until a new app is stored, and open ones end with `error=app_not_configured`.
+	//
+	// Corresponds with DELETE /organizations/elements/{keyOrId}/oauth/app (the `DeleteOrganizationOAuthApp` operationId).
+	DeleteOrganizationOAuthApp(ctx context.Context, keyOrId KeyOrId, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetOrganizationOAuthApp Show the organization's Keap app for an element (secret masked)
+	//
+	// Corresponds with GET /organizations/elements/{keyOrId}/oauth/app (the `GetOrganizationOAuthApp` operationId).
+	GetOrganizationOAuthApp(ctx context.Context, keyOrId KeyOrId, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PutOrganizationOAuthAppWithBody Store the organization's Keap developer app for an element
+	//
+	// The client id (`apiKey`) and client secret (`apiSecret`) of the organization's Keap developer app, the names `GET /elements/{keyOrId}/oauth/url` uses. Stored once, the secret sealed like instance credentials; a new PUT replaces it. Instances created through connect sessions use it. Register `redirectUri` (`CONNECTORD_PUBLIC_URL/connect/callback`) with the app at Keap.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PUT /organizations/elements/{keyOrId}/oauth/app (the `PutOrganizationOAuthApp` operationId).
+	PutOrganizationOAuthAppWithBody(ctx context.Context, keyOrId KeyOrId, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PutOrganizationOAuthApp Store the organization's Keap developer app for an element
+	//
+	// The client id (`apiKey`) and client secret (`apiSecret`) of the organization's Keap developer app, the names `GET /elements/{keyOrId}/oauth/url` uses. Stored once, the secret sealed like instance credentials; a new PUT replaces it. Instances created through connect sessions use it. Register `redirectUri` (`CONNECTORD_PUBLIC_URL/connect/callback`) with the app at Keap.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PUT /organizations/elements/{keyOrId}/oauth/app (the `PutOrganizationOAuthApp` operationId).
+	PutOrganizationOAuthApp(ctx context.Context, keyOrId KeyOrId, body PutOrganizationOAuthAppJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ProxyDeleteWithBody Pass a request through to Keap
 	//
 	// Calls on one instance send `User <user secret>, Element <instance token>`.
@@ -2177,11 +2505,166 @@ type ClientInterface interface {
 
 // ListAuditLogs The organization's audit log, newest first
 //
-// Every change the organization's users made, recorded in the same transaction as the change: instances created, changed (which configuration keys, never their values), disabled, enabled, deleted, reconnected, tokens refreshed by hand, events redelivered; and the operator's own actions on the organization (`connectord orgs create`, `connectord keys rotate`). A request that failed is recorded with outcome `failed`; a change that rolled back leaves no `succeeded` entry. Entries are never changed or deleted through the API; the operator's CONNECTORD_AUDIT_RETENTION decides how long they are kept. Paged with `pageSize` (default 50, at most 200) and `nextPage`, the previous page's `Elements-Next-Page-Token`.
+// Every change the organization's users made, recorded in the same transaction as the change: instances created, changed (which configuration keys, never their values), disabled, enabled, deleted, reconnected, tokens refreshed by hand, events redelivered; Keap app credentials set or deleted, connect sessions opened; and the operator's own actions on the organization (`connectord orgs create`, `connectord keys rotate`). A request that failed is recorded with outcome `failed`; a change that rolled back leaves no `succeeded` entry. Entries are never changed or deleted through the API; the operator's CONNECTORD_AUDIT_RETENTION decides how long they are kept. Paged with `pageSize` (default 50, at most 200) and `nextPage`, the previous page's `Elements-Next-Page-Token`.
 //
 // Corresponds with GET /audit-logs (the `ListAuditLogs` operationId).
 func (c *Client) ListAuditLogs(ctx context.Context, params *ListAuditLogsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewListAuditLogsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ConnectPage The connect page an end user opens (HTML)
+//
+// `connectUrl`: shows the organization, the element and the instance name, and one form that sends the user to Keap. Sets a cookie (`connectord_connect_<session id>`, HttpOnly, SameSite=Lax, Secure when the public URL is https) that binds the session to this browser. An expired session redirects (303) to the application with `status=error&error=expired`.
+//
+// Corresponds with GET /connect (the `ConnectPage` operationId).
+func (c *Client) ConnectPage(ctx context.Context, params *ConnectPageParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewConnectPageRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ConnectAuthorizeWithBody The connect page's form; redirects to Keap's authorize page
+//
+// Needs the cookie the connect page set for the session. Issues a new single-use `state` bound to the session and the browser and answers 303 to Keap's authorize page (or, when the session expired meanwhile, to the application's `redirectUrl` with `status=error&error=expired`). Without the cookie: 403, nothing happens.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /connect/authorize (the `ConnectAuthorize` operationId).
+func (c *Client) ConnectAuthorizeWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewConnectAuthorizeRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ConnectAuthorizeWithFormdataBody The connect page's form; redirects to Keap's authorize page
+//
+// Needs the cookie the connect page set for the session. Issues a new single-use `state` bound to the session and the browser and answers 303 to Keap's authorize page (or, when the session expired meanwhile, to the application's `redirectUrl` with `status=error&error=expired`). Without the cookie: 403, nothing happens.
+//
+// Takes a body of the `application/x-www-form-urlencoded` content type.
+//
+// Corresponds with POST /connect/authorize (the `ConnectAuthorize` operationId).
+func (c *Client) ConnectAuthorizeWithFormdataBody(ctx context.Context, body ConnectAuthorizeFormdataRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewConnectAuthorizeRequestWithFormdataBody(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ConnectCallback Where Keap returns the user (the redirect URI to register at Keap)
+//
+// Keap's redirect with `code` and `state`, or `error` (`access_denied` when the user denied). A known, unused state from the browser bound to its session finishes the session and answers 303 to the session's own `redirectUrl` with `connectSessionId` and `status=success`, or `status=error&error=` one of `access_denied`, `expired`, `provider_refused`, `provider_unavailable`, `app_not_configured`, `instance_not_found`, `configuration_rejected`, `server_error`. An unknown, forged or replayed state (400) or another browser (403) creates nothing and redirects nowhere.
+//
+// Corresponds with GET /connect/callback (the `ConnectCallback` operationId).
+func (c *Client) ConnectCallback(ctx context.Context, params *ConnectCallbackParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewConnectCallbackRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateConnectSessionWithBody Open a connect session (the hosted connect flow)
+//
+// Opens a session through which an end user connects their Keap account
+// in a browser: send them to `connectUrl`. connectord shows what they
+// connect, sends them to Keap's authorize page, exchanges the code with
+// the organization's Keap app (`PUT /organizations/elements/{keyOrId}/oauth/app`
+// first), creates the instance with the same checks as `POST /instances`,
+// and redirects the browser to `redirectUrl` with `connectSessionId` and
+// `status=success`, or `status=error&error=<reason>`. The instance token
+// never goes through the browser: read it with `GET /connect/sessions/{id}`.
+//
+// For a new instance give `element`, `name`, optional `tags` and
+// non-OAuth `configuration` (events and so on; the OAuth entries come from
+// the organization's app). With `instanceId` the session reconnects that
+// OAuth instance instead (new tokens, same instance and instance token);
+// `name`, `tags` and `configuration` are then not taken.
+// `expiresInSeconds` is 60 to 86400 (default 1800).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /connect/sessions (the `CreateConnectSession` operationId).
+func (c *Client) CreateConnectSessionWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateConnectSessionRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateConnectSession Open a connect session (the hosted connect flow)
+//
+// Opens a session through which an end user connects their Keap account
+// in a browser: send them to `connectUrl`. connectord shows what they
+// connect, sends them to Keap's authorize page, exchanges the code with
+// the organization's Keap app (`PUT /organizations/elements/{keyOrId}/oauth/app`
+// first), creates the instance with the same checks as `POST /instances`,
+// and redirects the browser to `redirectUrl` with `connectSessionId` and
+// `status=success`, or `status=error&error=<reason>`. The instance token
+// never goes through the browser: read it with `GET /connect/sessions/{id}`.
+//
+// For a new instance give `element`, `name`, optional `tags` and
+// non-OAuth `configuration` (events and so on; the OAuth entries come from
+// the organization's app). With `instanceId` the session reconnects that
+// OAuth instance instead (new tokens, same instance and instance token);
+// `name`, `tags` and `configuration` are then not taken.
+// `expiresInSeconds` is 60 to 86400 (default 1800).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /connect/sessions (the `CreateConnectSession` operationId).
+func (c *Client) CreateConnectSession(ctx context.Context, body CreateConnectSessionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateConnectSessionRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetConnectSession Read a connect session's outcome
+//
+// The session's status (`pending`, `connecting`, `success`, `error` with `error` naming the reason). After a session created an instance, the first read carries `instanceToken`, the new instance's token; later reads do not (it is deleted when read).
+//
+// Corresponds with GET /connect/sessions/{id} (the `GetConnectSession` operationId).
+func (c *Client) GetConnectSession(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetConnectSessionRequest(c.Server, id)
 	if err != nil {
 		return nil, err
 	}
@@ -3358,6 +3841,76 @@ func (c *Client) Metrics(ctx context.Context, reqEditors ...RequestEditorFn) (*h
 	return c.Client.Do(req)
 }
 
+// DeleteOrganizationOAuthApp Remove the organization's Keap app for an element
+//
+// Instances created with it keep working (each holds its own copy of the credentials); new connect sessions for the element are refused until a new app is stored, and open ones end with `error=app_not_configured`.
+//
+// Corresponds with DELETE /organizations/elements/{keyOrId}/oauth/app (the `DeleteOrganizationOAuthApp` operationId).
+func (c *Client) DeleteOrganizationOAuthApp(ctx context.Context, keyOrId KeyOrId, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteOrganizationOAuthAppRequest(c.Server, keyOrId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetOrganizationOAuthApp Show the organization's Keap app for an element (secret masked)
+//
+// Corresponds with GET /organizations/elements/{keyOrId}/oauth/app (the `GetOrganizationOAuthApp` operationId).
+func (c *Client) GetOrganizationOAuthApp(ctx context.Context, keyOrId KeyOrId, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetOrganizationOAuthAppRequest(c.Server, keyOrId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PutOrganizationOAuthAppWithBody Store the organization's Keap developer app for an element
+//
+// The client id (`apiKey`) and client secret (`apiSecret`) of the organization's Keap developer app, the names `GET /elements/{keyOrId}/oauth/url` uses. Stored once, the secret sealed like instance credentials; a new PUT replaces it. Instances created through connect sessions use it. Register `redirectUri` (`CONNECTORD_PUBLIC_URL/connect/callback`) with the app at Keap.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PUT /organizations/elements/{keyOrId}/oauth/app (the `PutOrganizationOAuthApp` operationId).
+func (c *Client) PutOrganizationOAuthAppWithBody(ctx context.Context, keyOrId KeyOrId, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPutOrganizationOAuthAppRequestWithBody(c.Server, keyOrId, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PutOrganizationOAuthApp Store the organization's Keap developer app for an element
+//
+// The client id (`apiKey`) and client secret (`apiSecret`) of the organization's Keap developer app, the names `GET /elements/{keyOrId}/oauth/url` uses. Stored once, the secret sealed like instance credentials; a new PUT replaces it. Instances created through connect sessions use it. Register `redirectUri` (`CONNECTORD_PUBLIC_URL/connect/callback`) with the app at Keap.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PUT /organizations/elements/{keyOrId}/oauth/app (the `PutOrganizationOAuthApp` operationId).
+func (c *Client) PutOrganizationOAuthApp(ctx context.Context, keyOrId KeyOrId, body PutOrganizationOAuthAppJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPutOrganizationOAuthAppRequest(c.Server, keyOrId, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // ProxyDeleteWithBody Pass a request through to Keap
 //
 // Calls on one instance send `User <user secret>, Element <instance token>`.
@@ -3752,6 +4305,276 @@ func NewListAuditLogsRequest(server string, params *ListAuditLogsParams) (*http.
 			rawQueryFragments = append(rawQueryFragments, encoded)
 		}
 		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewConnectPageRequest constructs an http.Request for the ConnectPage method
+func NewConnectPageRequest(server string, params *ConnectPageParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/connect")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Token != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "token", *params.Token, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewConnectAuthorizeRequestWithFormdataBody calls the generic ConnectAuthorize builder with application/x-www-form-urlencoded body
+func NewConnectAuthorizeRequestWithFormdataBody(server string, body ConnectAuthorizeFormdataRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	bodyStr, err := runtime.MarshalForm(body, nil)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = strings.NewReader(bodyStr.Encode())
+	return NewConnectAuthorizeRequestWithBody(server, "application/x-www-form-urlencoded", bodyReader)
+}
+
+// NewConnectAuthorizeRequestWithBody constructs an http.Request for the ConnectAuthorize method, with any body, and a specified content type
+func NewConnectAuthorizeRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/connect/authorize")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewConnectCallbackRequest constructs an http.Request for the ConnectCallback method
+func NewConnectCallbackRequest(server string, params *ConnectCallbackParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/connect/callback")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Code != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "code", *params.Code, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.State != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "state", *params.State, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Scope != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "scope", *params.Scope, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Error != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "error", *params.Error, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.ErrorDescription != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "error_description", *params.ErrorDescription, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCreateConnectSessionRequest calls the generic CreateConnectSession builder with application/json body
+func NewCreateConnectSessionRequest(server string, body CreateConnectSessionJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCreateConnectSessionRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewCreateConnectSessionRequestWithBody constructs an http.Request for the CreateConnectSession method, with any body, and a specified content type
+func NewCreateConnectSessionRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/connect/sessions")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewGetConnectSessionRequest constructs an http.Request for the GetConnectSession method
+func NewGetConnectSessionRequest(server string, id int64) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/connect/sessions/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
 	}
 
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
@@ -6206,6 +7029,121 @@ func NewMetricsRequest(server string) (*http.Request, error) {
 	return req, nil
 }
 
+// NewDeleteOrganizationOAuthAppRequest constructs an http.Request for the DeleteOrganizationOAuthApp method
+func NewDeleteOrganizationOAuthAppRequest(server string, keyOrId KeyOrId) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "keyOrId", keyOrId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/organizations/elements/%s/oauth/app", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetOrganizationOAuthAppRequest constructs an http.Request for the GetOrganizationOAuthApp method
+func NewGetOrganizationOAuthAppRequest(server string, keyOrId KeyOrId) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "keyOrId", keyOrId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/organizations/elements/%s/oauth/app", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewPutOrganizationOAuthAppRequest calls the generic PutOrganizationOAuthApp builder with application/json body
+func NewPutOrganizationOAuthAppRequest(server string, keyOrId KeyOrId, body PutOrganizationOAuthAppJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewPutOrganizationOAuthAppRequestWithBody(server, keyOrId, "application/json", bodyReader)
+}
+
+// NewPutOrganizationOAuthAppRequestWithBody constructs an http.Request for the PutOrganizationOAuthApp method, with any body, and a specified content type
+func NewPutOrganizationOAuthAppRequestWithBody(server string, keyOrId KeyOrId, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "keyOrId", keyOrId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/organizations/elements/%s/oauth/app", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPut, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewProxyDeleteRequestWithBody constructs an http.Request for the ProxyDelete method, with any body, and a specified content type
 func NewProxyDeleteRequestWithBody(server string, path string, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
@@ -6531,12 +7469,103 @@ type ClientWithResponsesInterface interface {
 
 	// ListAuditLogsWithResponse The organization's audit log, newest first
 	//
-	// Every change the organization's users made, recorded in the same transaction as the change: instances created, changed (which configuration keys, never their values), disabled, enabled, deleted, reconnected, tokens refreshed by hand, events redelivered; and the operator's own actions on the organization (`connectord orgs create`, `connectord keys rotate`). A request that failed is recorded with outcome `failed`; a change that rolled back leaves no `succeeded` entry. Entries are never changed or deleted through the API; the operator's CONNECTORD_AUDIT_RETENTION decides how long they are kept. Paged with `pageSize` (default 50, at most 200) and `nextPage`, the previous page's `Elements-Next-Page-Token`.
+	// Every change the organization's users made, recorded in the same transaction as the change: instances created, changed (which configuration keys, never their values), disabled, enabled, deleted, reconnected, tokens refreshed by hand, events redelivered; Keap app credentials set or deleted, connect sessions opened; and the operator's own actions on the organization (`connectord orgs create`, `connectord keys rotate`). A request that failed is recorded with outcome `failed`; a change that rolled back leaves no `succeeded` entry. Entries are never changed or deleted through the API; the operator's CONNECTORD_AUDIT_RETENTION decides how long they are kept. Paged with `pageSize` (default 50, at most 200) and `nextPage`, the previous page's `Elements-Next-Page-Token`.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /audit-logs (the `ListAuditLogs` operationId).
 	ListAuditLogsWithResponse(ctx context.Context, params *ListAuditLogsParams, reqEditors ...RequestEditorFn) (*ListAuditLogsResponse, error)
+
+	// ConnectPageWithResponse The connect page an end user opens (HTML)
+	//
+	// `connectUrl`: shows the organization, the element and the instance name, and one form that sends the user to Keap. Sets a cookie (`connectord_connect_<session id>`, HttpOnly, SameSite=Lax, Secure when the public URL is https) that binds the session to this browser. An expired session redirects (303) to the application with `status=error&error=expired`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /connect (the `ConnectPage` operationId).
+	ConnectPageWithResponse(ctx context.Context, params *ConnectPageParams, reqEditors ...RequestEditorFn) (*ConnectPageResponse, error)
+
+	// ConnectAuthorizeWithBodyWithResponse The connect page's form; redirects to Keap's authorize page
+	//
+	// Needs the cookie the connect page set for the session. Issues a new single-use `state` bound to the session and the browser and answers 303 to Keap's authorize page (or, when the session expired meanwhile, to the application's `redirectUrl` with `status=error&error=expired`). Without the cookie: 403, nothing happens.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /connect/authorize (the `ConnectAuthorize` operationId).
+	ConnectAuthorizeWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ConnectAuthorizeResponse, error)
+
+	// ConnectAuthorizeWithFormdataBodyWithResponse The connect page's form; redirects to Keap's authorize page
+	//
+	// Needs the cookie the connect page set for the session. Issues a new single-use `state` bound to the session and the browser and answers 303 to Keap's authorize page (or, when the session expired meanwhile, to the application's `redirectUrl` with `status=error&error=expired`). Without the cookie: 403, nothing happens.
+	//
+	// Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /connect/authorize (the `ConnectAuthorize` operationId).
+	ConnectAuthorizeWithFormdataBodyWithResponse(ctx context.Context, body ConnectAuthorizeFormdataRequestBody, reqEditors ...RequestEditorFn) (*ConnectAuthorizeResponse, error)
+
+	// ConnectCallbackWithResponse Where Keap returns the user (the redirect URI to register at Keap)
+	//
+	// Keap's redirect with `code` and `state`, or `error` (`access_denied` when the user denied). A known, unused state from the browser bound to its session finishes the session and answers 303 to the session's own `redirectUrl` with `connectSessionId` and `status=success`, or `status=error&error=` one of `access_denied`, `expired`, `provider_refused`, `provider_unavailable`, `app_not_configured`, `instance_not_found`, `configuration_rejected`, `server_error`. An unknown, forged or replayed state (400) or another browser (403) creates nothing and redirects nowhere.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /connect/callback (the `ConnectCallback` operationId).
+	ConnectCallbackWithResponse(ctx context.Context, params *ConnectCallbackParams, reqEditors ...RequestEditorFn) (*ConnectCallbackResponse, error)
+
+	// CreateConnectSessionWithBodyWithResponse Open a connect session (the hosted connect flow)
+	//
+	// Opens a session through which an end user connects their Keap account
+	// in a browser: send them to `connectUrl`. connectord shows what they
+	// connect, sends them to Keap's authorize page, exchanges the code with
+	// the organization's Keap app (`PUT /organizations/elements/{keyOrId}/oauth/app`
+	// first), creates the instance with the same checks as `POST /instances`,
+	// and redirects the browser to `redirectUrl` with `connectSessionId` and
+	// `status=success`, or `status=error&error=<reason>`. The instance token
+	// never goes through the browser: read it with `GET /connect/sessions/{id}`.
+	//
+	// For a new instance give `element`, `name`, optional `tags` and
+	// non-OAuth `configuration` (events and so on; the OAuth entries come from
+	// the organization's app). With `instanceId` the session reconnects that
+	// OAuth instance instead (new tokens, same instance and instance token);
+	// `name`, `tags` and `configuration` are then not taken.
+	// `expiresInSeconds` is 60 to 86400 (default 1800).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /connect/sessions (the `CreateConnectSession` operationId).
+	CreateConnectSessionWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateConnectSessionResponse, error)
+
+	// CreateConnectSessionWithResponse Open a connect session (the hosted connect flow)
+	//
+	// Opens a session through which an end user connects their Keap account
+	// in a browser: send them to `connectUrl`. connectord shows what they
+	// connect, sends them to Keap's authorize page, exchanges the code with
+	// the organization's Keap app (`PUT /organizations/elements/{keyOrId}/oauth/app`
+	// first), creates the instance with the same checks as `POST /instances`,
+	// and redirects the browser to `redirectUrl` with `connectSessionId` and
+	// `status=success`, or `status=error&error=<reason>`. The instance token
+	// never goes through the browser: read it with `GET /connect/sessions/{id}`.
+	//
+	// For a new instance give `element`, `name`, optional `tags` and
+	// non-OAuth `configuration` (events and so on; the OAuth entries come from
+	// the organization's app). With `instanceId` the session reconnects that
+	// OAuth instance instead (new tokens, same instance and instance token);
+	// `name`, `tags` and `configuration` are then not taken.
+	// `expiresInSeconds` is 60 to 86400 (default 1800).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /connect/sessions (the `CreateConnectSession` operationId).
+	CreateConnectSessionWithResponse(ctx context.Context, body CreateConnectSessionJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateConnectSessionResponse, error)
+
+	// GetConnectSessionWithResponse Read a connect session's outcome
+	//
+	// The session's status (`pending`, `connecting`, `success`, `error` with `error` naming the reason). After a session created an instance, the first read carries `instanceToken`, the new instance's token; later reads do not (it is deleted when read).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /connect/sessions/{id} (the `GetConnectSession` operationId).
+	GetConnectSessionWithResponse(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*GetConnectSessionResponse, error)
 
 	// ListElementsWithResponse List the elements
 	//
@@ -7136,6 +8165,40 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /metrics (the `Metrics` operationId).
 	MetricsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*MetricsResponse, error)
 
+	// DeleteOrganizationOAuthAppWithResponse Remove the organization's Keap app for an element
+	//
+	// Instances created with it keep working (each holds its own copy of the credentials); new connect sessions for the element are refused until a new app is stored, and open ones end with `error=app_not_configured`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /organizations/elements/{keyOrId}/oauth/app (the `DeleteOrganizationOAuthApp` operationId).
+	DeleteOrganizationOAuthAppWithResponse(ctx context.Context, keyOrId KeyOrId, reqEditors ...RequestEditorFn) (*DeleteOrganizationOAuthAppResponse, error)
+
+	// GetOrganizationOAuthAppWithResponse Show the organization's Keap app for an element (secret masked)
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /organizations/elements/{keyOrId}/oauth/app (the `GetOrganizationOAuthApp` operationId).
+	GetOrganizationOAuthAppWithResponse(ctx context.Context, keyOrId KeyOrId, reqEditors ...RequestEditorFn) (*GetOrganizationOAuthAppResponse, error)
+
+	// PutOrganizationOAuthAppWithBodyWithResponse Store the organization's Keap developer app for an element
+	//
+	// The client id (`apiKey`) and client secret (`apiSecret`) of the organization's Keap developer app, the names `GET /elements/{keyOrId}/oauth/url` uses. Stored once, the secret sealed like instance credentials; a new PUT replaces it. Instances created through connect sessions use it. Register `redirectUri` (`CONNECTORD_PUBLIC_URL/connect/callback`) with the app at Keap.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /organizations/elements/{keyOrId}/oauth/app (the `PutOrganizationOAuthApp` operationId).
+	PutOrganizationOAuthAppWithBodyWithResponse(ctx context.Context, keyOrId KeyOrId, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PutOrganizationOAuthAppResponse, error)
+
+	// PutOrganizationOAuthAppWithResponse Store the organization's Keap developer app for an element
+	//
+	// The client id (`apiKey`) and client secret (`apiSecret`) of the organization's Keap developer app, the names `GET /elements/{keyOrId}/oauth/url` uses. Stored once, the secret sealed like instance credentials; a new PUT replaces it. Instances created through connect sessions use it. Register `redirectUri` (`CONNECTORD_PUBLIC_URL/connect/callback`) with the app at Keap.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /organizations/elements/{keyOrId}/oauth/app (the `PutOrganizationOAuthApp` operationId).
+	PutOrganizationOAuthAppWithResponse(ctx context.Context, keyOrId KeyOrId, body PutOrganizationOAuthAppJSONRequestBody, reqEditors ...RequestEditorFn) (*PutOrganizationOAuthAppResponse, error)
+
 	// ProxyDeleteWithBodyWithResponse Pass a request through to Keap
 	//
 	// Calls on one instance send `User <user secret>, Element <instance token>`.
@@ -7453,6 +8516,604 @@ func (r ListAuditLogsResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r ListAuditLogsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ConnectPageResponse200Headers the declared response headers of an HTTP 200 response for ConnectPage
+type ConnectPageResponse200Headers struct {
+	ContentSecurityPolicy string
+	ElementsRequestId     string
+	ReferrerPolicy        string
+	SetCookie             string
+	XFrameOptions         string
+}
+
+// ConnectPageResponse303Headers the declared response headers of an HTTP 303 response for ConnectPage
+type ConnectPageResponse303Headers struct {
+	ElementsRequestId string
+	Location          string
+	ReferrerPolicy    string
+}
+
+// ConnectPageResponse400Headers the declared response headers of an HTTP 400 response for ConnectPage
+type ConnectPageResponse400Headers struct {
+	ContentSecurityPolicy string
+	ElementsRequestId     string
+	ReferrerPolicy        string
+	XFrameOptions         string
+}
+
+// ConnectPageResponse404Headers the declared response headers of an HTTP 404 response for ConnectPage
+type ConnectPageResponse404Headers struct {
+	ContentSecurityPolicy string
+	ElementsRequestId     string
+	ReferrerPolicy        string
+	XFrameOptions         string
+}
+
+// ConnectPageResponse410Headers the declared response headers of an HTTP 410 response for ConnectPage
+type ConnectPageResponse410Headers struct {
+	ContentSecurityPolicy string
+	ElementsRequestId     string
+	ReferrerPolicy        string
+	XFrameOptions         string
+}
+
+// ConnectPageResponse500Headers the declared response headers of an HTTP 500 response for ConnectPage
+type ConnectPageResponse500Headers struct {
+	ContentSecurityPolicy string
+	ElementsRequestId     string
+	ReferrerPolicy        string
+	XFrameOptions         string
+}
+
+// ConnectPageResponse503Headers the declared response headers of an HTTP 503 response for ConnectPage
+type ConnectPageResponse503Headers struct {
+	ContentSecurityPolicy string
+	ElementsRequestId     string
+	ReferrerPolicy        string
+	XFrameOptions         string
+}
+
+type ConnectPageResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ConnectPageResponse200Headers
+	// Headers303 the parsed response headers for an HTTP 303 response
+	Headers303 *ConnectPageResponse303Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *ConnectPageResponse400Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *ConnectPageResponse404Headers
+	// Headers410 the parsed response headers for an HTTP 410 response
+	Headers410 *ConnectPageResponse410Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *ConnectPageResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ConnectPageResponse503Headers
+}
+
+// GetBody returns the raw response body bytes
+func (r ConnectPageResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ConnectPageResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ConnectPageResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ConnectPageResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ConnectAuthorizeResponse303Headers the declared response headers of an HTTP 303 response for ConnectAuthorize
+type ConnectAuthorizeResponse303Headers struct {
+	ElementsRequestId string
+	Location          string
+	ReferrerPolicy    string
+}
+
+// ConnectAuthorizeResponse400Headers the declared response headers of an HTTP 400 response for ConnectAuthorize
+type ConnectAuthorizeResponse400Headers struct {
+	ContentSecurityPolicy string
+	ElementsRequestId     string
+	ReferrerPolicy        string
+	XFrameOptions         string
+}
+
+// ConnectAuthorizeResponse403Headers the declared response headers of an HTTP 403 response for ConnectAuthorize
+type ConnectAuthorizeResponse403Headers struct {
+	ContentSecurityPolicy string
+	ElementsRequestId     string
+	ReferrerPolicy        string
+	XFrameOptions         string
+}
+
+// ConnectAuthorizeResponse409Headers the declared response headers of an HTTP 409 response for ConnectAuthorize
+type ConnectAuthorizeResponse409Headers struct {
+	ContentSecurityPolicy string
+	ElementsRequestId     string
+	ReferrerPolicy        string
+	XFrameOptions         string
+}
+
+// ConnectAuthorizeResponse410Headers the declared response headers of an HTTP 410 response for ConnectAuthorize
+type ConnectAuthorizeResponse410Headers struct {
+	ContentSecurityPolicy string
+	ElementsRequestId     string
+	ReferrerPolicy        string
+	XFrameOptions         string
+}
+
+// ConnectAuthorizeResponse413Headers the declared response headers of an HTTP 413 response for ConnectAuthorize
+type ConnectAuthorizeResponse413Headers struct {
+	ElementsRequestId string
+	XRequestId        string
+}
+
+// ConnectAuthorizeResponse500Headers the declared response headers of an HTTP 500 response for ConnectAuthorize
+type ConnectAuthorizeResponse500Headers struct {
+	ContentSecurityPolicy string
+	ElementsRequestId     string
+	ReferrerPolicy        string
+	XFrameOptions         string
+}
+
+// ConnectAuthorizeResponse503Headers the declared response headers of an HTTP 503 response for ConnectAuthorize
+type ConnectAuthorizeResponse503Headers struct {
+	ContentSecurityPolicy string
+	ElementsRequestId     string
+	ReferrerPolicy        string
+	XFrameOptions         string
+}
+
+type ConnectAuthorizeResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *TooLarge
+	// Headers303 the parsed response headers for an HTTP 303 response
+	Headers303 *ConnectAuthorizeResponse303Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *ConnectAuthorizeResponse400Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *ConnectAuthorizeResponse403Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *ConnectAuthorizeResponse409Headers
+	// Headers410 the parsed response headers for an HTTP 410 response
+	Headers410 *ConnectAuthorizeResponse410Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *ConnectAuthorizeResponse413Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *ConnectAuthorizeResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ConnectAuthorizeResponse503Headers
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r ConnectAuthorizeResponse) GetJSON413() *TooLarge {
+	return r.JSON413
+}
+
+// GetBody returns the raw response body bytes
+func (r ConnectAuthorizeResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ConnectAuthorizeResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ConnectAuthorizeResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ConnectAuthorizeResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ConnectCallbackResponse303Headers the declared response headers of an HTTP 303 response for ConnectCallback
+type ConnectCallbackResponse303Headers struct {
+	ElementsRequestId string
+	Location          string
+	ReferrerPolicy    string
+}
+
+// ConnectCallbackResponse400Headers the declared response headers of an HTTP 400 response for ConnectCallback
+type ConnectCallbackResponse400Headers struct {
+	ContentSecurityPolicy string
+	ElementsRequestId     string
+	ReferrerPolicy        string
+	XFrameOptions         string
+}
+
+// ConnectCallbackResponse403Headers the declared response headers of an HTTP 403 response for ConnectCallback
+type ConnectCallbackResponse403Headers struct {
+	ContentSecurityPolicy string
+	ElementsRequestId     string
+	ReferrerPolicy        string
+	XFrameOptions         string
+}
+
+// ConnectCallbackResponse500Headers the declared response headers of an HTTP 500 response for ConnectCallback
+type ConnectCallbackResponse500Headers struct {
+	ContentSecurityPolicy string
+	ElementsRequestId     string
+	ReferrerPolicy        string
+	XFrameOptions         string
+}
+
+// ConnectCallbackResponse503Headers the declared response headers of an HTTP 503 response for ConnectCallback
+type ConnectCallbackResponse503Headers struct {
+	ContentSecurityPolicy string
+	ElementsRequestId     string
+	ReferrerPolicy        string
+	XFrameOptions         string
+}
+
+type ConnectCallbackResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// Headers303 the parsed response headers for an HTTP 303 response
+	Headers303 *ConnectCallbackResponse303Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *ConnectCallbackResponse400Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *ConnectCallbackResponse403Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *ConnectCallbackResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ConnectCallbackResponse503Headers
+}
+
+// GetBody returns the raw response body bytes
+func (r ConnectCallbackResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ConnectCallbackResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ConnectCallbackResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ConnectCallbackResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// CreateConnectSessionResponse201Headers the declared response headers of an HTTP 201 response for CreateConnectSession
+type CreateConnectSessionResponse201Headers struct {
+	ElementsRequestId string
+	XRequestId        string
+}
+
+// CreateConnectSessionResponse400Headers the declared response headers of an HTTP 400 response for CreateConnectSession
+type CreateConnectSessionResponse400Headers struct {
+	ElementsRequestId string
+	XRequestId        string
+}
+
+// CreateConnectSessionResponse401Headers the declared response headers of an HTTP 401 response for CreateConnectSession
+type CreateConnectSessionResponse401Headers struct {
+	ElementsRequestId string
+	XRequestId        string
+}
+
+// CreateConnectSessionResponse404Headers the declared response headers of an HTTP 404 response for CreateConnectSession
+type CreateConnectSessionResponse404Headers struct {
+	ElementsRequestId string
+	XRequestId        string
+}
+
+// CreateConnectSessionResponse409Headers the declared response headers of an HTTP 409 response for CreateConnectSession
+type CreateConnectSessionResponse409Headers struct {
+	ElementsRequestId string
+	XRequestId        string
+}
+
+// CreateConnectSessionResponse413Headers the declared response headers of an HTTP 413 response for CreateConnectSession
+type CreateConnectSessionResponse413Headers struct {
+	ElementsRequestId string
+	XRequestId        string
+}
+
+// CreateConnectSessionResponse415Headers the declared response headers of an HTTP 415 response for CreateConnectSession
+type CreateConnectSessionResponse415Headers struct {
+	ElementsRequestId string
+	XRequestId        string
+}
+
+// CreateConnectSessionResponse500Headers the declared response headers of an HTTP 500 response for CreateConnectSession
+type CreateConnectSessionResponse500Headers struct {
+	ElementsRequestId string
+	XRequestId        string
+}
+
+// CreateConnectSessionResponse503Headers the declared response headers of an HTTP 503 response for CreateConnectSession
+type CreateConnectSessionResponse503Headers struct {
+	ElementsRequestId string
+	XRequestId        string
+}
+
+type CreateConnectSessionResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *ConnectSessionCreated
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Error
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *TooLarge
+	// JSON415 the response for an HTTP 415 `application/json` response
+	JSON415 *UnsupportedMediaType
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *CreateConnectSessionResponse201Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *CreateConnectSessionResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *CreateConnectSessionResponse401Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *CreateConnectSessionResponse404Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *CreateConnectSessionResponse409Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *CreateConnectSessionResponse413Headers
+	// Headers415 the parsed response headers for an HTTP 415 response
+	Headers415 *CreateConnectSessionResponse415Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *CreateConnectSessionResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *CreateConnectSessionResponse503Headers
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r CreateConnectSessionResponse) GetJSON201() *ConnectSessionCreated {
+	return r.JSON201
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r CreateConnectSessionResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r CreateConnectSessionResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r CreateConnectSessionResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r CreateConnectSessionResponse) GetJSON409() *Error {
+	return r.JSON409
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r CreateConnectSessionResponse) GetJSON413() *TooLarge {
+	return r.JSON413
+}
+
+// GetJSON415 returns the response for an HTTP 415 `application/json` response
+func (r CreateConnectSessionResponse) GetJSON415() *UnsupportedMediaType {
+	return r.JSON415
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r CreateConnectSessionResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r CreateConnectSessionResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r CreateConnectSessionResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CreateConnectSessionResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CreateConnectSessionResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CreateConnectSessionResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetConnectSessionResponse200Headers the declared response headers of an HTTP 200 response for GetConnectSession
+type GetConnectSessionResponse200Headers struct {
+	ElementsRequestId string
+	XRequestId        string
+}
+
+// GetConnectSessionResponse400Headers the declared response headers of an HTTP 400 response for GetConnectSession
+type GetConnectSessionResponse400Headers struct {
+	ElementsRequestId string
+	XRequestId        string
+}
+
+// GetConnectSessionResponse401Headers the declared response headers of an HTTP 401 response for GetConnectSession
+type GetConnectSessionResponse401Headers struct {
+	ElementsRequestId string
+	XRequestId        string
+}
+
+// GetConnectSessionResponse404Headers the declared response headers of an HTTP 404 response for GetConnectSession
+type GetConnectSessionResponse404Headers struct {
+	ElementsRequestId string
+	XRequestId        string
+}
+
+// GetConnectSessionResponse500Headers the declared response headers of an HTTP 500 response for GetConnectSession
+type GetConnectSessionResponse500Headers struct {
+	ElementsRequestId string
+	XRequestId        string
+}
+
+// GetConnectSessionResponse503Headers the declared response headers of an HTTP 503 response for GetConnectSession
+type GetConnectSessionResponse503Headers struct {
+	ElementsRequestId string
+	XRequestId        string
+}
+
+type GetConnectSessionResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ConnectSession
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetConnectSessionResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *GetConnectSessionResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *GetConnectSessionResponse401Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *GetConnectSessionResponse404Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *GetConnectSessionResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetConnectSessionResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetConnectSessionResponse) GetJSON200() *ConnectSession {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r GetConnectSessionResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r GetConnectSessionResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r GetConnectSessionResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r GetConnectSessionResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r GetConnectSessionResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetConnectSessionResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetConnectSessionResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetConnectSessionResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetConnectSessionResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -16503,6 +18164,401 @@ func (r MetricsResponse) ContentType() string {
 	return ""
 }
 
+// DeleteOrganizationOAuthAppResponse200Headers the declared response headers of an HTTP 200 response for DeleteOrganizationOAuthApp
+type DeleteOrganizationOAuthAppResponse200Headers struct {
+	ElementsRequestId string
+	XRequestId        string
+}
+
+// DeleteOrganizationOAuthAppResponse400Headers the declared response headers of an HTTP 400 response for DeleteOrganizationOAuthApp
+type DeleteOrganizationOAuthAppResponse400Headers struct {
+	ElementsRequestId string
+	XRequestId        string
+}
+
+// DeleteOrganizationOAuthAppResponse401Headers the declared response headers of an HTTP 401 response for DeleteOrganizationOAuthApp
+type DeleteOrganizationOAuthAppResponse401Headers struct {
+	ElementsRequestId string
+	XRequestId        string
+}
+
+// DeleteOrganizationOAuthAppResponse404Headers the declared response headers of an HTTP 404 response for DeleteOrganizationOAuthApp
+type DeleteOrganizationOAuthAppResponse404Headers struct {
+	ElementsRequestId string
+	XRequestId        string
+}
+
+// DeleteOrganizationOAuthAppResponse500Headers the declared response headers of an HTTP 500 response for DeleteOrganizationOAuthApp
+type DeleteOrganizationOAuthAppResponse500Headers struct {
+	ElementsRequestId string
+	XRequestId        string
+}
+
+// DeleteOrganizationOAuthAppResponse503Headers the declared response headers of an HTTP 503 response for DeleteOrganizationOAuthApp
+type DeleteOrganizationOAuthAppResponse503Headers struct {
+	ElementsRequestId string
+	XRequestId        string
+}
+
+type DeleteOrganizationOAuthAppResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *DeleteOrganizationOAuthAppResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *DeleteOrganizationOAuthAppResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *DeleteOrganizationOAuthAppResponse401Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *DeleteOrganizationOAuthAppResponse404Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *DeleteOrganizationOAuthAppResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *DeleteOrganizationOAuthAppResponse503Headers
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r DeleteOrganizationOAuthAppResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r DeleteOrganizationOAuthAppResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r DeleteOrganizationOAuthAppResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r DeleteOrganizationOAuthAppResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r DeleteOrganizationOAuthAppResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteOrganizationOAuthAppResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteOrganizationOAuthAppResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteOrganizationOAuthAppResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteOrganizationOAuthAppResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetOrganizationOAuthAppResponse200Headers the declared response headers of an HTTP 200 response for GetOrganizationOAuthApp
+type GetOrganizationOAuthAppResponse200Headers struct {
+	ElementsRequestId string
+	XRequestId        string
+}
+
+// GetOrganizationOAuthAppResponse400Headers the declared response headers of an HTTP 400 response for GetOrganizationOAuthApp
+type GetOrganizationOAuthAppResponse400Headers struct {
+	ElementsRequestId string
+	XRequestId        string
+}
+
+// GetOrganizationOAuthAppResponse401Headers the declared response headers of an HTTP 401 response for GetOrganizationOAuthApp
+type GetOrganizationOAuthAppResponse401Headers struct {
+	ElementsRequestId string
+	XRequestId        string
+}
+
+// GetOrganizationOAuthAppResponse404Headers the declared response headers of an HTTP 404 response for GetOrganizationOAuthApp
+type GetOrganizationOAuthAppResponse404Headers struct {
+	ElementsRequestId string
+	XRequestId        string
+}
+
+// GetOrganizationOAuthAppResponse500Headers the declared response headers of an HTTP 500 response for GetOrganizationOAuthApp
+type GetOrganizationOAuthAppResponse500Headers struct {
+	ElementsRequestId string
+	XRequestId        string
+}
+
+// GetOrganizationOAuthAppResponse503Headers the declared response headers of an HTTP 503 response for GetOrganizationOAuthApp
+type GetOrganizationOAuthAppResponse503Headers struct {
+	ElementsRequestId string
+	XRequestId        string
+}
+
+type GetOrganizationOAuthAppResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *OAuthApp
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetOrganizationOAuthAppResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *GetOrganizationOAuthAppResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *GetOrganizationOAuthAppResponse401Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *GetOrganizationOAuthAppResponse404Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *GetOrganizationOAuthAppResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetOrganizationOAuthAppResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetOrganizationOAuthAppResponse) GetJSON200() *OAuthApp {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r GetOrganizationOAuthAppResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r GetOrganizationOAuthAppResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r GetOrganizationOAuthAppResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r GetOrganizationOAuthAppResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r GetOrganizationOAuthAppResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetOrganizationOAuthAppResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetOrganizationOAuthAppResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetOrganizationOAuthAppResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetOrganizationOAuthAppResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// PutOrganizationOAuthAppResponse200Headers the declared response headers of an HTTP 200 response for PutOrganizationOAuthApp
+type PutOrganizationOAuthAppResponse200Headers struct {
+	ElementsRequestId string
+	XRequestId        string
+}
+
+// PutOrganizationOAuthAppResponse400Headers the declared response headers of an HTTP 400 response for PutOrganizationOAuthApp
+type PutOrganizationOAuthAppResponse400Headers struct {
+	ElementsRequestId string
+	XRequestId        string
+}
+
+// PutOrganizationOAuthAppResponse401Headers the declared response headers of an HTTP 401 response for PutOrganizationOAuthApp
+type PutOrganizationOAuthAppResponse401Headers struct {
+	ElementsRequestId string
+	XRequestId        string
+}
+
+// PutOrganizationOAuthAppResponse404Headers the declared response headers of an HTTP 404 response for PutOrganizationOAuthApp
+type PutOrganizationOAuthAppResponse404Headers struct {
+	ElementsRequestId string
+	XRequestId        string
+}
+
+// PutOrganizationOAuthAppResponse413Headers the declared response headers of an HTTP 413 response for PutOrganizationOAuthApp
+type PutOrganizationOAuthAppResponse413Headers struct {
+	ElementsRequestId string
+	XRequestId        string
+}
+
+// PutOrganizationOAuthAppResponse415Headers the declared response headers of an HTTP 415 response for PutOrganizationOAuthApp
+type PutOrganizationOAuthAppResponse415Headers struct {
+	ElementsRequestId string
+	XRequestId        string
+}
+
+// PutOrganizationOAuthAppResponse500Headers the declared response headers of an HTTP 500 response for PutOrganizationOAuthApp
+type PutOrganizationOAuthAppResponse500Headers struct {
+	ElementsRequestId string
+	XRequestId        string
+}
+
+// PutOrganizationOAuthAppResponse503Headers the declared response headers of an HTTP 503 response for PutOrganizationOAuthApp
+type PutOrganizationOAuthAppResponse503Headers struct {
+	ElementsRequestId string
+	XRequestId        string
+}
+
+type PutOrganizationOAuthAppResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *OAuthApp
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *TooLarge
+	// JSON415 the response for an HTTP 415 `application/json` response
+	JSON415 *UnsupportedMediaType
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *PutOrganizationOAuthAppResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *PutOrganizationOAuthAppResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *PutOrganizationOAuthAppResponse401Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *PutOrganizationOAuthAppResponse404Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *PutOrganizationOAuthAppResponse413Headers
+	// Headers415 the parsed response headers for an HTTP 415 response
+	Headers415 *PutOrganizationOAuthAppResponse415Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *PutOrganizationOAuthAppResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *PutOrganizationOAuthAppResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r PutOrganizationOAuthAppResponse) GetJSON200() *OAuthApp {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r PutOrganizationOAuthAppResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r PutOrganizationOAuthAppResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r PutOrganizationOAuthAppResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r PutOrganizationOAuthAppResponse) GetJSON413() *TooLarge {
+	return r.JSON413
+}
+
+// GetJSON415 returns the response for an HTTP 415 `application/json` response
+func (r PutOrganizationOAuthAppResponse) GetJSON415() *UnsupportedMediaType {
+	return r.JSON415
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r PutOrganizationOAuthAppResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r PutOrganizationOAuthAppResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r PutOrganizationOAuthAppResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PutOrganizationOAuthAppResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PutOrganizationOAuthAppResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PutOrganizationOAuthAppResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // ProxyDeleteResponse2XXHeaders the declared response headers of an HTTP 2XX response for ProxyDelete
 type ProxyDeleteResponse2XXHeaders struct {
 	ElementsRequestId string
@@ -16939,7 +18995,7 @@ func (r ReadyzResponse) ContentType() string {
 
 // ListAuditLogsWithResponse The organization's audit log, newest first
 //
-// Every change the organization's users made, recorded in the same transaction as the change: instances created, changed (which configuration keys, never their values), disabled, enabled, deleted, reconnected, tokens refreshed by hand, events redelivered; and the operator's own actions on the organization (`connectord orgs create`, `connectord keys rotate`). A request that failed is recorded with outcome `failed`; a change that rolled back leaves no `succeeded` entry. Entries are never changed or deleted through the API; the operator's CONNECTORD_AUDIT_RETENTION decides how long they are kept. Paged with `pageSize` (default 50, at most 200) and `nextPage`, the previous page's `Elements-Next-Page-Token`.
+// Every change the organization's users made, recorded in the same transaction as the change: instances created, changed (which configuration keys, never their values), disabled, enabled, deleted, reconnected, tokens refreshed by hand, events redelivered; Keap app credentials set or deleted, connect sessions opened; and the operator's own actions on the organization (`connectord orgs create`, `connectord keys rotate`). A request that failed is recorded with outcome `failed`; a change that rolled back leaves no `succeeded` entry. Entries are never changed or deleted through the API; the operator's CONNECTORD_AUDIT_RETENTION decides how long they are kept. Paged with `pageSize` (default 50, at most 200) and `nextPage`, the previous page's `Elements-Next-Page-Token`.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -16950,6 +19006,139 @@ func (c *ClientWithResponses) ListAuditLogsWithResponse(ctx context.Context, par
 		return nil, err
 	}
 	return ParseListAuditLogsResponse(rsp)
+}
+
+// ConnectPageWithResponse The connect page an end user opens (HTML)
+//
+// `connectUrl`: shows the organization, the element and the instance name, and one form that sends the user to Keap. Sets a cookie (`connectord_connect_<session id>`, HttpOnly, SameSite=Lax, Secure when the public URL is https) that binds the session to this browser. An expired session redirects (303) to the application with `status=error&error=expired`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /connect (the `ConnectPage` operationId).
+func (c *ClientWithResponses) ConnectPageWithResponse(ctx context.Context, params *ConnectPageParams, reqEditors ...RequestEditorFn) (*ConnectPageResponse, error) {
+	rsp, err := c.ConnectPage(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseConnectPageResponse(rsp)
+}
+
+// ConnectAuthorizeWithBodyWithResponse The connect page's form; redirects to Keap's authorize page
+//
+// Needs the cookie the connect page set for the session. Issues a new single-use `state` bound to the session and the browser and answers 303 to Keap's authorize page (or, when the session expired meanwhile, to the application's `redirectUrl` with `status=error&error=expired`). Without the cookie: 403, nothing happens.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /connect/authorize (the `ConnectAuthorize` operationId).
+func (c *ClientWithResponses) ConnectAuthorizeWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ConnectAuthorizeResponse, error) {
+	rsp, err := c.ConnectAuthorizeWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseConnectAuthorizeResponse(rsp)
+}
+
+// ConnectAuthorizeWithFormdataBodyWithResponse The connect page's form; redirects to Keap's authorize page
+//
+// Needs the cookie the connect page set for the session. Issues a new single-use `state` bound to the session and the browser and answers 303 to Keap's authorize page (or, when the session expired meanwhile, to the application's `redirectUrl` with `status=error&error=expired`). Without the cookie: 403, nothing happens.
+//
+// Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /connect/authorize (the `ConnectAuthorize` operationId).
+func (c *ClientWithResponses) ConnectAuthorizeWithFormdataBodyWithResponse(ctx context.Context, body ConnectAuthorizeFormdataRequestBody, reqEditors ...RequestEditorFn) (*ConnectAuthorizeResponse, error) {
+	rsp, err := c.ConnectAuthorizeWithFormdataBody(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseConnectAuthorizeResponse(rsp)
+}
+
+// ConnectCallbackWithResponse Where Keap returns the user (the redirect URI to register at Keap)
+//
+// Keap's redirect with `code` and `state`, or `error` (`access_denied` when the user denied). A known, unused state from the browser bound to its session finishes the session and answers 303 to the session's own `redirectUrl` with `connectSessionId` and `status=success`, or `status=error&error=` one of `access_denied`, `expired`, `provider_refused`, `provider_unavailable`, `app_not_configured`, `instance_not_found`, `configuration_rejected`, `server_error`. An unknown, forged or replayed state (400) or another browser (403) creates nothing and redirects nowhere.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /connect/callback (the `ConnectCallback` operationId).
+func (c *ClientWithResponses) ConnectCallbackWithResponse(ctx context.Context, params *ConnectCallbackParams, reqEditors ...RequestEditorFn) (*ConnectCallbackResponse, error) {
+	rsp, err := c.ConnectCallback(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseConnectCallbackResponse(rsp)
+}
+
+// CreateConnectSessionWithBodyWithResponse Open a connect session (the hosted connect flow)
+//
+// Opens a session through which an end user connects their Keap account
+// in a browser: send them to `connectUrl`. connectord shows what they
+// connect, sends them to Keap's authorize page, exchanges the code with
+// the organization's Keap app (`PUT /organizations/elements/{keyOrId}/oauth/app`
+// first), creates the instance with the same checks as `POST /instances`,
+// and redirects the browser to `redirectUrl` with `connectSessionId` and
+// `status=success`, or `status=error&error=<reason>`. The instance token
+// never goes through the browser: read it with `GET /connect/sessions/{id}`.
+//
+// For a new instance give `element`, `name`, optional `tags` and
+// non-OAuth `configuration` (events and so on; the OAuth entries come from
+// the organization's app). With `instanceId` the session reconnects that
+// OAuth instance instead (new tokens, same instance and instance token);
+// `name`, `tags` and `configuration` are then not taken.
+// `expiresInSeconds` is 60 to 86400 (default 1800).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /connect/sessions (the `CreateConnectSession` operationId).
+func (c *ClientWithResponses) CreateConnectSessionWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateConnectSessionResponse, error) {
+	rsp, err := c.CreateConnectSessionWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateConnectSessionResponse(rsp)
+}
+
+// CreateConnectSessionWithResponse Open a connect session (the hosted connect flow)
+//
+// Opens a session through which an end user connects their Keap account
+// in a browser: send them to `connectUrl`. connectord shows what they
+// connect, sends them to Keap's authorize page, exchanges the code with
+// the organization's Keap app (`PUT /organizations/elements/{keyOrId}/oauth/app`
+// first), creates the instance with the same checks as `POST /instances`,
+// and redirects the browser to `redirectUrl` with `connectSessionId` and
+// `status=success`, or `status=error&error=<reason>`. The instance token
+// never goes through the browser: read it with `GET /connect/sessions/{id}`.
+//
+// For a new instance give `element`, `name`, optional `tags` and
+// non-OAuth `configuration` (events and so on; the OAuth entries come from
+// the organization's app). With `instanceId` the session reconnects that
+// OAuth instance instead (new tokens, same instance and instance token);
+// `name`, `tags` and `configuration` are then not taken.
+// `expiresInSeconds` is 60 to 86400 (default 1800).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /connect/sessions (the `CreateConnectSession` operationId).
+func (c *ClientWithResponses) CreateConnectSessionWithResponse(ctx context.Context, body CreateConnectSessionJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateConnectSessionResponse, error) {
+	rsp, err := c.CreateConnectSession(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateConnectSessionResponse(rsp)
+}
+
+// GetConnectSessionWithResponse Read a connect session's outcome
+//
+// The session's status (`pending`, `connecting`, `success`, `error` with `error` naming the reason). After a session created an instance, the first read carries `instanceToken`, the new instance's token; later reads do not (it is deleted when read).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /connect/sessions/{id} (the `GetConnectSession` operationId).
+func (c *ClientWithResponses) GetConnectSessionWithResponse(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*GetConnectSessionResponse, error) {
+	rsp, err := c.GetConnectSession(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetConnectSessionResponse(rsp)
 }
 
 // ListElementsWithResponse List the elements
@@ -17922,6 +20111,64 @@ func (c *ClientWithResponses) MetricsWithResponse(ctx context.Context, reqEditor
 	return ParseMetricsResponse(rsp)
 }
 
+// DeleteOrganizationOAuthAppWithResponse Remove the organization's Keap app for an element
+//
+// Instances created with it keep working (each holds its own copy of the credentials); new connect sessions for the element are refused until a new app is stored, and open ones end with `error=app_not_configured`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /organizations/elements/{keyOrId}/oauth/app (the `DeleteOrganizationOAuthApp` operationId).
+func (c *ClientWithResponses) DeleteOrganizationOAuthAppWithResponse(ctx context.Context, keyOrId KeyOrId, reqEditors ...RequestEditorFn) (*DeleteOrganizationOAuthAppResponse, error) {
+	rsp, err := c.DeleteOrganizationOAuthApp(ctx, keyOrId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteOrganizationOAuthAppResponse(rsp)
+}
+
+// GetOrganizationOAuthAppWithResponse Show the organization's Keap app for an element (secret masked)
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /organizations/elements/{keyOrId}/oauth/app (the `GetOrganizationOAuthApp` operationId).
+func (c *ClientWithResponses) GetOrganizationOAuthAppWithResponse(ctx context.Context, keyOrId KeyOrId, reqEditors ...RequestEditorFn) (*GetOrganizationOAuthAppResponse, error) {
+	rsp, err := c.GetOrganizationOAuthApp(ctx, keyOrId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetOrganizationOAuthAppResponse(rsp)
+}
+
+// PutOrganizationOAuthAppWithBodyWithResponse Store the organization's Keap developer app for an element
+//
+// The client id (`apiKey`) and client secret (`apiSecret`) of the organization's Keap developer app, the names `GET /elements/{keyOrId}/oauth/url` uses. Stored once, the secret sealed like instance credentials; a new PUT replaces it. Instances created through connect sessions use it. Register `redirectUri` (`CONNECTORD_PUBLIC_URL/connect/callback`) with the app at Keap.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /organizations/elements/{keyOrId}/oauth/app (the `PutOrganizationOAuthApp` operationId).
+func (c *ClientWithResponses) PutOrganizationOAuthAppWithBodyWithResponse(ctx context.Context, keyOrId KeyOrId, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PutOrganizationOAuthAppResponse, error) {
+	rsp, err := c.PutOrganizationOAuthAppWithBody(ctx, keyOrId, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePutOrganizationOAuthAppResponse(rsp)
+}
+
+// PutOrganizationOAuthAppWithResponse Store the organization's Keap developer app for an element
+//
+// The client id (`apiKey`) and client secret (`apiSecret`) of the organization's Keap developer app, the names `GET /elements/{keyOrId}/oauth/url` uses. Stored once, the secret sealed like instance credentials; a new PUT replaces it. Instances created through connect sessions use it. Register `redirectUri` (`CONNECTORD_PUBLIC_URL/connect/callback`) with the app at Keap.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /organizations/elements/{keyOrId}/oauth/app (the `PutOrganizationOAuthApp` operationId).
+func (c *ClientWithResponses) PutOrganizationOAuthAppWithResponse(ctx context.Context, keyOrId KeyOrId, body PutOrganizationOAuthAppJSONRequestBody, reqEditors ...RequestEditorFn) (*PutOrganizationOAuthAppResponse, error) {
+	rsp, err := c.PutOrganizationOAuthApp(ctx, keyOrId, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePutOrganizationOAuthAppResponse(rsp)
+}
+
 // ProxyDeleteWithBodyWithResponse Pass a request through to Keap
 //
 // Calls on one instance send `User <user secret>, Element <instance token>`.
@@ -18311,6 +20558,1072 @@ func ParseListAuditLogsResponse(rsp *http.Response) (*ListAuditLogsResponse, err
 		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers ListAuditLogsResponse503Headers
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseConnectPageResponse parses an HTTP response from a ConnectPageWithResponse call
+func ParseConnectPageResponse(rsp *http.Response) (*ConnectPageResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ConnectPageResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ConnectPageResponse200Headers
+		if values := rsp.Header.Values("Content-Security-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Content-Security-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ContentSecurityPolicy = value
+		}
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("Referrer-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Referrer-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ReferrerPolicy = value
+		}
+		if values := rsp.Header.Values("Set-Cookie"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Set-Cookie", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.SetCookie = value
+		}
+		if values := rsp.Header.Values("X-Frame-Options"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Frame-Options", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XFrameOptions = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 303:
+		var headers ConnectPageResponse303Headers
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: "uri"}); err != nil {
+				return nil, err
+			}
+			headers.Location = value
+		}
+		if values := rsp.Header.Values("Referrer-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Referrer-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ReferrerPolicy = value
+		}
+		response.Headers303 = &headers
+	case rsp.StatusCode == 400:
+		var headers ConnectPageResponse400Headers
+		if values := rsp.Header.Values("Content-Security-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Content-Security-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ContentSecurityPolicy = value
+		}
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("Referrer-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Referrer-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ReferrerPolicy = value
+		}
+		if values := rsp.Header.Values("X-Frame-Options"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Frame-Options", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XFrameOptions = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 404:
+		var headers ConnectPageResponse404Headers
+		if values := rsp.Header.Values("Content-Security-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Content-Security-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ContentSecurityPolicy = value
+		}
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("Referrer-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Referrer-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ReferrerPolicy = value
+		}
+		if values := rsp.Header.Values("X-Frame-Options"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Frame-Options", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XFrameOptions = value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 410:
+		var headers ConnectPageResponse410Headers
+		if values := rsp.Header.Values("Content-Security-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Content-Security-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ContentSecurityPolicy = value
+		}
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("Referrer-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Referrer-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ReferrerPolicy = value
+		}
+		if values := rsp.Header.Values("X-Frame-Options"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Frame-Options", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XFrameOptions = value
+		}
+		response.Headers410 = &headers
+	case rsp.StatusCode == 500:
+		var headers ConnectPageResponse500Headers
+		if values := rsp.Header.Values("Content-Security-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Content-Security-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ContentSecurityPolicy = value
+		}
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("Referrer-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Referrer-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ReferrerPolicy = value
+		}
+		if values := rsp.Header.Values("X-Frame-Options"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Frame-Options", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XFrameOptions = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers ConnectPageResponse503Headers
+		if values := rsp.Header.Values("Content-Security-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Content-Security-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ContentSecurityPolicy = value
+		}
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("Referrer-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Referrer-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ReferrerPolicy = value
+		}
+		if values := rsp.Header.Values("X-Frame-Options"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Frame-Options", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XFrameOptions = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseConnectAuthorizeResponse parses an HTTP response from a ConnectAuthorizeWithResponse call
+func ParseConnectAuthorizeResponse(rsp *http.Response) (*ConnectAuthorizeResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ConnectAuthorizeResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 303:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest TooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 303:
+		var headers ConnectAuthorizeResponse303Headers
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: "uri"}); err != nil {
+				return nil, err
+			}
+			headers.Location = value
+		}
+		if values := rsp.Header.Values("Referrer-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Referrer-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ReferrerPolicy = value
+		}
+		response.Headers303 = &headers
+	case rsp.StatusCode == 400:
+		var headers ConnectAuthorizeResponse400Headers
+		if values := rsp.Header.Values("Content-Security-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Content-Security-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ContentSecurityPolicy = value
+		}
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("Referrer-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Referrer-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ReferrerPolicy = value
+		}
+		if values := rsp.Header.Values("X-Frame-Options"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Frame-Options", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XFrameOptions = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 403:
+		var headers ConnectAuthorizeResponse403Headers
+		if values := rsp.Header.Values("Content-Security-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Content-Security-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ContentSecurityPolicy = value
+		}
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("Referrer-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Referrer-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ReferrerPolicy = value
+		}
+		if values := rsp.Header.Values("X-Frame-Options"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Frame-Options", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XFrameOptions = value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 409:
+		var headers ConnectAuthorizeResponse409Headers
+		if values := rsp.Header.Values("Content-Security-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Content-Security-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ContentSecurityPolicy = value
+		}
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("Referrer-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Referrer-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ReferrerPolicy = value
+		}
+		if values := rsp.Header.Values("X-Frame-Options"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Frame-Options", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XFrameOptions = value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 410:
+		var headers ConnectAuthorizeResponse410Headers
+		if values := rsp.Header.Values("Content-Security-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Content-Security-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ContentSecurityPolicy = value
+		}
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("Referrer-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Referrer-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ReferrerPolicy = value
+		}
+		if values := rsp.Header.Values("X-Frame-Options"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Frame-Options", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XFrameOptions = value
+		}
+		response.Headers410 = &headers
+	case rsp.StatusCode == 413:
+		var headers ConnectAuthorizeResponse413Headers
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 500:
+		var headers ConnectAuthorizeResponse500Headers
+		if values := rsp.Header.Values("Content-Security-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Content-Security-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ContentSecurityPolicy = value
+		}
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("Referrer-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Referrer-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ReferrerPolicy = value
+		}
+		if values := rsp.Header.Values("X-Frame-Options"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Frame-Options", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XFrameOptions = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers ConnectAuthorizeResponse503Headers
+		if values := rsp.Header.Values("Content-Security-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Content-Security-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ContentSecurityPolicy = value
+		}
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("Referrer-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Referrer-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ReferrerPolicy = value
+		}
+		if values := rsp.Header.Values("X-Frame-Options"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Frame-Options", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XFrameOptions = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseConnectCallbackResponse parses an HTTP response from a ConnectCallbackWithResponse call
+func ParseConnectCallbackResponse(rsp *http.Response) (*ConnectCallbackResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ConnectCallbackResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 303:
+		var headers ConnectCallbackResponse303Headers
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: "uri"}); err != nil {
+				return nil, err
+			}
+			headers.Location = value
+		}
+		if values := rsp.Header.Values("Referrer-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Referrer-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ReferrerPolicy = value
+		}
+		response.Headers303 = &headers
+	case rsp.StatusCode == 400:
+		var headers ConnectCallbackResponse400Headers
+		if values := rsp.Header.Values("Content-Security-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Content-Security-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ContentSecurityPolicy = value
+		}
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("Referrer-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Referrer-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ReferrerPolicy = value
+		}
+		if values := rsp.Header.Values("X-Frame-Options"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Frame-Options", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XFrameOptions = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 403:
+		var headers ConnectCallbackResponse403Headers
+		if values := rsp.Header.Values("Content-Security-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Content-Security-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ContentSecurityPolicy = value
+		}
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("Referrer-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Referrer-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ReferrerPolicy = value
+		}
+		if values := rsp.Header.Values("X-Frame-Options"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Frame-Options", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XFrameOptions = value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 500:
+		var headers ConnectCallbackResponse500Headers
+		if values := rsp.Header.Values("Content-Security-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Content-Security-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ContentSecurityPolicy = value
+		}
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("Referrer-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Referrer-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ReferrerPolicy = value
+		}
+		if values := rsp.Header.Values("X-Frame-Options"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Frame-Options", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XFrameOptions = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers ConnectCallbackResponse503Headers
+		if values := rsp.Header.Values("Content-Security-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Content-Security-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ContentSecurityPolicy = value
+		}
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("Referrer-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Referrer-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ReferrerPolicy = value
+		}
+		if values := rsp.Header.Values("X-Frame-Options"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Frame-Options", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XFrameOptions = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseCreateConnectSessionResponse parses an HTTP response from a CreateConnectSessionWithResponse call
+func ParseCreateConnectSessionResponse(rsp *http.Response) (*CreateConnectSessionResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CreateConnectSessionResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest ConnectSessionCreated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest TooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers CreateConnectSessionResponse201Headers
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers201 = &headers
+	case rsp.StatusCode == 400:
+		var headers CreateConnectSessionResponse400Headers
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers CreateConnectSessionResponse401Headers
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 404:
+		var headers CreateConnectSessionResponse404Headers
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 409:
+		var headers CreateConnectSessionResponse409Headers
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 413:
+		var headers CreateConnectSessionResponse413Headers
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 415:
+		var headers CreateConnectSessionResponse415Headers
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers415 = &headers
+	case rsp.StatusCode == 500:
+		var headers CreateConnectSessionResponse500Headers
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers CreateConnectSessionResponse503Headers
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetConnectSessionResponse parses an HTTP response from a GetConnectSessionWithResponse call
+func ParseGetConnectSessionResponse(rsp *http.Response) (*GetConnectSessionResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetConnectSessionResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ConnectSession
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetConnectSessionResponse200Headers
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers GetConnectSessionResponse400Headers
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers GetConnectSessionResponse401Headers
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 404:
+		var headers GetConnectSessionResponse404Headers
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 500:
+		var headers GetConnectSessionResponse500Headers
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers GetConnectSessionResponse503Headers
 		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -31520,6 +34833,548 @@ func ParseMetricsResponse(rsp *http.Response) (*MetricsResponse, error) {
 			headers.XRequestId = value
 		}
 		response.Headers500 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseDeleteOrganizationOAuthAppResponse parses an HTTP response from a DeleteOrganizationOAuthAppWithResponse call
+func ParseDeleteOrganizationOAuthAppResponse(rsp *http.Response) (*DeleteOrganizationOAuthAppResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteOrganizationOAuthAppResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers DeleteOrganizationOAuthAppResponse200Headers
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers DeleteOrganizationOAuthAppResponse400Headers
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers DeleteOrganizationOAuthAppResponse401Headers
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 404:
+		var headers DeleteOrganizationOAuthAppResponse404Headers
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 500:
+		var headers DeleteOrganizationOAuthAppResponse500Headers
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers DeleteOrganizationOAuthAppResponse503Headers
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetOrganizationOAuthAppResponse parses an HTTP response from a GetOrganizationOAuthAppWithResponse call
+func ParseGetOrganizationOAuthAppResponse(rsp *http.Response) (*GetOrganizationOAuthAppResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetOrganizationOAuthAppResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest OAuthApp
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetOrganizationOAuthAppResponse200Headers
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers GetOrganizationOAuthAppResponse400Headers
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers GetOrganizationOAuthAppResponse401Headers
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 404:
+		var headers GetOrganizationOAuthAppResponse404Headers
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 500:
+		var headers GetOrganizationOAuthAppResponse500Headers
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers GetOrganizationOAuthAppResponse503Headers
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParsePutOrganizationOAuthAppResponse parses an HTTP response from a PutOrganizationOAuthAppWithResponse call
+func ParsePutOrganizationOAuthAppResponse(rsp *http.Response) (*PutOrganizationOAuthAppResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PutOrganizationOAuthAppResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest OAuthApp
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest TooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers PutOrganizationOAuthAppResponse200Headers
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers PutOrganizationOAuthAppResponse400Headers
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers PutOrganizationOAuthAppResponse401Headers
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 404:
+		var headers PutOrganizationOAuthAppResponse404Headers
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 413:
+		var headers PutOrganizationOAuthAppResponse413Headers
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 415:
+		var headers PutOrganizationOAuthAppResponse415Headers
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers415 = &headers
+	case rsp.StatusCode == 500:
+		var headers PutOrganizationOAuthAppResponse500Headers
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers PutOrganizationOAuthAppResponse503Headers
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil

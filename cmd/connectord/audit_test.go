@@ -308,3 +308,42 @@ func TestAudit_KeysRotateRecordsEachInstanceForItsOrganization(t *testing.T) {
 		t.Fatalf("keys.rotated entries: %v", list)
 	}
 }
+
+// TestAudit_KeapAppsAndConnectSessions: an organization's Keap app set and
+// deleted, a connect session opened, each recorded; a failed one as failed;
+// never the app's secret.
+func TestAudit_KeapAppsAndConnectSessions(t *testing.T) {
+	t.Parallel()
+	s := startServer(t)
+	o := s.createOrg("Apps", "apps@acme.test")
+	app := "/organizations/elements/infusionsoftcrm/oauth/app"
+	r := s.do("PUT", app, o.auth(), map[string]any{"apiKey": testClientID, "apiSecret": testClientSecret})
+	if r.Status != 200 {
+		t.Fatalf("PUT app: %d %s", r.Status, r.Body)
+	}
+	if e := s.lastAudit(t, o, "keap_app.set", "succeeded", 0, &r); e["targetType"] != "keap_app" || e["detail"].(map[string]any)["element"] != "infusionsoftcrm" {
+		t.Fatalf("app set: %v", e)
+	}
+	sess := s.createSession(o, newSessionBody("audited"))
+	if e := s.lastAudit(t, o, "connect_session.opened", "succeeded", 0, nil); e["targetType"] != "connect_session" || e["targetId"] != sess["id"] {
+		t.Fatalf("session opened: %v (session %v)", e, sess["id"])
+	}
+	r = s.do("DELETE", app, o.auth(), nil)
+	if r.Status >= 300 {
+		t.Fatalf("DELETE app: %d %s", r.Status, r.Body)
+	}
+	s.lastAudit(t, o, "keap_app.deleted", "succeeded", 0, &r)
+	r = s.do("DELETE", app, o.auth(), nil)
+	if r.Status != 404 {
+		t.Fatalf("DELETE a deleted app: %d %s", r.Status, r.Body)
+	}
+	s.lastAudit(t, o, "keap_app.deleted", "failed", 0, &r)
+	r = s.do("PUT", "/organizations/elements/infusionsoftcrm/oauth/app", o.auth(), map[string]any{"apiKey": testClientID})
+	if r.Status != 400 {
+		t.Fatalf("PUT without a secret: %d %s", r.Status, r.Body)
+	}
+	s.lastAudit(t, o, "keap_app.set", "failed", 0, &r)
+	if raw := string(s.do("GET", "/audit-logs?pageSize=200", o.auth(), nil).Body); strings.Contains(raw, testClientSecret) {
+		t.Fatal("the audit log shows the app's secret")
+	}
+}

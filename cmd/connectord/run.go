@@ -19,6 +19,7 @@ import (
 
 	"github.com/connectord/connectord/internal/apperr"
 	"github.com/connectord/connectord/internal/audit"
+	"github.com/connectord/connectord/internal/connect"
 	"github.com/connectord/connectord/internal/elements"
 	"github.com/connectord/connectord/internal/events"
 	"github.com/connectord/connectord/internal/fakekeap"
@@ -231,7 +232,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if *sandbox {
 		fk := fakekeap.New(fakekeap.Options{Logger: log.With().Str("component", "fakekeap").Logger()})
 		defer fk.Close()
-		fk.RegisterClient(sandboxClientID, sandboxClientSecret)
+		// The fake sends users back only to registered redirect URIs: the
+		// README journey's placeholder and connectord's own connect callback.
+		fk.RegisterClient(sandboxClientID, sandboxClientSecret, "https://www.yourcallbackurl.com", cfg.PublicURL+connect.CallbackPath)
 		fk.AddServiceAccountKey(sandboxServiceKey)
 		fk.AddLegacyKey(sandboxLegacyApp, sandboxLegacyKey)
 		fk.SeedContacts(25)
@@ -280,6 +283,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return err
 	}
+	connector, err := connect.New(connect.Options{
+		Store: db, Instances: insts, Catalog: catalog, PublicURL: cfg.PublicURL,
+		Log: log.With().Str("component", "connect").Logger(),
+	})
+	if err != nil {
+		return err
+	}
 	// GET /metrics is on the API's listener unless CONNECTORD_METRICS_ADDR
 	// gives it one of its own.
 	var metricsOnAPI http.Handler
@@ -300,6 +310,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Receiver:        events.NewReceiver(db, catalog, time.Now),
 		Hooks:           hooks,
 		BodyReadTimeout: cfg.HTTP.BodyReadTimeout,
+		Connect:         connector,
 		Metrics:         mx,
 		Scrape:          metricsOnAPI,
 		Audit:           db,

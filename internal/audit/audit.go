@@ -28,11 +28,15 @@ const (
 	EventsRedelivered       = "events.redelivered"
 	OrganizationCreated     = "organization.created" // connectord orgs create
 	KeysRotated             = "keys.rotated"         // connectord keys rotate, one entry per instance
+	KeapAppSet              = "keap_app.set"         // an organization's Keap app credentials, per element
+	KeapAppDeleted          = "keap_app.deleted"
+	ConnectSessionOpened    = "connect_session.opened"
 )
 
 // Actions lists every action, for filters to check against.
 var Actions = []string{InstanceCreated, InstanceChanged, InstanceDisabled, InstanceEnabled, InstanceDeleted,
-	InstanceTokensRefreshed, InstanceReconnected, EventsRedelivered, OrganizationCreated, KeysRotated}
+	InstanceTokensRefreshed, InstanceReconnected, EventsRedelivered, OrganizationCreated, KeysRotated,
+	KeapAppSet, KeapAppDeleted, ConnectSessionOpened}
 
 // Outcomes of an entry.
 const (
@@ -45,9 +49,24 @@ const Operator = "operator"
 
 // Target types.
 const (
-	TargetInstance     = "instance"
-	TargetOrganization = "organization"
+	TargetInstance       = "instance"
+	TargetOrganization   = "organization"
+	TargetKeapApp        = "keap_app" // no id: the element is in the detail
+	TargetConnectSession = "connect_session"
 )
+
+// TargetOf is the type of target action is about.
+func TargetOf(action string) string {
+	switch action {
+	case OrganizationCreated:
+		return TargetOrganization
+	case KeapAppSet, KeapAppDeleted:
+		return TargetKeapApp
+	case ConnectSessionOpened:
+		return TargetConnectSession
+	}
+	return TargetInstance
+}
 
 // Entry is one line of the audit log.
 type Entry struct {

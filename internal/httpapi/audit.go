@@ -33,14 +33,17 @@ func audited(log auditLog, action string, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p := principal(r)
 		var target int64
-		targetType := audit.TargetInstance
-		if id, err := strconv.ParseInt(chi.URLParam(r, "id"), 10, 64); err == nil && id > 0 {
+		targetType := audit.TargetOf(action)
+		if id, err := strconv.ParseInt(chi.URLParam(r, "id"), 10, 64); err == nil && id > 0 && targetType == audit.TargetInstance {
 			target = id
 		}
 		ctx, rec := audit.Start(r.Context(), audit.Actor{
 			OrganizationID: p.OrganizationID, UserID: p.UserID,
 			RequestID: RequestID(r.Context()), TraceID: TraceID(r.Context()), SourceIP: sourceIP(r),
 		}, action, targetType, target)
+		if k := chi.URLParam(r, "keyOrId"); k != "" {
+			audit.Describe(ctx, "", map[string]any{"element": k})
+		}
 		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
 		h.ServeHTTP(ww, r.WithContext(ctx))
 		if ww.Status() < 400 {

@@ -32,9 +32,11 @@ type Deps struct {
 	Hooks     hookStates   // instances' Keap hooks and their status
 	// BodyReadTimeout bounds reading a request's body; default 30s.
 	BodyReadTimeout time.Duration
-	Metrics         observer     // counts requests and hook deliveries (internal/metrics); nil counts nothing
-	Scrape          http.Handler // when set, serves GET /metrics (the metrics' exposition)
-	Audit           auditLog     // the audit log (the store); nil records nothing and serves no /audit-logs
+	// Connect serves the organizations' Keap apps and the hosted connect flow (internal/connect).
+	Connect connectService
+	Metrics observer     // counts requests and hook deliveries (internal/metrics); nil counts nothing
+	Scrape  http.Handler // when set, serves GET /metrics (the metrics' exposition)
+	Audit   auditLog     // the audit log (the store); nil records nothing and serves no /audit-logs
 }
 
 // Routes lists every route connectord serves.
@@ -61,6 +63,10 @@ func Routes(d Deps) http.Handler {
 	}
 	// Keap calls this, authenticated by the hook's secret in the path.
 	r.Method(http.MethodPost, "/events/keap/{secret}", receiveKeapHook(d.Receiver, d.Metrics))
+	// ---- the hosted connect flow's pages, for end users' browsers (issue 12) ----
+	r.Method(http.MethodGet, "/connect", connectPage(d.Connect))
+	r.Method(http.MethodPost, "/connect/authorize", connectAuthorize(d.Connect))
+	r.Method(http.MethodGet, "/connect/callback", connectCallback(d.Connect))
 
 	api := func(r chi.Router) {
 		r.Method(http.MethodGet, "/elements", listElements(d.Catalog))
@@ -89,6 +95,12 @@ func Routes(d Deps) http.Handler {
 			if d.Audit != nil {
 				r.Method(http.MethodGet, "/audit-logs", listAuditLogs(d.Audit))
 			}
+			// ---- Keap apps and connect sessions (issue 12) ----
+			r.Method(http.MethodPut, "/organizations/elements/{keyOrId}/oauth/app", audited(d.Audit, audit.KeapAppSet, putOAuthApp(d.Connect)))
+			r.Method(http.MethodGet, "/organizations/elements/{keyOrId}/oauth/app", getOAuthApp(d.Connect))
+			r.Method(http.MethodDelete, "/organizations/elements/{keyOrId}/oauth/app", audited(d.Audit, audit.KeapAppDeleted, deleteOAuthApp(d.Connect)))
+			r.Method(http.MethodPost, "/connect/sessions", audited(d.Audit, audit.ConnectSessionOpened, createConnectSession(d.Connect)))
+			r.Method(http.MethodGet, "/connect/sessions/{id}", getConnectSession(d.Connect))
 		})
 
 		r.Group(func(r chi.Router) {
