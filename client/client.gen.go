@@ -341,6 +341,24 @@ func (e OAuthAppApiSecret) Valid() bool {
 	}
 }
 
+// Defines values for QuotaKind.
+const (
+	ApiKey      QuotaKind = "apiKey"
+	OauthClient QuotaKind = "oauthClient"
+)
+
+// Valid indicates whether the value is a known member of the QuotaKind enum.
+func (e QuotaKind) Valid() bool {
+	switch e {
+	case ApiKey:
+		return true
+	case OauthClient:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ResourceItemMethods.
 const (
 	ResourceItemMethodsDELETE ResourceItemMethods = "DELETE"
@@ -952,6 +970,12 @@ type InstanceFields struct {
 	Valid bool `json:"valid"`
 }
 
+// InstanceQuota defines model for InstanceQuota.
+type InstanceQuota struct {
+	InstanceId int64   `json:"instanceId"`
+	Quotas     []Quota `json:"quotas"`
+}
+
 // KeapHookDelivery A Keap REST hook delivery, as Keap sends it.
 type KeapHookDelivery struct {
 	EventKey   *string `json:"event_key,omitempty"`
@@ -1051,6 +1075,54 @@ type PollState struct {
 		// Stopped Keap refused the credentials even after a token renewal; polling resumes when the instance changes.
 		Stopped bool `json:"stopped"`
 	} `json:"cursors"`
+}
+
+// Quota defines model for Quota.
+type Quota struct {
+	Day          QuotaWindow `json:"day"`
+	Instance     QuotaShare  `json:"instance"`
+	Kind         QuotaKind   `json:"kind"`
+	Minute       QuotaWindow `json:"minute"`
+	Organization QuotaShare  `json:"organization"`
+
+	// PausedUntil Keap asked every caller of the quota to wait until then.
+	PausedUntil *time.Time `json:"pausedUntil,omitempty"`
+
+	// PerSecond Keap's spike limit.
+	PerSecond int `json:"perSecond"`
+
+	// Quota oauthClient:<client id> or apiKey:<SHA-256 of the key, hex>
+	Quota string `json:"quota"`
+
+	// RatePerSecond Calls a second the replicas share: the spike limit, or the minute's limit over 60 if lower.
+	RatePerSecond int `json:"ratePerSecond"`
+
+	// Replicas Replicas holding a live lease on the quota.
+	Replicas int `json:"replicas"`
+
+	// Waiting Calls waiting for a turn on every replica.
+	Waiting int `json:"waiting"`
+}
+
+// QuotaKind defines model for Quota.Kind.
+type QuotaKind string
+
+// QuotaShare defines model for QuotaShare.
+type QuotaShare struct {
+	DayUsed    int `json:"dayUsed"`
+	MinuteUsed int `json:"minuteUsed"`
+
+	// ShareOfDay Of the quota's calls today.
+	ShareOfDay float32 `json:"shareOfDay"`
+	Waiting    int     `json:"waiting"`
+}
+
+// QuotaWindow defines model for QuotaWindow.
+type QuotaWindow struct {
+	Limit     int        `json:"limit"`
+	Remaining int        `json:"remaining"`
+	ResetsAt  *time.Time `json:"resetsAt,omitempty"`
+	Used      int        `json:"used"`
 }
 
 // RedeliverResult defines model for RedeliverResult.
@@ -2248,6 +2320,13 @@ type ClientInterface interface {
 	// Corresponds with POST /instances/{id}/events/{eventId}/redeliver (the `RedeliverEvent` operationId).
 	RedeliverEvent(ctx context.Context, id InstanceId, eventId string, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// GetInstanceQuota Keap's quotas the instance draws on, over every replica
+	//
+	// Each quota the instance's calls count against: its OAuth client id's (shared by every instance of that app, in every organization) or its API key's (named by the key's SHA-256). `minute` and `day` are UTC windows over every replica; `waiting` counts calls waiting for a turn on every live replica; `instance` is this instance's share and `organization` the share of the organization's instances of the same quota. Figures are at most a sync interval (250 ms) old. Another organization's instance answers 404.
+	//
+	// Corresponds with GET /instances/{id}/quota (the `GetInstanceQuota` operationId).
+	GetInstanceQuota(ctx context.Context, id InstanceId, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// RefreshInstanceTokens Refresh the instance's OAuth tokens now
 	//
 	// Refreshes the access and refresh tokens at once, under the instance's lock (so it never races the background refresher or another replica), and answers with the new `oauth.user.refresh_time`. Keap refusing the refresh token marks the instance invalid and answers 400 with Keap's words; Keap down answers 502 and the instance stays valid. API-key instances have no token: 409.
@@ -2339,8 +2418,11 @@ type ClientInterface interface {
 	// parameters gets one); a legacy-key instance answers 400 on any other
 	// path and on XML-RPC that is not well formed.
 	//
-	// Calls are kept within Keap's quotas (10/s per service account or legacy
-	// key, 1500/min per OAuth client id) and retried on 429 (honouring
+	// Calls are kept within Keap's quotas, shared by every replica
+	// (`CONNECTORD_KEAP_QUOTAS`; see `GET /instances/{id}/quota`): a call
+	// waits for its turn at most `CONNECTORD_QUOTA_MAX_WAIT`, then connectord
+	// answers 429 itself, with `Retry-After`, naming the quota. Keap's own
+	// answers are retried on 429 (honouring
 	// `Retry-After`) and, for GET, HEAD, OPTIONS, PUT and DELETE, on 5xx, a
 	// bounded number of times; a 401 renews the OAuth token once and retries.
 	// The body is at most 1 MiB (413).
@@ -3807,6 +3889,23 @@ func (c *Client) RedeliverEvent(ctx context.Context, id InstanceId, eventId stri
 	return c.Client.Do(req)
 }
 
+// GetInstanceQuota Keap's quotas the instance draws on, over every replica
+//
+// Each quota the instance's calls count against: its OAuth client id's (shared by every instance of that app, in every organization) or its API key's (named by the key's SHA-256). `minute` and `day` are UTC windows over every replica; `waiting` counts calls waiting for a turn on every live replica; `instance` is this instance's share and `organization` the share of the organization's instances of the same quota. Figures are at most a sync interval (250 ms) old. Another organization's instance answers 404.
+//
+// Corresponds with GET /instances/{id}/quota (the `GetInstanceQuota` operationId).
+func (c *Client) GetInstanceQuota(ctx context.Context, id InstanceId, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetInstanceQuotaRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // RefreshInstanceTokens Refresh the instance's OAuth tokens now
 //
 // Refreshes the access and refresh tokens at once, under the instance's lock (so it never races the background refresher or another replica), and answers with the new `oauth.user.refresh_time`. Keap refusing the refresh token marks the instance invalid and answers 400 with Keap's words; Keap down answers 502 and the instance stays valid. API-key instances have no token: 409.
@@ -3968,8 +4067,11 @@ func (c *Client) ProxyDeleteWithBody(ctx context.Context, path string, contentTy
 // parameters gets one); a legacy-key instance answers 400 on any other
 // path and on XML-RPC that is not well formed.
 //
-// Calls are kept within Keap's quotas (10/s per service account or legacy
-// key, 1500/min per OAuth client id) and retried on 429 (honouring
+// Calls are kept within Keap's quotas, shared by every replica
+// (`CONNECTORD_KEAP_QUOTAS`; see `GET /instances/{id}/quota`): a call
+// waits for its turn at most `CONNECTORD_QUOTA_MAX_WAIT`, then connectord
+// answers 429 itself, with `Retry-After`, naming the quota. Keap's own
+// answers are retried on 429 (honouring
 // `Retry-After`) and, for GET, HEAD, OPTIONS, PUT and DELETE, on 5xx, a
 // bounded number of times; a 401 renews the OAuth token once and retries.
 // The body is at most 1 MiB (413).
@@ -6968,6 +7070,40 @@ func NewRedeliverEventRequest(server string, id InstanceId, eventId string) (*ht
 	return req, nil
 }
 
+// NewGetInstanceQuotaRequest constructs an http.Request for the GetInstanceQuota method
+func NewGetInstanceQuotaRequest(server string, id InstanceId) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/instances/%s/quota", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewRefreshInstanceTokensRequest constructs an http.Request for the RefreshInstanceTokens method
 func NewRefreshInstanceTokensRequest(server string, id InstanceId) (*http.Request, error) {
 	var err error
@@ -8147,6 +8283,15 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /instances/{id}/events/{eventId}/redeliver (the `RedeliverEvent` operationId).
 	RedeliverEventWithResponse(ctx context.Context, id InstanceId, eventId string, reqEditors ...RequestEditorFn) (*RedeliverEventResponse, error)
 
+	// GetInstanceQuotaWithResponse Keap's quotas the instance draws on, over every replica
+	//
+	// Each quota the instance's calls count against: its OAuth client id's (shared by every instance of that app, in every organization) or its API key's (named by the key's SHA-256). `minute` and `day` are UTC windows over every replica; `waiting` counts calls waiting for a turn on every live replica; `instance` is this instance's share and `organization` the share of the organization's instances of the same quota. Figures are at most a sync interval (250 ms) old. Another organization's instance answers 404.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /instances/{id}/quota (the `GetInstanceQuota` operationId).
+	GetInstanceQuotaWithResponse(ctx context.Context, id InstanceId, reqEditors ...RequestEditorFn) (*GetInstanceQuotaResponse, error)
+
 	// RefreshInstanceTokensWithResponse Refresh the instance's OAuth tokens now
 	//
 	// Refreshes the access and refresh tokens at once, under the instance's lock (so it never races the background refresher or another replica), and answers with the new `oauth.user.refresh_time`. Keap refusing the refresh token marks the instance invalid and answers 400 with Keap's words; Keap down answers 502 and the instance stays valid. API-key instances have no token: 409.
@@ -8246,8 +8391,11 @@ type ClientWithResponsesInterface interface {
 	// parameters gets one); a legacy-key instance answers 400 on any other
 	// path and on XML-RPC that is not well formed.
 	//
-	// Calls are kept within Keap's quotas (10/s per service account or legacy
-	// key, 1500/min per OAuth client id) and retried on 429 (honouring
+	// Calls are kept within Keap's quotas, shared by every replica
+	// (`CONNECTORD_KEAP_QUOTAS`; see `GET /instances/{id}/quota`): a call
+	// waits for its turn at most `CONNECTORD_QUOTA_MAX_WAIT`, then connectord
+	// answers 429 itself, with `Retry-After`, naming the quota. Keap's own
+	// answers are retried on 429 (honouring
 	// `Retry-After`) and, for GET, HEAD, OPTIONS, PUT and DELETE, on 5xx, a
 	// bounded number of times; a 401 renews the OAuth token once and retries.
 	// The body is at most 1 MiB (413).
@@ -9893,6 +10041,7 @@ type HubCountriesResponse415Headers struct {
 // HubCountriesResponse429Headers the declared response headers of an HTTP 429 response for HubCountries
 type HubCountriesResponse429Headers struct {
 	ElementsRequestId string
+	RetryAfter        *int
 	XRequestId        string
 }
 
@@ -10152,6 +10301,7 @@ type HubProvincesResponse415Headers struct {
 // HubProvincesResponse429Headers the declared response headers of an HTTP 429 response for HubProvinces
 type HubProvincesResponse429Headers struct {
 	ElementsRequestId string
+	RetryAfter        *int
 	XRequestId        string
 }
 
@@ -10423,6 +10573,7 @@ type HubDeleteCollectionResponse415Headers struct {
 // HubDeleteCollectionResponse429Headers the declared response headers of an HTTP 429 response for HubDeleteCollection
 type HubDeleteCollectionResponse429Headers struct {
 	ElementsRequestId string
+	RetryAfter        *int
 	XRequestId        string
 }
 
@@ -10695,6 +10846,7 @@ type HubListResponse415Headers struct {
 // HubListResponse429Headers the declared response headers of an HTTP 429 response for HubList
 type HubListResponse429Headers struct {
 	ElementsRequestId string
+	RetryAfter        *int
 	XRequestId        string
 }
 
@@ -10966,6 +11118,7 @@ type HubPatchCollectionResponse415Headers struct {
 // HubPatchCollectionResponse429Headers the declared response headers of an HTTP 429 response for HubPatchCollection
 type HubPatchCollectionResponse429Headers struct {
 	ElementsRequestId string
+	RetryAfter        *int
 	XRequestId        string
 }
 
@@ -11248,6 +11401,7 @@ type HubCreateResponse415Headers struct {
 // HubCreateResponse429Headers the declared response headers of an HTTP 429 response for HubCreate
 type HubCreateResponse429Headers struct {
 	ElementsRequestId string
+	RetryAfter        *int
 	XRequestId        string
 }
 
@@ -11526,6 +11680,7 @@ type HubUpsertResponse415Headers struct {
 // HubUpsertResponse429Headers the declared response headers of an HTTP 429 response for HubUpsert
 type HubUpsertResponse429Headers struct {
 	ElementsRequestId string
+	RetryAfter        *int
 	XRequestId        string
 }
 
@@ -11806,6 +11961,7 @@ type HubDeleteResponse415Headers struct {
 // HubDeleteResponse429Headers the declared response headers of an HTTP 429 response for HubDelete
 type HubDeleteResponse429Headers struct {
 	ElementsRequestId string
+	RetryAfter        *int
 	XRequestId        string
 }
 
@@ -12076,6 +12232,7 @@ type HubGetResponse415Headers struct {
 // HubGetResponse429Headers the declared response headers of an HTTP 429 response for HubGet
 type HubGetResponse429Headers struct {
 	ElementsRequestId string
+	RetryAfter        *int
 	XRequestId        string
 }
 
@@ -12347,6 +12504,7 @@ type HubUpdateResponse415Headers struct {
 // HubUpdateResponse429Headers the declared response headers of an HTTP 429 response for HubUpdate
 type HubUpdateResponse429Headers struct {
 	ElementsRequestId string
+	RetryAfter        *int
 	XRequestId        string
 }
 
@@ -12629,6 +12787,7 @@ type HubPostRecordResponse415Headers struct {
 // HubPostRecordResponse429Headers the declared response headers of an HTTP 429 response for HubPostRecord
 type HubPostRecordResponse429Headers struct {
 	ElementsRequestId string
+	RetryAfter        *int
 	XRequestId        string
 }
 
@@ -12911,6 +13070,7 @@ type HubReplaceResponse415Headers struct {
 // HubReplaceResponse429Headers the declared response headers of an HTTP 429 response for HubReplace
 type HubReplaceResponse429Headers struct {
 	ElementsRequestId string
+	RetryAfter        *int
 	XRequestId        string
 }
 
@@ -13193,6 +13353,7 @@ type HubDeleteChildrenResponse415Headers struct {
 // HubDeleteChildrenResponse429Headers the declared response headers of an HTTP 429 response for HubDeleteChildren
 type HubDeleteChildrenResponse429Headers struct {
 	ElementsRequestId string
+	RetryAfter        *int
 	XRequestId        string
 }
 
@@ -13464,6 +13625,7 @@ type HubListChildrenResponse415Headers struct {
 // HubListChildrenResponse429Headers the declared response headers of an HTTP 429 response for HubListChildren
 type HubListChildrenResponse429Headers struct {
 	ElementsRequestId string
+	RetryAfter        *int
 	XRequestId        string
 }
 
@@ -13735,6 +13897,7 @@ type HubPatchChildrenResponse415Headers struct {
 // HubPatchChildrenResponse429Headers the declared response headers of an HTTP 429 response for HubPatchChildren
 type HubPatchChildrenResponse429Headers struct {
 	ElementsRequestId string
+	RetryAfter        *int
 	XRequestId        string
 }
 
@@ -14017,6 +14180,7 @@ type HubCreateChildrenResponse415Headers struct {
 // HubCreateChildrenResponse429Headers the declared response headers of an HTTP 429 response for HubCreateChildren
 type HubCreateChildrenResponse429Headers struct {
 	ElementsRequestId string
+	RetryAfter        *int
 	XRequestId        string
 }
 
@@ -14299,6 +14463,7 @@ type HubPutChildrenResponse415Headers struct {
 // HubPutChildrenResponse429Headers the declared response headers of an HTTP 429 response for HubPutChildren
 type HubPutChildrenResponse429Headers struct {
 	ElementsRequestId string
+	RetryAfter        *int
 	XRequestId        string
 }
 
@@ -14581,6 +14746,7 @@ type HubDeleteChildResponse415Headers struct {
 // HubDeleteChildResponse429Headers the declared response headers of an HTTP 429 response for HubDeleteChild
 type HubDeleteChildResponse429Headers struct {
 	ElementsRequestId string
+	RetryAfter        *int
 	XRequestId        string
 }
 
@@ -14863,6 +15029,7 @@ type HubGetChildResponse415Headers struct {
 // HubGetChildResponse429Headers the declared response headers of an HTTP 429 response for HubGetChild
 type HubGetChildResponse429Headers struct {
 	ElementsRequestId string
+	RetryAfter        *int
 	XRequestId        string
 }
 
@@ -15145,6 +15312,7 @@ type HubPatchChildResponse415Headers struct {
 // HubPatchChildResponse429Headers the declared response headers of an HTTP 429 response for HubPatchChild
 type HubPatchChildResponse429Headers struct {
 	ElementsRequestId string
+	RetryAfter        *int
 	XRequestId        string
 }
 
@@ -15427,6 +15595,7 @@ type HubPostChildResponse415Headers struct {
 // HubPostChildResponse429Headers the declared response headers of an HTTP 429 response for HubPostChild
 type HubPostChildResponse429Headers struct {
 	ElementsRequestId string
+	RetryAfter        *int
 	XRequestId        string
 }
 
@@ -15709,6 +15878,7 @@ type HubPutChildResponse415Headers struct {
 // HubPutChildResponse429Headers the declared response headers of an HTTP 429 response for HubPutChild
 type HubPutChildResponse429Headers struct {
 	ElementsRequestId string
+	RetryAfter        *int
 	XRequestId        string
 }
 
@@ -17916,6 +18086,100 @@ func (r RedeliverEventResponse) ContentType() string {
 	return ""
 }
 
+// GetInstanceQuotaResponse200Headers the declared response headers of an HTTP 200 response for GetInstanceQuota
+type GetInstanceQuotaResponse200Headers struct {
+	ElementsRequestId string
+	XRequestId        string
+}
+
+// GetInstanceQuotaResponse400Headers the declared response headers of an HTTP 400 response for GetInstanceQuota
+type GetInstanceQuotaResponse400Headers struct {
+	ElementsRequestId string
+	XRequestId        string
+}
+
+// GetInstanceQuotaResponse401Headers the declared response headers of an HTTP 401 response for GetInstanceQuota
+type GetInstanceQuotaResponse401Headers struct {
+	ElementsRequestId string
+	XRequestId        string
+}
+
+// GetInstanceQuotaResponse404Headers the declared response headers of an HTTP 404 response for GetInstanceQuota
+type GetInstanceQuotaResponse404Headers struct {
+	ElementsRequestId string
+	XRequestId        string
+}
+
+type GetInstanceQuotaResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *InstanceQuota
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetInstanceQuotaResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *GetInstanceQuotaResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *GetInstanceQuotaResponse401Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *GetInstanceQuotaResponse404Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetInstanceQuotaResponse) GetJSON200() *InstanceQuota {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r GetInstanceQuotaResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r GetInstanceQuotaResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r GetInstanceQuotaResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetBody returns the raw response body bytes
+func (r GetInstanceQuotaResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetInstanceQuotaResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetInstanceQuotaResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetInstanceQuotaResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // RefreshInstanceTokensResponse200Headers the declared response headers of an HTTP 200 response for RefreshInstanceTokens
 type RefreshInstanceTokensResponse200Headers struct {
 	ElementsRequestId string
@@ -20081,6 +20345,21 @@ func (c *ClientWithResponses) RedeliverEventWithResponse(ctx context.Context, id
 	return ParseRedeliverEventResponse(rsp)
 }
 
+// GetInstanceQuotaWithResponse Keap's quotas the instance draws on, over every replica
+//
+// Each quota the instance's calls count against: its OAuth client id's (shared by every instance of that app, in every organization) or its API key's (named by the key's SHA-256). `minute` and `day` are UTC windows over every replica; `waiting` counts calls waiting for a turn on every live replica; `instance` is this instance's share and `organization` the share of the organization's instances of the same quota. Figures are at most a sync interval (250 ms) old. Another organization's instance answers 404.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /instances/{id}/quota (the `GetInstanceQuota` operationId).
+func (c *ClientWithResponses) GetInstanceQuotaWithResponse(ctx context.Context, id InstanceId, reqEditors ...RequestEditorFn) (*GetInstanceQuotaResponse, error) {
+	rsp, err := c.GetInstanceQuota(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetInstanceQuotaResponse(rsp)
+}
+
 // RefreshInstanceTokensWithResponse Refresh the instance's OAuth tokens now
 //
 // Refreshes the access and refresh tokens at once, under the instance's lock (so it never races the background refresher or another replica), and answers with the new `oauth.user.refresh_time`. Keap refusing the refresh token marks the instance invalid and answers 400 with Keap's words; Keap down answers 502 and the instance stays valid. API-key instances have no token: 409.
@@ -20222,8 +20501,11 @@ func (c *ClientWithResponses) ProxyDeleteWithBodyWithResponse(ctx context.Contex
 // parameters gets one); a legacy-key instance answers 400 on any other
 // path and on XML-RPC that is not well formed.
 //
-// Calls are kept within Keap's quotas (10/s per service account or legacy
-// key, 1500/min per OAuth client id) and retried on 429 (honouring
+// Calls are kept within Keap's quotas, shared by every replica
+// (`CONNECTORD_KEAP_QUOTAS`; see `GET /instances/{id}/quota`): a call
+// waits for its turn at most `CONNECTORD_QUOTA_MAX_WAIT`, then connectord
+// answers 429 itself, with `Retry-After`, naming the quota. Keap's own
+// answers are retried on 429 (honouring
 // `Retry-After`) and, for GET, HEAD, OPTIONS, PUT and DELETE, on 5xx, a
 // bounded number of times; a 401 renews the OAuth token once and retries.
 // The body is at most 1 MiB (413).
@@ -22881,6 +23163,13 @@ func ParseHubCountriesResponse(rsp *http.Response) (*HubCountriesResponse, error
 			}
 			headers.ElementsRequestId = value
 		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -23262,6 +23551,13 @@ func ParseHubProvincesResponse(rsp *http.Response) (*HubProvincesResponse, error
 				return nil, err
 			}
 			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
 		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
@@ -23689,6 +23985,13 @@ func ParseHubDeleteCollectionResponse(rsp *http.Response) (*HubDeleteCollectionR
 			}
 			headers.ElementsRequestId = value
 		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -24084,6 +24387,13 @@ func ParseHubListResponse(rsp *http.Response) (*HubListResponse, error) {
 				return nil, err
 			}
 			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
 		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
@@ -24511,6 +24821,13 @@ func ParseHubPatchCollectionResponse(rsp *http.Response) (*HubPatchCollectionRes
 			}
 			headers.ElementsRequestId = value
 		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -24937,6 +25254,13 @@ func ParseHubCreateResponse(rsp *http.Response) (*HubCreateResponse, error) {
 			}
 			headers.ElementsRequestId = value
 		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -25356,6 +25680,13 @@ func ParseHubUpsertResponse(rsp *http.Response) (*HubUpsertResponse, error) {
 				return nil, err
 			}
 			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
 		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
@@ -25783,6 +26114,13 @@ func ParseHubDeleteResponse(rsp *http.Response) (*HubDeleteResponse, error) {
 			}
 			headers.ElementsRequestId = value
 		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -26164,6 +26502,13 @@ func ParseHubGetResponse(rsp *http.Response) (*HubGetResponse, error) {
 				return nil, err
 			}
 			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
 		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
@@ -26591,6 +26936,13 @@ func ParseHubUpdateResponse(rsp *http.Response) (*HubUpdateResponse, error) {
 			}
 			headers.ElementsRequestId = value
 		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -27016,6 +27368,13 @@ func ParseHubPostRecordResponse(rsp *http.Response) (*HubPostRecordResponse, err
 				return nil, err
 			}
 			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
 		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
@@ -27443,6 +27802,13 @@ func ParseHubReplaceResponse(rsp *http.Response) (*HubReplaceResponse, error) {
 			}
 			headers.ElementsRequestId = value
 		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -27869,6 +28235,13 @@ func ParseHubDeleteChildrenResponse(rsp *http.Response) (*HubDeleteChildrenRespo
 			}
 			headers.ElementsRequestId = value
 		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -28257,6 +28630,13 @@ func ParseHubListChildrenResponse(rsp *http.Response) (*HubListChildrenResponse,
 				return nil, err
 			}
 			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
 		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
@@ -28684,6 +29064,13 @@ func ParseHubPatchChildrenResponse(rsp *http.Response) (*HubPatchChildrenRespons
 			}
 			headers.ElementsRequestId = value
 		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -29109,6 +29496,13 @@ func ParseHubCreateChildrenResponse(rsp *http.Response) (*HubCreateChildrenRespo
 				return nil, err
 			}
 			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
 		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
@@ -29536,6 +29930,13 @@ func ParseHubPutChildrenResponse(rsp *http.Response) (*HubPutChildrenResponse, e
 			}
 			headers.ElementsRequestId = value
 		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -29961,6 +30362,13 @@ func ParseHubDeleteChildResponse(rsp *http.Response) (*HubDeleteChildResponse, e
 				return nil, err
 			}
 			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
 		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
@@ -30388,6 +30796,13 @@ func ParseHubGetChildResponse(rsp *http.Response) (*HubGetChildResponse, error) 
 			}
 			headers.ElementsRequestId = value
 		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -30813,6 +31228,13 @@ func ParseHubPatchChildResponse(rsp *http.Response) (*HubPatchChildResponse, err
 				return nil, err
 			}
 			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
 		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
@@ -31240,6 +31662,13 @@ func ParseHubPostChildResponse(rsp *http.Response) (*HubPostChildResponse, error
 			}
 			headers.ElementsRequestId = value
 		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -31665,6 +32094,13 @@ func ParseHubPutChildResponse(rsp *http.Response) (*HubPutChildResponse, error) 
 				return nil, err
 			}
 			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
 		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
@@ -34501,6 +34937,124 @@ func ParseRedeliverEventResponse(rsp *http.Response) (*RedeliverEventResponse, e
 			headers.XRequestId = value
 		}
 		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetInstanceQuotaResponse parses an HTTP response from a GetInstanceQuotaWithResponse call
+func ParseGetInstanceQuotaResponse(rsp *http.Response) (*GetInstanceQuotaResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetInstanceQuotaResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest InstanceQuota
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetInstanceQuotaResponse200Headers
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers GetInstanceQuotaResponse400Headers
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers GetInstanceQuotaResponse401Headers
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 404:
+		var headers GetInstanceQuotaResponse404Headers
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers404 = &headers
 	}
 
 	return response, nil

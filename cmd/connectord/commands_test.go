@@ -55,6 +55,9 @@ func TestServeConfiguration_BadValuesNameTheVariable(t *testing.T) {
 		{"bad metrics addr", "CONNECTORD_METRICS_ADDR", "nine-thousand", "CONNECTORD_METRICS_ADDR"},
 		{"bad metrics org labels switch", "CONNECTORD_METRICS_ORG_LABELS", "perhaps", "CONNECTORD_METRICS_ORG_LABELS"},
 		{"bad audit retention", "CONNECTORD_AUDIT_RETENTION", "a year", "CONNECTORD_AUDIT_RETENTION"},
+		{"bad keap quotas", "CONNECTORD_KEAP_QUOTAS", "client:second=0", "CONNECTORD_KEAP_QUOTAS: \"second=0\" is not second=N"},
+		{"bad quota max wait", "CONNECTORD_QUOTA_MAX_WAIT", "soon", "CONNECTORD_QUOTA_MAX_WAIT"},
+		{"bad quota lease", "CONNECTORD_QUOTA_LEASE", "0s", "CONNECTORD_QUOTA_LEASE"},
 		{"database unreachable", "", "", "not reachable"},
 	}
 	for _, tt := range tests {

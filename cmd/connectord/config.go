@@ -13,6 +13,7 @@ import (
 
 	"github.com/connectord/connectord/internal/elements"
 	"github.com/connectord/connectord/internal/instances"
+	"github.com/connectord/connectord/internal/quota"
 	"github.com/connectord/connectord/internal/secrets"
 )
 
@@ -65,6 +66,15 @@ type config struct {
 	MetricsOrgLabels bool
 	// AuditRetention is how long audit log entries are kept (CONNECTORD_AUDIT_RETENTION).
 	AuditRetention time.Duration
+	// Quotas are Keap's limits as connectord keeps them over every replica.
+	Quotas quotaConfig
+}
+
+// quotaConfig tunes internal/quota.
+type quotaConfig struct {
+	Client, Key quota.Limits  // CONNECTORD_KEAP_QUOTAS; Keap's figures by default
+	MaxWait     time.Duration // the longest a call waits for its turn
+	Lease       time.Duration // a replica's slice lasts this long without a sync
 }
 
 // httpConfig is the HTTP server's time-outs and connection cap.
@@ -240,6 +250,13 @@ func loadServeConfig(getenv func(string) string) (config, error) {
 		c.MetricsOrgLabels = on
 	}
 	c.AuditRetention = duration(getenv, &p, "CONNECTORD_AUDIT_RETENTION", 365*24*time.Hour)
+	client, key, err := quota.ParseLimits(getenv("CONNECTORD_KEAP_QUOTAS"))
+	if err != nil {
+		p.add("CONNECTORD_KEAP_QUOTAS: %v (for example client:second=25,minute=1500,day=150000;key:second=10,minute=240,day=30000)", err)
+	}
+	c.Quotas = quotaConfig{Client: client, Key: key,
+		MaxWait: duration(getenv, &p, "CONNECTORD_QUOTA_MAX_WAIT", 10*time.Second),
+		Lease:   duration(getenv, &p, "CONNECTORD_QUOTA_LEASE", 3*time.Second)}
 	return c, p.err()
 }
 

@@ -196,6 +196,18 @@ func TestMetrics_MoveThroughAJourneyAndHoldNoSecrets(t *testing.T) {
 	exactly("connectord_keap_throttled_total", labels{"kind": "oauth_client", "operation": "GET rest/v1"}, 1)
 	exactly("connectord_keap_retries_total", labels{"kind": "oauth_client", "operation": "GET rest/v1", "reason": "throttled"}, 1)
 	moved("connectord_keap_request_duration_seconds", labels{"kind": "oauth_client", "operation": "GET rest/v1"}, 3)
+	// Keap's quotas (internal/quota), by kind: the OAuth client's is in use.
+	if n := after.get("connectord_quotas", labels{"kind": "oauth_client"}); n < 1 {
+		t.Errorf("connectord_quotas{kind=oauth_client} %v, want at least 1", n)
+	}
+	if v := after.get("connectord_quota_limit", labels{"kind": "oauth_client", "window": "minute"}); v <= 0 {
+		t.Errorf("connectord_quota_limit{kind=oauth_client,window=minute} %v", v)
+	}
+	for _, name := range []string{"connectord_quota_used", "connectord_quota_remaining", "connectord_quota_waiting", "connectord_quota_paused"} {
+		if _, ok := after.value(name, labels{"kind": "oauth_client"}); !ok {
+			t.Errorf("no %s", name)
+		}
+	}
 	// Token refreshes by outcome, and the instance left invalid.
 	moved("connectord_token_refreshes_total", labels{"outcome": "refreshed"}, 2)
 	exactly("connectord_token_refreshes_total", labels{"outcome": "refused"}, 1)

@@ -29,6 +29,7 @@ import (
 	"github.com/connectord/connectord/internal/keap"
 	"github.com/connectord/connectord/internal/metrics"
 	"github.com/connectord/connectord/internal/proxy"
+	"github.com/connectord/connectord/internal/quota"
 	"github.com/connectord/connectord/internal/secrets"
 	"github.com/connectord/connectord/internal/store"
 	"github.com/connectord/connectord/internal/tenants"
@@ -250,8 +251,6 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			Msg("sandbox: a fake Keap runs at /sandbox/keap and accepts these made-up credentials; nothing reaches the real Keap")
 	}
 
-	mx := metrics.New(metrics.Options{OrgLabels: cfg.MetricsOrgLabels, DB: db, Log: log.With().Str("component", "metrics").Logger()})
-
 	catalog, err := elements.Load(map[string]elements.Endpoints{"infusionsoft": cfg.Endpoints})
 	if err != nil {
 		return err
@@ -262,11 +261,15 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	// Calls built elsewhere (x/oauth2's token refreshes, key checks) carry
 	// the request's trace too; upstream sets it on the others itself.
 	keapHTTP.Transport = &trace.Transport{Base: keapHTTP.Transport}
+	// Keap's quotas, shared with the other replicas through the database.
+	quotas := quota.New(quota.Options{Client: cfg.Quotas.Client, Key: cfg.Quotas.Key, MaxWait: cfg.Quotas.MaxWait,
+		Lease: cfg.Quotas.Lease, Ledger: db, Log: log.With().Str("component", "quota").Logger()})
+	mx := metrics.New(metrics.Options{OrgLabels: cfg.MetricsOrgLabels, DB: db, Quotas: quotas, Log: log.With().Str("component", "metrics").Logger()})
 	tok := tokens.New(db, catalog, tokens.Options{
 		Margin: cfg.Refresh.Margin, PollInterval: cfg.Refresh.PollInterval, Workers: cfg.Refresh.Workers,
 		Client: keapHTTP, Log: log.With().Str("component", "tokens").Logger(), Observer: mx,
 	})
-	keapOpts := upstream.Options{HTTP: keapHTTP, Log: log.With().Str("component", "upstream").Logger(), Observer: mx}
+	keapOpts := upstream.Options{HTTP: keapHTTP, Quotas: quotas, Log: log.With().Str("component", "upstream").Logger(), Observer: mx}
 	if cfg.KeapRateLimitOff {
 		keapOpts.KeyRate, keapOpts.ClientRate = rate.Inf, rate.Inf
 		log.Warn().Msg("CONNECTORD_KEAP_RATE_LIMIT_OFF: calls to Keap are not rate-limited; Keap will refuse bursts over its quotas")
@@ -311,6 +314,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Hooks:           hooks,
 		BodyReadTimeout: cfg.HTTP.BodyReadTimeout,
 		Connect:         connector,
+		Quotas:          upstream.QuotaView{Instances: insts, Quotas: quotas},
 		Metrics:         mx,
 		Scrape:          metricsOnAPI,
 		Audit:           db,
@@ -370,6 +374,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	})
 	worker(hooks.Run)
 	worker(poller.Run)
+	worker(quotas.Run) // hands this replica's slices back when ctx ends
 	if metricsLn != nil {
 		serveMetrics(gctx, g, metricsLn, mx.Handler(), log)
 	}

@@ -30,6 +30,7 @@ type Deps struct {
 	Events    eventLog     // instances' event notifications and their redelivery
 	Receiver  hookReceiver // Keap's REST hook handshakes and deliveries
 	Hooks     hookStates   // instances' Keap hooks and their status
+	Quotas    quotaViewer  // the Keap quotas an instance draws on (internal/quota)
 	// BodyReadTimeout bounds reading a request's body; default 30s.
 	BodyReadTimeout time.Duration
 	// Connect serves the organizations' Keap apps and the hosted connect flow (internal/connect).
@@ -95,6 +96,7 @@ func Routes(d Deps) http.Handler {
 			if d.Audit != nil {
 				r.Method(http.MethodGet, "/audit-logs", listAuditLogs(d.Audit))
 			}
+			r.Method(http.MethodGet, "/instances/{id}/quota", instanceQuota(d.Quotas))
 			// ---- Keap apps and connect sessions (issue 12) ----
 			r.Method(http.MethodPut, "/organizations/elements/{keyOrId}/oauth/app", audited(d.Audit, audit.KeapAppSet, putOAuthApp(d.Connect)))
 			r.Method(http.MethodGet, "/organizations/elements/{keyOrId}/oauth/app", getOAuthApp(d.Connect))

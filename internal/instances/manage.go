@@ -142,6 +142,12 @@ func describeUpdate(ctx context.Context, cur *Instance, req UpdateRequest, chang
 	audit.Describe(ctx, action, map[string]any{"fields": fields, "keys": audit.Keys(changes)})
 }
 
+// Load reads one of the organization's instances, with its credentials, and
+// its element: for the services that call Keap for it.
+func (s *Service) Load(ctx context.Context, p tenants.Principal, id int64) (*Instance, *elements.Element, error) {
+	return s.load(ctx, p, id)
+}
+
 // load reads one of the organization's instances and its element.
 func (s *Service) load(ctx context.Context, p tenants.Principal, id int64) (*Instance, *elements.Element, error) {
 	inst, err := s.store.Instance(ctx, p.OrganizationID, id)

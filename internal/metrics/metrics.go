@@ -38,6 +38,8 @@ type Options struct {
 	// DB, when set, is read on each scrape for instance, notification and
 	// polling figures, and for the pool's state.
 	DB Database
+	// Quotas, when set, is read on each scrape for Keap's quota figures.
+	Quotas QuotaSource
 	// ScrapeTimeout bounds the database queries of one scrape; default 3s.
 	ScrapeTimeout time.Duration
 	Log           zerolog.Logger
@@ -130,6 +132,9 @@ func New(opt Options) *Metrics {
 	)
 	if opt.DB != nil {
 		m.reg.MustRegister(&dbCollector{db: opt.DB, timeout: opt.ScrapeTimeout, log: opt.Log})
+	}
+	if opt.Quotas != nil {
+		m.reg.MustRegister(quotaCollector{src: opt.Quotas})
 	}
 	return m
 }
