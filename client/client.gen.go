@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"encoding/xml"
 	"fmt"
 	"io"
 	"net/http"
@@ -830,7 +831,7 @@ type Endpoints struct {
 	ApiUrl           string `json:"apiUrl"`
 	AuthorizationUrl string `json:"authorizationUrl"`
 
-	// LegacyXmlrpcUrl The legacy XML-RPC URL; `{app}` stands for the application name.
+	// LegacyXmlrpcUrl An application's own legacy XML-RPC URL, `{app}` standing for the application name; empty unless the operator configured one (`CONNECTORD_INFUSIONSOFT_LEGACY_XMLRPC_URL`). When empty, legacy keys go to `apiUrl` as `X-Keap-API-Key`, like service account keys.
 	LegacyXmlrpcUrl string `json:"legacyXmlrpcUrl"`
 	RestPath        string `json:"restPath"`
 	TokenUrl        string `json:"tokenUrl"`
@@ -1696,6 +1697,15 @@ func WithRequestEditorFn(fn RequestEditorFn) ClientOption {
 // The interface specification for the client above.
 type ClientInterface interface {
 
+	// XmlrpcBridgeLegacyPathWithBody Keap's XML-RPC at its legacy path, answered over Keap's REST v2
+	//
+	// A Keap XML-RPC `methodCall` (ContactService, DataService, APIEmailService, FunnelService, ProductService, InvoiceService; `system.listMethods` lists them), translated onto Keap's REST v2 for the instance and answered as Keap's XML-RPC answered: a `methodResponse`, or a fault whose string starts with Keap's tag (`[InvalidKey]`, `[InvalidParameter]`, `[NoFieldFound]`, `[RecordNotFound]`…) and names what is supported. The call's first parameter, where Keap took its API key, is the instance's bridge key (`POST /instances/{id}/bridge-key`); or the request carries `Authorization: User <user secret>, Element <instance token>` and the first parameter is not read. Refusals are faults with status 200, as at Keap; only a body that cannot be read gets an HTTP error.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/xmlrpc (the `XmlrpcBridgeLegacyPath` operationId).
+	XmlrpcBridgeLegacyPathWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListAuditLogs The organization's audit log, newest first
 	//
 	// Every change the organization's users made, recorded in the same transaction as the change: instances created, changed (which configuration keys, never their values), disabled, enabled, deleted, reconnected, tokens refreshed by hand, events redelivered; Keap app credentials set or deleted, connect sessions opened; and the operator's own actions on the organization (`connectord orgs create`, `connectord keys rotate`). A request that failed is recorded with outcome `failed`; a change that rolled back leaves no `succeeded` entry. Entries are never changed or deleted through the API; the operator's CONNECTORD_AUDIT_RETENTION decides how long they are kept. Paged with `pageSize` (default 50, at most 200) and `nextPage`, the previous page's `Elements-Next-Page-Token`.
@@ -1787,6 +1797,15 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /connect/sessions/{id} (the `GetConnectSession` operationId).
 	GetConnectSession(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// XmlrpcBridgeWithBody Keap's XML-RPC, answered over Keap's REST v2
+	//
+	// A Keap XML-RPC `methodCall` (ContactService, DataService, APIEmailService, FunnelService, ProductService, InvoiceService; `system.listMethods` lists them), translated onto Keap's REST v2 for the instance and answered as Keap's XML-RPC answered: a `methodResponse`, or a fault whose string starts with Keap's tag (`[InvalidKey]`, `[InvalidParameter]`, `[NoFieldFound]`, `[RecordNotFound]`…) and names what is supported. The call's first parameter, where Keap took its API key, is the instance's bridge key (`POST /instances/{id}/bridge-key`); or the request carries `Authorization: User <user secret>, Element <instance token>` and the first parameter is not read. Refusals are faults with status 200, as at Keap; only a body that cannot be read gets an HTTP error.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /crm/xmlrpc/v1 (the `XmlrpcBridge` operationId).
+	XmlrpcBridgeWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListElements List the elements
 	//
@@ -2255,6 +2274,13 @@ type ClientInterface interface {
 	// Corresponds with PUT /instances/{id} (the `ReplaceInstance` operationId).
 	ReplaceInstance(ctx context.Context, id InstanceId, body ReplaceInstanceJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// RotateBridgeKey Make or rotate the instance's XML-RPC bridge key
+	//
+	// Makes a new bridge key for the instance and answers it, the only time it is shown; a key the instance had stops working at once. connectord stores only its SHA-256. An XML-RPC client passes it where Keap's XML-RPC took the API key (the first parameter of every call) to `POST /crm/xmlrpc/v1` or `POST /api/xmlrpc` on connectord's host. Another organization's instance answers 404.
+	//
+	// Corresponds with POST /instances/{id}/bridge-key (the `RotateBridgeKey` operationId).
+	RotateBridgeKey(ctx context.Context, id InstanceId, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListInstanceConfiguration List an instance's configuration entries
 	//
 	// The entries that apply to the instance's authentication type, with effective values (set, derived by connectord, or the default). Secret values are shown only as `********`.
@@ -2294,7 +2320,7 @@ type ClientInterface interface {
 
 	// ListInstanceEventHooks The Keap REST hooks connectord keeps for the instance (webhook mode)
 	//
-	// With `event.notification.enabled` true and `event.vendor.type` webhook, connectord registers one Keap REST hook per event key of each resource in `event.objects` and keeps it verified. This lists them with Keap's status (`Unregistered` until Keap accepted the hook, then `Unverified`, `Verified` or `Inactive`), when Keap last told it, and the last error; `problem` says what of the configuration cannot be honoured (a resource without hooks, a legacy API key). The receiver URL is not shown: its path is the hook's secret. Another organization's instance answers 404.
+	// With `event.notification.enabled` true and `event.vendor.type` webhook, connectord registers one Keap REST hook per event key of each resource in `event.objects` and keeps it verified. This lists them with Keap's status (`Unregistered` until Keap accepted the hook, then `Unverified`, `Verified` or `Inactive`), when Keap last told it, and the last error; `problem` says what of the configuration cannot be honoured (a resource without hooks, a legacy API key while legacy endpoints are configured). The receiver URL is not shown: its path is the hook's secret. Another organization's instance answers 404.
 	//
 	// Corresponds with GET /instances/{id}/events/hooks (the `ListInstanceEventHooks` operationId).
 	ListInstanceEventHooks(ctx context.Context, id InstanceId, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -2408,15 +2434,23 @@ type ClientInterface interface {
 	// `https://api.infusionsoft.com/crm/rest/v1/contacts?limit=5`), without
 	// `Authorization`, `Elements-*` headers, `Cookie` and hop-by-hop headers;
 	// connectord puts in the instance's credential (`Authorization: Bearer` for
-	// OAuth, `X-Keap-API-Key` for a service account key). Keap's status, headers
-	// (without `Set-Cookie` and hop-by-hop headers) and body come back unchanged
-	// and streamed.
+	// OAuth, `X-Keap-API-Key` for a service account key, PAT or legacy key, on
+	// REST v1, REST v2 and XML-RPC alike). Keap's status, headers (without
+	// `Set-Cookie` and hop-by-hop headers) and body come back unchanged and
+	// streamed. No answer ever carries the instance's stored credential.
 	//
-	// XML-RPC: `POST /proxy/crm/xmlrpc/v1`. For a legacy-key instance the call goes
-	// to the application's legacy XML-RPC URL with the key as the first
-	// parameter (the caller's placeholder is replaced; a call without
-	// parameters gets one); a legacy-key instance answers 400 on any other
-	// path and on XML-RPC that is not well formed.
+	// XML-RPC: `POST /proxy/crm/xmlrpc/v1` follows the instance's `xmlrpc.mode`.
+	// `bridge` (the default for new instances): connectord answers the call
+	// itself over Keap's REST v2 (see `POST /crm/xmlrpc/v1`). `passthrough`: the call goes on to Keap's XML-RPC as sent, until
+	// Keap turns XML-RPC off (31 December 2026, `CONNECTORD_XMLRPC_SUNSET`);
+	// from then on it answers 410 saying to set `xmlrpc.mode` to `bridge`.
+	// Only when the operator sets `CONNECTORD_INFUSIONSOFT_LEGACY_XMLRPC_URL`
+	// does a legacy-key instance's call go to the application's legacy
+	// XML-RPC URL with the key as the first parameter (the caller's placeholder
+	// is replaced; a call without parameters gets one; a method that takes no
+	// key, `DataService.echo` and `system.*`, is sent as written), and such an
+	// instance then answers 400 on any other path and on XML-RPC that is not
+	// well formed.
 	//
 	// Calls are kept within Keap's quotas, shared by every replica
 	// (`CONNECTORD_KEAP_QUOTAS`; see `GET /instances/{id}/quota`): a call
@@ -2585,6 +2619,25 @@ type ClientInterface interface {
 	Readyz(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 }
 
+// XmlrpcBridgeLegacyPathWithBody Keap's XML-RPC at its legacy path, answered over Keap's REST v2
+//
+// A Keap XML-RPC `methodCall` (ContactService, DataService, APIEmailService, FunnelService, ProductService, InvoiceService; `system.listMethods` lists them), translated onto Keap's REST v2 for the instance and answered as Keap's XML-RPC answered: a `methodResponse`, or a fault whose string starts with Keap's tag (`[InvalidKey]`, `[InvalidParameter]`, `[NoFieldFound]`, `[RecordNotFound]`…) and names what is supported. The call's first parameter, where Keap took its API key, is the instance's bridge key (`POST /instances/{id}/bridge-key`); or the request carries `Authorization: User <user secret>, Element <instance token>` and the first parameter is not read. Refusals are faults with status 200, as at Keap; only a body that cannot be read gets an HTTP error.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/xmlrpc (the `XmlrpcBridgeLegacyPath` operationId).
+func (c *Client) XmlrpcBridgeLegacyPathWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewXmlrpcBridgeLegacyPathRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // ListAuditLogs The organization's audit log, newest first
 //
 // Every change the organization's users made, recorded in the same transaction as the change: instances created, changed (which configuration keys, never their values), disabled, enabled, deleted, reconnected, tokens refreshed by hand, events redelivered; Keap app credentials set or deleted, connect sessions opened; and the operator's own actions on the organization (`connectord orgs create`, `connectord keys rotate`). A request that failed is recorded with outcome `failed`; a change that rolled back leaves no `succeeded` entry. Entries are never changed or deleted through the API; the operator's CONNECTORD_AUDIT_RETENTION decides how long they are kept. Paged with `pageSize` (default 50, at most 200) and `nextPage`, the previous page's `Elements-Next-Page-Token`.
@@ -2747,6 +2800,25 @@ func (c *Client) CreateConnectSession(ctx context.Context, body CreateConnectSes
 // Corresponds with GET /connect/sessions/{id} (the `GetConnectSession` operationId).
 func (c *Client) GetConnectSession(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetConnectSessionRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// XmlrpcBridgeWithBody Keap's XML-RPC, answered over Keap's REST v2
+//
+// A Keap XML-RPC `methodCall` (ContactService, DataService, APIEmailService, FunnelService, ProductService, InvoiceService; `system.listMethods` lists them), translated onto Keap's REST v2 for the instance and answered as Keap's XML-RPC answered: a `methodResponse`, or a fault whose string starts with Keap's tag (`[InvalidKey]`, `[InvalidParameter]`, `[NoFieldFound]`, `[RecordNotFound]`…) and names what is supported. The call's first parameter, where Keap took its API key, is the instance's bridge key (`POST /instances/{id}/bridge-key`); or the request carries `Authorization: User <user secret>, Element <instance token>` and the first parameter is not read. Refusals are faults with status 200, as at Keap; only a body that cannot be read gets an HTTP error.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /crm/xmlrpc/v1 (the `XmlrpcBridge` operationId).
+func (c *Client) XmlrpcBridgeWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewXmlrpcBridgeRequestWithBody(c.Server, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -3734,6 +3806,23 @@ func (c *Client) ReplaceInstance(ctx context.Context, id InstanceId, body Replac
 	return c.Client.Do(req)
 }
 
+// RotateBridgeKey Make or rotate the instance's XML-RPC bridge key
+//
+// Makes a new bridge key for the instance and answers it, the only time it is shown; a key the instance had stops working at once. connectord stores only its SHA-256. An XML-RPC client passes it where Keap's XML-RPC took the API key (the first parameter of every call) to `POST /crm/xmlrpc/v1` or `POST /api/xmlrpc` on connectord's host. Another organization's instance answers 404.
+//
+// Corresponds with POST /instances/{id}/bridge-key (the `RotateBridgeKey` operationId).
+func (c *Client) RotateBridgeKey(ctx context.Context, id InstanceId, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRotateBridgeKeyRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // ListInstanceConfiguration List an instance's configuration entries
 //
 // The entries that apply to the instance's authentication type, with effective values (set, derived by connectord, or the default). Secret values are shown only as `********`.
@@ -3823,7 +3912,7 @@ func (c *Client) ListInstanceEvents(ctx context.Context, id InstanceId, params *
 
 // ListInstanceEventHooks The Keap REST hooks connectord keeps for the instance (webhook mode)
 //
-// With `event.notification.enabled` true and `event.vendor.type` webhook, connectord registers one Keap REST hook per event key of each resource in `event.objects` and keeps it verified. This lists them with Keap's status (`Unregistered` until Keap accepted the hook, then `Unverified`, `Verified` or `Inactive`), when Keap last told it, and the last error; `problem` says what of the configuration cannot be honoured (a resource without hooks, a legacy API key). The receiver URL is not shown: its path is the hook's secret. Another organization's instance answers 404.
+// With `event.notification.enabled` true and `event.vendor.type` webhook, connectord registers one Keap REST hook per event key of each resource in `event.objects` and keeps it verified. This lists them with Keap's status (`Unregistered` until Keap accepted the hook, then `Unverified`, `Verified` or `Inactive`), when Keap last told it, and the last error; `problem` says what of the configuration cannot be honoured (a resource without hooks, a legacy API key while legacy endpoints are configured). The receiver URL is not shown: its path is the hook's secret. Another organization's instance answers 404.
 //
 // Corresponds with GET /instances/{id}/events/hooks (the `ListInstanceEventHooks` operationId).
 func (c *Client) ListInstanceEventHooks(ctx context.Context, id InstanceId, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -4057,15 +4146,23 @@ func (c *Client) ProxyDeleteWithBody(ctx context.Context, path string, contentTy
 // `https://api.infusionsoft.com/crm/rest/v1/contacts?limit=5`), without
 // `Authorization`, `Elements-*` headers, `Cookie` and hop-by-hop headers;
 // connectord puts in the instance's credential (`Authorization: Bearer` for
-// OAuth, `X-Keap-API-Key` for a service account key). Keap's status, headers
-// (without `Set-Cookie` and hop-by-hop headers) and body come back unchanged
-// and streamed.
+// OAuth, `X-Keap-API-Key` for a service account key, PAT or legacy key, on
+// REST v1, REST v2 and XML-RPC alike). Keap's status, headers (without
+// `Set-Cookie` and hop-by-hop headers) and body come back unchanged and
+// streamed. No answer ever carries the instance's stored credential.
 //
-// XML-RPC: `POST /proxy/crm/xmlrpc/v1`. For a legacy-key instance the call goes
-// to the application's legacy XML-RPC URL with the key as the first
-// parameter (the caller's placeholder is replaced; a call without
-// parameters gets one); a legacy-key instance answers 400 on any other
-// path and on XML-RPC that is not well formed.
+// XML-RPC: `POST /proxy/crm/xmlrpc/v1` follows the instance's `xmlrpc.mode`.
+// `bridge` (the default for new instances): connectord answers the call
+// itself over Keap's REST v2 (see `POST /crm/xmlrpc/v1`). `passthrough`: the call goes on to Keap's XML-RPC as sent, until
+// Keap turns XML-RPC off (31 December 2026, `CONNECTORD_XMLRPC_SUNSET`);
+// from then on it answers 410 saying to set `xmlrpc.mode` to `bridge`.
+// Only when the operator sets `CONNECTORD_INFUSIONSOFT_LEGACY_XMLRPC_URL`
+// does a legacy-key instance's call go to the application's legacy
+// XML-RPC URL with the key as the first parameter (the caller's placeholder
+// is replaced; a call without parameters gets one; a method that takes no
+// key, `DataService.echo` and `system.*`, is sent as written), and such an
+// instance then answers 400 on any other path and on XML-RPC that is not
+// well formed.
 //
 // Calls are kept within Keap's quotas, shared by every replica
 // (`CONNECTORD_KEAP_QUOTAS`; see `GET /instances/{id}/quota`): a call
@@ -4301,6 +4398,35 @@ func (c *Client) Readyz(ctx context.Context, reqEditors ...RequestEditorFn) (*ht
 		return nil, err
 	}
 	return c.Client.Do(req)
+}
+
+// NewXmlrpcBridgeLegacyPathRequestWithBody constructs an http.Request for the XmlrpcBridgeLegacyPath method, with any body, and a specified content type
+func NewXmlrpcBridgeLegacyPathRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/xmlrpc")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
 }
 
 // NewListAuditLogsRequest constructs an http.Request for the ListAuditLogs method
@@ -4683,6 +4809,35 @@ func NewGetConnectSessionRequest(server string, id int64) (*http.Request, error)
 	if err != nil {
 		return nil, err
 	}
+
+	return req, nil
+}
+
+// NewXmlrpcBridgeRequestWithBody constructs an http.Request for the XmlrpcBridge method, with any body, and a specified content type
+func NewXmlrpcBridgeRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/crm/xmlrpc/v1")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
 
 	return req, nil
 }
@@ -6678,6 +6833,40 @@ func NewReplaceInstanceRequestWithBody(server string, id InstanceId, contentType
 	return req, nil
 }
 
+// NewRotateBridgeKeyRequest constructs an http.Request for the RotateBridgeKey method
+func NewRotateBridgeKeyRequest(server string, id InstanceId) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/instances/%s/bridge-key", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewListInstanceConfigurationRequest constructs an http.Request for the ListInstanceConfiguration method
 func NewListInstanceConfigurationRequest(server string, id InstanceId) (*http.Request, error) {
 	var err error
@@ -7603,6 +7792,15 @@ func WithBaseURL(baseURL string) ClientOption {
 // ClientWithResponsesInterface is the interface specification for the client with responses above.
 type ClientWithResponsesInterface interface {
 
+	// XmlrpcBridgeLegacyPathWithBodyWithResponse Keap's XML-RPC at its legacy path, answered over Keap's REST v2
+	//
+	// A Keap XML-RPC `methodCall` (ContactService, DataService, APIEmailService, FunnelService, ProductService, InvoiceService; `system.listMethods` lists them), translated onto Keap's REST v2 for the instance and answered as Keap's XML-RPC answered: a `methodResponse`, or a fault whose string starts with Keap's tag (`[InvalidKey]`, `[InvalidParameter]`, `[NoFieldFound]`, `[RecordNotFound]`…) and names what is supported. The call's first parameter, where Keap took its API key, is the instance's bridge key (`POST /instances/{id}/bridge-key`); or the request carries `Authorization: User <user secret>, Element <instance token>` and the first parameter is not read. Refusals are faults with status 200, as at Keap; only a body that cannot be read gets an HTTP error.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/xmlrpc (the `XmlrpcBridgeLegacyPath` operationId).
+	XmlrpcBridgeLegacyPathWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*XmlrpcBridgeLegacyPathResponse, error)
+
 	// ListAuditLogsWithResponse The organization's audit log, newest first
 	//
 	// Every change the organization's users made, recorded in the same transaction as the change: instances created, changed (which configuration keys, never their values), disabled, enabled, deleted, reconnected, tokens refreshed by hand, events redelivered; Keap app credentials set or deleted, connect sessions opened; and the operator's own actions on the organization (`connectord orgs create`, `connectord keys rotate`). A request that failed is recorded with outcome `failed`; a change that rolled back leaves no `succeeded` entry. Entries are never changed or deleted through the API; the operator's CONNECTORD_AUDIT_RETENTION decides how long they are kept. Paged with `pageSize` (default 50, at most 200) and `nextPage`, the previous page's `Elements-Next-Page-Token`.
@@ -7702,6 +7900,15 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /connect/sessions/{id} (the `GetConnectSession` operationId).
 	GetConnectSessionWithResponse(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*GetConnectSessionResponse, error)
+
+	// XmlrpcBridgeWithBodyWithResponse Keap's XML-RPC, answered over Keap's REST v2
+	//
+	// A Keap XML-RPC `methodCall` (ContactService, DataService, APIEmailService, FunnelService, ProductService, InvoiceService; `system.listMethods` lists them), translated onto Keap's REST v2 for the instance and answered as Keap's XML-RPC answered: a `methodResponse`, or a fault whose string starts with Keap's tag (`[InvalidKey]`, `[InvalidParameter]`, `[NoFieldFound]`, `[RecordNotFound]`…) and names what is supported. The call's first parameter, where Keap took its API key, is the instance's bridge key (`POST /instances/{id}/bridge-key`); or the request carries `Authorization: User <user secret>, Element <instance token>` and the first parameter is not read. Refusals are faults with status 200, as at Keap; only a body that cannot be read gets an HTTP error.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /crm/xmlrpc/v1 (the `XmlrpcBridge` operationId).
+	XmlrpcBridgeWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*XmlrpcBridgeResponse, error)
 
 	// ListElementsWithResponse List the elements
 	//
@@ -8204,6 +8411,15 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with PUT /instances/{id} (the `ReplaceInstance` operationId).
 	ReplaceInstanceWithResponse(ctx context.Context, id InstanceId, body ReplaceInstanceJSONRequestBody, reqEditors ...RequestEditorFn) (*ReplaceInstanceResponse, error)
 
+	// RotateBridgeKeyWithResponse Make or rotate the instance's XML-RPC bridge key
+	//
+	// Makes a new bridge key for the instance and answers it, the only time it is shown; a key the instance had stops working at once. connectord stores only its SHA-256. An XML-RPC client passes it where Keap's XML-RPC took the API key (the first parameter of every call) to `POST /crm/xmlrpc/v1` or `POST /api/xmlrpc` on connectord's host. Another organization's instance answers 404.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /instances/{id}/bridge-key (the `RotateBridgeKey` operationId).
+	RotateBridgeKeyWithResponse(ctx context.Context, id InstanceId, reqEditors ...RequestEditorFn) (*RotateBridgeKeyResponse, error)
+
 	// ListInstanceConfigurationWithResponse List an instance's configuration entries
 	//
 	// The entries that apply to the instance's authentication type, with effective values (set, derived by connectord, or the default). Secret values are shown only as `********`.
@@ -8249,7 +8465,7 @@ type ClientWithResponsesInterface interface {
 
 	// ListInstanceEventHooksWithResponse The Keap REST hooks connectord keeps for the instance (webhook mode)
 	//
-	// With `event.notification.enabled` true and `event.vendor.type` webhook, connectord registers one Keap REST hook per event key of each resource in `event.objects` and keeps it verified. This lists them with Keap's status (`Unregistered` until Keap accepted the hook, then `Unverified`, `Verified` or `Inactive`), when Keap last told it, and the last error; `problem` says what of the configuration cannot be honoured (a resource without hooks, a legacy API key). The receiver URL is not shown: its path is the hook's secret. Another organization's instance answers 404.
+	// With `event.notification.enabled` true and `event.vendor.type` webhook, connectord registers one Keap REST hook per event key of each resource in `event.objects` and keeps it verified. This lists them with Keap's status (`Unregistered` until Keap accepted the hook, then `Unverified`, `Verified` or `Inactive`), when Keap last told it, and the last error; `problem` says what of the configuration cannot be honoured (a resource without hooks, a legacy API key while legacy endpoints are configured). The receiver URL is not shown: its path is the hook's secret. Another organization's instance answers 404.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -8381,15 +8597,23 @@ type ClientWithResponsesInterface interface {
 	// `https://api.infusionsoft.com/crm/rest/v1/contacts?limit=5`), without
 	// `Authorization`, `Elements-*` headers, `Cookie` and hop-by-hop headers;
 	// connectord puts in the instance's credential (`Authorization: Bearer` for
-	// OAuth, `X-Keap-API-Key` for a service account key). Keap's status, headers
-	// (without `Set-Cookie` and hop-by-hop headers) and body come back unchanged
-	// and streamed.
+	// OAuth, `X-Keap-API-Key` for a service account key, PAT or legacy key, on
+	// REST v1, REST v2 and XML-RPC alike). Keap's status, headers (without
+	// `Set-Cookie` and hop-by-hop headers) and body come back unchanged and
+	// streamed. No answer ever carries the instance's stored credential.
 	//
-	// XML-RPC: `POST /proxy/crm/xmlrpc/v1`. For a legacy-key instance the call goes
-	// to the application's legacy XML-RPC URL with the key as the first
-	// parameter (the caller's placeholder is replaced; a call without
-	// parameters gets one); a legacy-key instance answers 400 on any other
-	// path and on XML-RPC that is not well formed.
+	// XML-RPC: `POST /proxy/crm/xmlrpc/v1` follows the instance's `xmlrpc.mode`.
+	// `bridge` (the default for new instances): connectord answers the call
+	// itself over Keap's REST v2 (see `POST /crm/xmlrpc/v1`). `passthrough`: the call goes on to Keap's XML-RPC as sent, until
+	// Keap turns XML-RPC off (31 December 2026, `CONNECTORD_XMLRPC_SUNSET`);
+	// from then on it answers 410 saying to set `xmlrpc.mode` to `bridge`.
+	// Only when the operator sets `CONNECTORD_INFUSIONSOFT_LEGACY_XMLRPC_URL`
+	// does a legacy-key instance's call go to the application's legacy
+	// XML-RPC URL with the key as the first parameter (the caller's placeholder
+	// is replaced; a call without parameters gets one; a method that takes no
+	// key, `DataService.echo` and `system.*`, is sent as written), and such an
+	// instance then answers 400 on any other path and on XML-RPC that is not
+	// well formed.
 	//
 	// Calls are kept within Keap's quotas, shared by every replica
 	// (`CONNECTORD_KEAP_QUOTAS`; see `GET /instances/{id}/quota`): a call
@@ -8558,6 +8782,100 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /readyz (the `Readyz` operationId).
 	ReadyzWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ReadyzResponse, error)
+}
+
+// XmlrpcBridgeLegacyPathResponse200Headers the declared response headers of an HTTP 200 response for XmlrpcBridgeLegacyPath
+type XmlrpcBridgeLegacyPathResponse200Headers struct {
+	ElementsRequestId string
+	XRequestId        string
+}
+
+// XmlrpcBridgeLegacyPathResponse400Headers the declared response headers of an HTTP 400 response for XmlrpcBridgeLegacyPath
+type XmlrpcBridgeLegacyPathResponse400Headers struct {
+	ElementsRequestId string
+	XRequestId        string
+}
+
+// XmlrpcBridgeLegacyPathResponse401Headers the declared response headers of an HTTP 401 response for XmlrpcBridgeLegacyPath
+type XmlrpcBridgeLegacyPathResponse401Headers struct {
+	ElementsRequestId string
+	XRequestId        string
+}
+
+// XmlrpcBridgeLegacyPathResponse413Headers the declared response headers of an HTTP 413 response for XmlrpcBridgeLegacyPath
+type XmlrpcBridgeLegacyPathResponse413Headers struct {
+	ElementsRequestId string
+	XRequestId        string
+}
+
+type XmlrpcBridgeLegacyPathResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// XML200 the response for an HTTP 200 `text/xml` response
+	XML200 *string
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *TooLarge
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *XmlrpcBridgeLegacyPathResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *XmlrpcBridgeLegacyPathResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *XmlrpcBridgeLegacyPathResponse401Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *XmlrpcBridgeLegacyPathResponse413Headers
+}
+
+// GetXML200 returns the response for an HTTP 200 `text/xml` response
+func (r XmlrpcBridgeLegacyPathResponse) GetXML200() *string {
+	return r.XML200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r XmlrpcBridgeLegacyPathResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r XmlrpcBridgeLegacyPathResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r XmlrpcBridgeLegacyPathResponse) GetJSON413() *TooLarge {
+	return r.JSON413
+}
+
+// GetBody returns the raw response body bytes
+func (r XmlrpcBridgeLegacyPathResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r XmlrpcBridgeLegacyPathResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r XmlrpcBridgeLegacyPathResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r XmlrpcBridgeLegacyPathResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
 }
 
 // ListAuditLogsResponse200Headers the declared response headers of an HTTP 200 response for ListAuditLogs
@@ -9262,6 +9580,100 @@ func (r GetConnectSessionResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetConnectSessionResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// XmlrpcBridgeResponse200Headers the declared response headers of an HTTP 200 response for XmlrpcBridge
+type XmlrpcBridgeResponse200Headers struct {
+	ElementsRequestId string
+	XRequestId        string
+}
+
+// XmlrpcBridgeResponse400Headers the declared response headers of an HTTP 400 response for XmlrpcBridge
+type XmlrpcBridgeResponse400Headers struct {
+	ElementsRequestId string
+	XRequestId        string
+}
+
+// XmlrpcBridgeResponse401Headers the declared response headers of an HTTP 401 response for XmlrpcBridge
+type XmlrpcBridgeResponse401Headers struct {
+	ElementsRequestId string
+	XRequestId        string
+}
+
+// XmlrpcBridgeResponse413Headers the declared response headers of an HTTP 413 response for XmlrpcBridge
+type XmlrpcBridgeResponse413Headers struct {
+	ElementsRequestId string
+	XRequestId        string
+}
+
+type XmlrpcBridgeResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// XML200 the response for an HTTP 200 `text/xml` response
+	XML200 *string
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *TooLarge
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *XmlrpcBridgeResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *XmlrpcBridgeResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *XmlrpcBridgeResponse401Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *XmlrpcBridgeResponse413Headers
+}
+
+// GetXML200 returns the response for an HTTP 200 `text/xml` response
+func (r XmlrpcBridgeResponse) GetXML200() *string {
+	return r.XML200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r XmlrpcBridgeResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r XmlrpcBridgeResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r XmlrpcBridgeResponse) GetJSON413() *TooLarge {
+	return r.JSON413
+}
+
+// GetBody returns the raw response body bytes
+func (r XmlrpcBridgeResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r XmlrpcBridgeResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r XmlrpcBridgeResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r XmlrpcBridgeResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -17018,6 +17430,140 @@ func (r ReplaceInstanceResponse) ContentType() string {
 	return ""
 }
 
+// RotateBridgeKeyResponse201Headers the declared response headers of an HTTP 201 response for RotateBridgeKey
+type RotateBridgeKeyResponse201Headers struct {
+	ElementsRequestId string
+	XRequestId        string
+}
+
+// RotateBridgeKeyResponse400Headers the declared response headers of an HTTP 400 response for RotateBridgeKey
+type RotateBridgeKeyResponse400Headers struct {
+	ElementsRequestId string
+	XRequestId        string
+}
+
+// RotateBridgeKeyResponse401Headers the declared response headers of an HTTP 401 response for RotateBridgeKey
+type RotateBridgeKeyResponse401Headers struct {
+	ElementsRequestId string
+	XRequestId        string
+}
+
+// RotateBridgeKeyResponse404Headers the declared response headers of an HTTP 404 response for RotateBridgeKey
+type RotateBridgeKeyResponse404Headers struct {
+	ElementsRequestId string
+	XRequestId        string
+}
+
+// RotateBridgeKeyResponse500Headers the declared response headers of an HTTP 500 response for RotateBridgeKey
+type RotateBridgeKeyResponse500Headers struct {
+	ElementsRequestId string
+	XRequestId        string
+}
+
+// RotateBridgeKeyResponse503Headers the declared response headers of an HTTP 503 response for RotateBridgeKey
+type RotateBridgeKeyResponse503Headers struct {
+	ElementsRequestId string
+	XRequestId        string
+}
+
+type RotateBridgeKeyResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *struct {
+		// BridgeKey Shown once; store it like a password.
+		BridgeKey   string    `json:"bridgeKey"`
+		CreatedDate time.Time `json:"createdDate"`
+		InstanceId  int64     `json:"instanceId"`
+	}
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *RotateBridgeKeyResponse201Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *RotateBridgeKeyResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *RotateBridgeKeyResponse401Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *RotateBridgeKeyResponse404Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *RotateBridgeKeyResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *RotateBridgeKeyResponse503Headers
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r RotateBridgeKeyResponse) GetJSON201() *struct {
+	// BridgeKey Shown once; store it like a password.
+	BridgeKey   string    `json:"bridgeKey"`
+	CreatedDate time.Time `json:"createdDate"`
+	InstanceId  int64     `json:"instanceId"`
+} {
+	return r.JSON201
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r RotateBridgeKeyResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r RotateBridgeKeyResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r RotateBridgeKeyResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r RotateBridgeKeyResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r RotateBridgeKeyResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r RotateBridgeKeyResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RotateBridgeKeyResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RotateBridgeKeyResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RotateBridgeKeyResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // ListInstanceConfigurationResponse200Headers the declared response headers of an HTTP 200 response for ListInstanceConfiguration
 type ListInstanceConfigurationResponse200Headers struct {
 	ElementsRequestId string
@@ -19257,6 +19803,21 @@ func (r ReadyzResponse) ContentType() string {
 	return ""
 }
 
+// XmlrpcBridgeLegacyPathWithBodyWithResponse Keap's XML-RPC at its legacy path, answered over Keap's REST v2
+//
+// A Keap XML-RPC `methodCall` (ContactService, DataService, APIEmailService, FunnelService, ProductService, InvoiceService; `system.listMethods` lists them), translated onto Keap's REST v2 for the instance and answered as Keap's XML-RPC answered: a `methodResponse`, or a fault whose string starts with Keap's tag (`[InvalidKey]`, `[InvalidParameter]`, `[NoFieldFound]`, `[RecordNotFound]`…) and names what is supported. The call's first parameter, where Keap took its API key, is the instance's bridge key (`POST /instances/{id}/bridge-key`); or the request carries `Authorization: User <user secret>, Element <instance token>` and the first parameter is not read. Refusals are faults with status 200, as at Keap; only a body that cannot be read gets an HTTP error.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/xmlrpc (the `XmlrpcBridgeLegacyPath` operationId).
+func (c *ClientWithResponses) XmlrpcBridgeLegacyPathWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*XmlrpcBridgeLegacyPathResponse, error) {
+	rsp, err := c.XmlrpcBridgeLegacyPathWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseXmlrpcBridgeLegacyPathResponse(rsp)
+}
+
 // ListAuditLogsWithResponse The organization's audit log, newest first
 //
 // Every change the organization's users made, recorded in the same transaction as the change: instances created, changed (which configuration keys, never their values), disabled, enabled, deleted, reconnected, tokens refreshed by hand, events redelivered; Keap app credentials set or deleted, connect sessions opened; and the operator's own actions on the organization (`connectord orgs create`, `connectord keys rotate`). A request that failed is recorded with outcome `failed`; a change that rolled back leaves no `succeeded` entry. Entries are never changed or deleted through the API; the operator's CONNECTORD_AUDIT_RETENTION decides how long they are kept. Paged with `pageSize` (default 50, at most 200) and `nextPage`, the previous page's `Elements-Next-Page-Token`.
@@ -19403,6 +19964,21 @@ func (c *ClientWithResponses) GetConnectSessionWithResponse(ctx context.Context,
 		return nil, err
 	}
 	return ParseGetConnectSessionResponse(rsp)
+}
+
+// XmlrpcBridgeWithBodyWithResponse Keap's XML-RPC, answered over Keap's REST v2
+//
+// A Keap XML-RPC `methodCall` (ContactService, DataService, APIEmailService, FunnelService, ProductService, InvoiceService; `system.listMethods` lists them), translated onto Keap's REST v2 for the instance and answered as Keap's XML-RPC answered: a `methodResponse`, or a fault whose string starts with Keap's tag (`[InvalidKey]`, `[InvalidParameter]`, `[NoFieldFound]`, `[RecordNotFound]`…) and names what is supported. The call's first parameter, where Keap took its API key, is the instance's bridge key (`POST /instances/{id}/bridge-key`); or the request carries `Authorization: User <user secret>, Element <instance token>` and the first parameter is not read. Refusals are faults with status 200, as at Keap; only a body that cannot be read gets an HTTP error.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /crm/xmlrpc/v1 (the `XmlrpcBridge` operationId).
+func (c *ClientWithResponses) XmlrpcBridgeWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*XmlrpcBridgeResponse, error) {
+	rsp, err := c.XmlrpcBridgeWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseXmlrpcBridgeResponse(rsp)
 }
 
 // ListElementsWithResponse List the elements
@@ -20212,6 +20788,21 @@ func (c *ClientWithResponses) ReplaceInstanceWithResponse(ctx context.Context, i
 	return ParseReplaceInstanceResponse(rsp)
 }
 
+// RotateBridgeKeyWithResponse Make or rotate the instance's XML-RPC bridge key
+//
+// Makes a new bridge key for the instance and answers it, the only time it is shown; a key the instance had stops working at once. connectord stores only its SHA-256. An XML-RPC client passes it where Keap's XML-RPC took the API key (the first parameter of every call) to `POST /crm/xmlrpc/v1` or `POST /api/xmlrpc` on connectord's host. Another organization's instance answers 404.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /instances/{id}/bridge-key (the `RotateBridgeKey` operationId).
+func (c *ClientWithResponses) RotateBridgeKeyWithResponse(ctx context.Context, id InstanceId, reqEditors ...RequestEditorFn) (*RotateBridgeKeyResponse, error) {
+	rsp, err := c.RotateBridgeKey(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRotateBridgeKeyResponse(rsp)
+}
+
 // ListInstanceConfigurationWithResponse List an instance's configuration entries
 //
 // The entries that apply to the instance's authentication type, with effective values (set, derived by connectord, or the default). Secret values are shown only as `********`.
@@ -20287,7 +20878,7 @@ func (c *ClientWithResponses) ListInstanceEventsWithResponse(ctx context.Context
 
 // ListInstanceEventHooksWithResponse The Keap REST hooks connectord keeps for the instance (webhook mode)
 //
-// With `event.notification.enabled` true and `event.vendor.type` webhook, connectord registers one Keap REST hook per event key of each resource in `event.objects` and keeps it verified. This lists them with Keap's status (`Unregistered` until Keap accepted the hook, then `Unverified`, `Verified` or `Inactive`), when Keap last told it, and the last error; `problem` says what of the configuration cannot be honoured (a resource without hooks, a legacy API key). The receiver URL is not shown: its path is the hook's secret. Another organization's instance answers 404.
+// With `event.notification.enabled` true and `event.vendor.type` webhook, connectord registers one Keap REST hook per event key of each resource in `event.objects` and keeps it verified. This lists them with Keap's status (`Unregistered` until Keap accepted the hook, then `Unverified`, `Verified` or `Inactive`), when Keap last told it, and the last error; `problem` says what of the configuration cannot be honoured (a resource without hooks, a legacy API key while legacy endpoints are configured). The receiver URL is not shown: its path is the hook's secret. Another organization's instance answers 404.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -20491,15 +21082,23 @@ func (c *ClientWithResponses) ProxyDeleteWithBodyWithResponse(ctx context.Contex
 // `https://api.infusionsoft.com/crm/rest/v1/contacts?limit=5`), without
 // `Authorization`, `Elements-*` headers, `Cookie` and hop-by-hop headers;
 // connectord puts in the instance's credential (`Authorization: Bearer` for
-// OAuth, `X-Keap-API-Key` for a service account key). Keap's status, headers
-// (without `Set-Cookie` and hop-by-hop headers) and body come back unchanged
-// and streamed.
+// OAuth, `X-Keap-API-Key` for a service account key, PAT or legacy key, on
+// REST v1, REST v2 and XML-RPC alike). Keap's status, headers (without
+// `Set-Cookie` and hop-by-hop headers) and body come back unchanged and
+// streamed. No answer ever carries the instance's stored credential.
 //
-// XML-RPC: `POST /proxy/crm/xmlrpc/v1`. For a legacy-key instance the call goes
-// to the application's legacy XML-RPC URL with the key as the first
-// parameter (the caller's placeholder is replaced; a call without
-// parameters gets one); a legacy-key instance answers 400 on any other
-// path and on XML-RPC that is not well formed.
+// XML-RPC: `POST /proxy/crm/xmlrpc/v1` follows the instance's `xmlrpc.mode`.
+// `bridge` (the default for new instances): connectord answers the call
+// itself over Keap's REST v2 (see `POST /crm/xmlrpc/v1`). `passthrough`: the call goes on to Keap's XML-RPC as sent, until
+// Keap turns XML-RPC off (31 December 2026, `CONNECTORD_XMLRPC_SUNSET`);
+// from then on it answers 410 saying to set `xmlrpc.mode` to `bridge`.
+// Only when the operator sets `CONNECTORD_INFUSIONSOFT_LEGACY_XMLRPC_URL`
+// does a legacy-key instance's call go to the application's legacy
+// XML-RPC URL with the key as the first parameter (the caller's placeholder
+// is replaced; a call without parameters gets one; a method that takes no
+// key, `DataService.echo` and `system.*`, is sent as written), and such an
+// instance then answers 400 on any other path and on XML-RPC that is not
+// well formed.
 //
 // Calls are kept within Keap's quotas, shared by every replica
 // (`CONNECTORD_KEAP_QUOTAS`; see `GET /instances/{id}/quota`): a call
@@ -20709,6 +21308,124 @@ func (c *ClientWithResponses) ReadyzWithResponse(ctx context.Context, reqEditors
 		return nil, err
 	}
 	return ParseReadyzResponse(rsp)
+}
+
+// ParseXmlrpcBridgeLegacyPathResponse parses an HTTP response from a XmlrpcBridgeLegacyPathWithResponse call
+func ParseXmlrpcBridgeLegacyPathResponse(rsp *http.Response) (*XmlrpcBridgeLegacyPathResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &XmlrpcBridgeLegacyPathResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "xml") && rsp.StatusCode == 200:
+		var dest string
+		if err := xml.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.XML200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest TooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers XmlrpcBridgeLegacyPathResponse200Headers
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers XmlrpcBridgeLegacyPathResponse400Headers
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers XmlrpcBridgeLegacyPathResponse401Headers
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 413:
+		var headers XmlrpcBridgeLegacyPathResponse413Headers
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers413 = &headers
+	}
+
+	return response, nil
 }
 
 // ParseListAuditLogsResponse parses an HTTP response from a ListAuditLogsWithResponse call
@@ -21921,6 +22638,124 @@ func ParseGetConnectSessionResponse(rsp *http.Response) (*GetConnectSessionRespo
 			headers.XRequestId = value
 		}
 		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseXmlrpcBridgeResponse parses an HTTP response from a XmlrpcBridgeWithResponse call
+func ParseXmlrpcBridgeResponse(rsp *http.Response) (*XmlrpcBridgeResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &XmlrpcBridgeResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "xml") && rsp.StatusCode == 200:
+		var dest string
+		if err := xml.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.XML200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest TooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers XmlrpcBridgeResponse200Headers
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers XmlrpcBridgeResponse400Headers
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers XmlrpcBridgeResponse401Headers
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 413:
+		var headers XmlrpcBridgeResponse413Headers
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers413 = &headers
 	}
 
 	return response, nil
@@ -33482,6 +34317,177 @@ func ParseReplaceInstanceResponse(rsp *http.Response) (*ReplaceInstanceResponse,
 			headers.XRequestId = value
 		}
 		response.Headers504 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseRotateBridgeKeyResponse parses an HTTP response from a RotateBridgeKeyWithResponse call
+func ParseRotateBridgeKeyResponse(rsp *http.Response) (*RotateBridgeKeyResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RotateBridgeKeyResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest struct {
+			// BridgeKey Shown once; store it like a password.
+			BridgeKey   string    `json:"bridgeKey"`
+			CreatedDate time.Time `json:"createdDate"`
+			InstanceId  int64     `json:"instanceId"`
+		}
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers RotateBridgeKeyResponse201Headers
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers201 = &headers
+	case rsp.StatusCode == 400:
+		var headers RotateBridgeKeyResponse400Headers
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers RotateBridgeKeyResponse401Headers
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 404:
+		var headers RotateBridgeKeyResponse404Headers
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 500:
+		var headers RotateBridgeKeyResponse500Headers
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers RotateBridgeKeyResponse503Headers
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil

@@ -35,9 +35,13 @@ type Deps struct {
 	BodyReadTimeout time.Duration
 	// Connect serves the organizations' Keap apps and the hosted connect flow (internal/connect).
 	Connect connectService
-	Metrics observer     // counts requests and hook deliveries (internal/metrics); nil counts nothing
-	Scrape  http.Handler // when set, serves GET /metrics (the metrics' exposition)
-	Audit   auditLog     // the audit log (the store); nil records nothing and serves no /audit-logs
+	// XMLRPC is the XML-RPC bridge onto Keap's REST v2 (internal/xmlrpcbridge).
+	XMLRPC xmlrpcServer
+	// BridgeKey makes instances' bridge keys (internal/xmlrpcbridge).
+	BridgeKey bridgeKeys
+	Metrics   observer     // counts requests and hook deliveries (internal/metrics); nil counts nothing
+	Scrape    http.Handler // when set, serves GET /metrics (the metrics' exposition)
+	Audit     auditLog     // the audit log (the store); nil records nothing and serves no /audit-logs
 }
 
 // Routes lists every route connectord serves.
@@ -68,6 +72,9 @@ func Routes(d Deps) http.Handler {
 	r.Method(http.MethodGet, "/connect", connectPage(d.Connect))
 	r.Method(http.MethodPost, "/connect/authorize", connectAuthorize(d.Connect))
 	r.Method(http.MethodGet, "/connect/callback", connectCallback(d.Connect))
+	// ---- XML-RPC bridge (issue 11): Keap's XML-RPC paths on connectord's host ----
+	r.Method(http.MethodPost, "/crm/xmlrpc/v1", xmlrpcBridge(d.XMLRPC))
+	r.Method(http.MethodPost, "/api/xmlrpc", xmlrpcBridge(d.XMLRPC))
 
 	api := func(r chi.Router) {
 		r.Method(http.MethodGet, "/elements", listElements(d.Catalog))
@@ -97,6 +104,7 @@ func Routes(d Deps) http.Handler {
 				r.Method(http.MethodGet, "/audit-logs", listAuditLogs(d.Audit))
 			}
 			r.Method(http.MethodGet, "/instances/{id}/quota", instanceQuota(d.Quotas))
+			r.Method(http.MethodPost, "/instances/{id}/bridge-key", rotateBridgeKey(d.BridgeKey))
 			// ---- Keap apps and connect sessions (issue 12) ----
 			r.Method(http.MethodPut, "/organizations/elements/{keyOrId}/oauth/app", audited(d.Audit, audit.KeapAppSet, putOAuthApp(d.Connect)))
 			r.Method(http.MethodGet, "/organizations/elements/{keyOrId}/oauth/app", getOAuthApp(d.Connect))

@@ -121,6 +121,8 @@ func (nopProxy) Prepare(context.Context, tenants.Principal, proxy.Request) (*pro
 
 func (nopProxy) Send(*proxy.Call, *http.Request) (*http.Response, error) { return nil, nil }
 
+func (nopProxy) Bridge(context.Context, *proxy.Call) ([]byte, error) { return nil, nil }
+
 // nopAudit stands for the audit log, which is never used here.
 type nopAudit struct{}
 
