@@ -22,6 +22,7 @@ import (
 const (
 	ConnectSessionOpened    AuditAction = "connect_session.opened"
 	EventsRedelivered       AuditAction = "events.redelivered"
+	InstanceBridgeKeySet    AuditAction = "instance.bridge_key_set"
 	InstanceChanged         AuditAction = "instance.changed"
 	InstanceCreated         AuditAction = "instance.created"
 	InstanceDeleted         AuditAction = "instance.deleted"
@@ -41,6 +42,8 @@ func (e AuditAction) Valid() bool {
 	case ConnectSessionOpened:
 		return true
 	case EventsRedelivered:
+		return true
+	case InstanceBridgeKeySet:
 		return true
 	case InstanceChanged:
 		return true

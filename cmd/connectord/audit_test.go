@@ -343,7 +343,20 @@ func TestAudit_KeapAppsAndConnectSessions(t *testing.T) {
 		t.Fatalf("PUT without a secret: %d %s", r.Status, r.Body)
 	}
 	s.lastAudit(t, o, "keap_app.set", "failed", 0, &r)
-	if raw := string(s.do("GET", "/audit-logs?pageSize=200", o.auth(), nil).Body); strings.Contains(raw, testClientSecret) {
+	// An instance's XML-RPC bridge key made: recorded, the key never shown.
+	inst := s.provisionOAuth(o, "infusionsoftcrm", "bridged")
+	id := int64(inst["id"].(float64))
+	r = s.do("POST", fmt.Sprintf("/instances/%d/bridge-key", id), o.auth(), nil)
+	if r.Status >= 300 {
+		t.Fatalf("bridge key: %d %s", r.Status, r.Body)
+	}
+	s.lastAudit(t, o, "instance.bridge_key_set", "succeeded", id, &r)
+	raw := string(s.do("GET", "/audit-logs?pageSize=200", o.auth(), nil).Body)
+	if strings.Contains(raw, testClientSecret) {
 		t.Fatal("the audit log shows the app's secret")
+	}
+	key, _ := r.JSON(t)["bridgeKey"].(string)
+	if key == "" || strings.Contains(raw, key) {
+		t.Fatalf("no bridge key (%q), or the audit log shows it", key)
 	}
 }

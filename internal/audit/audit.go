@@ -31,12 +31,13 @@ const (
 	KeapAppSet              = "keap_app.set"         // an organization's Keap app credentials, per element
 	KeapAppDeleted          = "keap_app.deleted"
 	ConnectSessionOpened    = "connect_session.opened"
+	InstanceBridgeKeySet    = "instance.bridge_key_set" // POST /instances/{id}/bridge-key (issue 11)
 )
 
 // Actions lists every action, for filters to check against.
 var Actions = []string{InstanceCreated, InstanceChanged, InstanceDisabled, InstanceEnabled, InstanceDeleted,
 	InstanceTokensRefreshed, InstanceReconnected, EventsRedelivered, OrganizationCreated, KeysRotated,
-	KeapAppSet, KeapAppDeleted, ConnectSessionOpened}
+	KeapAppSet, KeapAppDeleted, ConnectSessionOpened, InstanceBridgeKeySet}
 
 // Outcomes of an entry.
 const (

@@ -104,7 +104,7 @@ func Routes(d Deps) http.Handler {
 				r.Method(http.MethodGet, "/audit-logs", listAuditLogs(d.Audit))
 			}
 			r.Method(http.MethodGet, "/instances/{id}/quota", instanceQuota(d.Quotas))
-			r.Method(http.MethodPost, "/instances/{id}/bridge-key", rotateBridgeKey(d.BridgeKey))
+			r.Method(http.MethodPost, "/instances/{id}/bridge-key", audited(d.Audit, audit.InstanceBridgeKeySet, rotateBridgeKey(d.BridgeKey)))
 			// ---- Keap apps and connect sessions (issue 12) ----
 			r.Method(http.MethodPut, "/organizations/elements/{keyOrId}/oauth/app", audited(d.Audit, audit.KeapAppSet, putOAuthApp(d.Connect)))
 			r.Method(http.MethodGet, "/organizations/elements/{keyOrId}/oauth/app", getOAuthApp(d.Connect))
