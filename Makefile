@@ -20,7 +20,10 @@ build:
 
 # devdb.sh finds or starts PostgreSQL and prints export lines; the assignment
 # makes a devdb.sh failure stop the recipe (a bare eval "$(...)" would not).
+# openapi-check.sh validates api/openapi.yaml with a second, npm validator
+# (it runs npm ci in tools/openapi-check itself).
 test:
+	scripts/openapi-check.sh
 	exports="$$(scripts/devdb.sh)" && eval "$$exports" && go vet ./... && go test -race -count=1 ./...
 
 run:

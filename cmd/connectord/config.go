@@ -61,6 +61,14 @@ type config struct {
 	// lasts without a stored page; a crashed poller's instances are polled
 	// again after it.
 	PollerLease time.Duration
+	// MetricsAddr, when set, serves GET /metrics on its own listener
+	// instead of the API's (CONNECTORD_METRICS_ADDR).
+	MetricsAddr string
+	// MetricsOrgLabels adds organization ids to the HTTP and Keap call
+	// metrics (CONNECTORD_METRICS_ORG_LABELS).
+	MetricsOrgLabels bool
+	// AuditRetention is how long audit log entries are kept (CONNECTORD_AUDIT_RETENTION).
+	AuditRetention time.Duration
 	// XMLRPCSunset is when passthrough XML-RPC calls start to be refused
 	// (Keap turns XML-RPC off on 31 December 2026); zero means that date.
 	XMLRPCSunset time.Time
@@ -253,6 +261,20 @@ func loadServeConfig(getenv func(string) string) (config, error) {
 	c.HookCheckInterval = duration(getenv, &p, "CONNECTORD_HOOK_CHECK_INTERVAL", 15*time.Minute)
 	c.PollerIntervalOverride = duration(getenv, &p, "CONNECTORD_POLLER_INTERVAL_OVERRIDE", 0)
 	c.PollerLease = duration(getenv, &p, "CONNECTORD_POLLER_LEASE", 2*time.Minute)
+	if v := strings.TrimSpace(getenv("CONNECTORD_METRICS_ADDR")); v != "" {
+		if _, _, err := net.SplitHostPort(v); err != nil {
+			p.add("CONNECTORD_METRICS_ADDR %q is not host:port (for example 127.0.0.1:9090)", v)
+		}
+		c.MetricsAddr = v
+	}
+	if v := strings.TrimSpace(getenv("CONNECTORD_METRICS_ORG_LABELS")); v != "" {
+		on, err := strconv.ParseBool(v)
+		if err != nil {
+			p.add("CONNECTORD_METRICS_ORG_LABELS %q is not true or false", v)
+		}
+		c.MetricsOrgLabels = on
+	}
+	c.AuditRetention = duration(getenv, &p, "CONNECTORD_AUDIT_RETENTION", 365*24*time.Hour)
 	client, key, err := quota.ParseLimits(getenv("CONNECTORD_KEAP_QUOTAS"))
 	if err != nil {
 		p.add("CONNECTORD_KEAP_QUOTAS: %v (for example client:second=25,minute=1500,day=150000;key:second=10,minute=240,day=30000)", err)

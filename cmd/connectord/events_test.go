@@ -57,6 +57,7 @@ type received struct {
 	Signed      bool // the signature header verified
 	ContentType string
 	Status      int
+	Traceparent string // the W3C trace context header it came with
 }
 
 func newReceiver(t testing.TB, key string) *receiver {
@@ -74,7 +75,7 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 		return // the sender died mid-request
 	}
 	time.Sleep(r.delay)
-	rec := received{ContentType: req.Header.Get("Content-Type"), Status: http.StatusOK}
+	rec := received{ContentType: req.Header.Get("Content-Type"), Status: http.StatusOK, Traceparent: req.Header.Get("traceparent")}
 	if r.key != "" {
 		mac := hmac.New(sha256.New, []byte(r.key))
 		mac.Write(body)

@@ -374,9 +374,9 @@ func TestHooks_FollowConfigurationChangesAndInstanceDeletion(t *testing.T) {
 	}
 	patch(map[string]any{"event.notification.enabled": false})
 	waitUntil(t, "hooks deleted after disabling events", 10*time.Second, func() bool { return len(k.hooksFor(prefix)) == 0 })
-	if hooks := s.hookState(o, id)["hooks"].([]any); len(hooks) != 0 {
-		t.Errorf("disabled instance still shows hooks: %v", hooks)
-	}
+	// connectord forgets each hook just after Keap deleted it: the last
+	// may still be shown for that moment.
+	waitUntil(t, "the disabled instance shows no hooks", 2*time.Second, func() bool { return len(s.hookState(o, id)["hooks"].([]any)) == 0 })
 
 	patch(map[string]any{"event.notification.enabled": true, "event.objects": "contacts, companies"})
 	waitUntil(t, "hooks for contacts and companies", 10*time.Second, func() bool {

@@ -307,9 +307,55 @@ func TestHubs_PagingToTheEndOfAMultiPageList(t *testing.T) {
 	h.wantError(400, "GET", "/hubs/crm/contacts?nextPage="+token[:len(token)-3]+"abc", nil, "nextPage is not a cursor of this query")
 	h.wantError(400, "GET", "/hubs/crm/contacts?nextPage=not-a-cursor", nil, "nextPage")
 	h.wantError(400, "GET", "/hubs/crm/contacts?nextPage="+url.QueryEscape(token)+"&where="+q("email = 'contact1@example.com'"), nil, "same where and orderBy")
-	h.wantError(400, "GET", "/hubs/crm/contacts?page=2", nil, "unknown query parameters for GET contacts: page", "where, orderBy, pageSize, nextPage")
+	h.wantError(400, "GET", "/hubs/crm/contacts?page=2&nextPage="+url.QueryEscape(token), nil, "give page or nextPage, not both")
+	for _, bad := range []string{"0", "-1", "two", "1.5"} {
+		h.wantError(400, "GET", "/hubs/crm/contacts?page="+bad, nil, "page must be a whole number from 1 to")
+	}
+	h.wantError(400, "GET", "/hubs/crm/contacts?returnTotalCount=yes", nil, "returnTotalCount must be true or false")
+	h.wantError(400, "GET", "/hubs/crm/contacts?page=1&page=2", nil, "give page once")
+	h.wantError(400, "GET", "/hubs/crm/contacts?offset=20", nil, "unknown query parameters for GET contacts: offset", "where, orderBy, pageSize, nextPage, page, returnTotalCount")
 	if got := s.keap.Stats().APICalls; got != calls {
 		t.Fatalf("refused requests reached Keap: %d calls", got-calls)
+	}
+}
+
+// Open Connectors scripts page with page=N and ask for the match count with
+// returnTotalCount=true; both give what nextPage and Keap's count give.
+func TestHubs_OpenConnectorsPageAndReturnTotalCount(t *testing.T) {
+	t.Parallel()
+	s := startServer(t)
+	s.keap.SeedContacts(45)
+	o := s.createOrg("OC paging", "ocpaging@acme.test")
+	h := s.hubUser(t, o, "infusionsoftcrm")
+
+	ids := func(list []any) []string {
+		var out []string
+		for _, c := range list {
+			out = append(out, fmt.Sprint(c.(map[string]any)["id"]))
+		}
+		return out
+	}
+	first, r1 := h.list("/hubs/crm/contacts?pageSize=20&orderBy=" + q("id desc"))
+	second, _ := h.list("/hubs/crm/contacts?pageSize=20&orderBy=" + q("id desc") + "&nextPage=" + url.QueryEscape(r1.Header.Get("Elements-Next-Page-Token")))
+	if r1.Header.Get("Elements-Total-Count") != "" {
+		t.Fatalf("a list not asked for its count carries Elements-Total-Count %q", r1.Header.Get("Elements-Total-Count"))
+	}
+	byPage, r := h.list("/hubs/crm/contacts?pageSize=20&orderBy=" + q("id desc") + "&page=2&returnTotalCount=true")
+	if fmt.Sprint(ids(byPage)) != fmt.Sprint(ids(second)) || len(byPage) != 20 {
+		t.Fatalf("page=2 gave %v, nextPage gave %v", ids(byPage), ids(second))
+	}
+	if got := r.Header.Get("Elements-Total-Count"); got != "45" {
+		t.Fatalf("Elements-Total-Count %q, want 45", got)
+	}
+	if got, _ := h.list("/hubs/crm/contacts?pageSize=20&orderBy=" + q("id desc") + "&page=1&returnTotalCount=false"); fmt.Sprint(ids(got)) != fmt.Sprint(ids(first)) {
+		t.Fatalf("page=1 differs from the first page")
+	}
+	last, r := h.list("/hubs/crm/contacts?pageSize=20&page=3")
+	if len(last) != 5 || r.Header.Get("Elements-Next-Page-Token") != "" {
+		t.Fatalf("page 3: %d contacts, next %q", len(last), r.Header.Get("Elements-Next-Page-Token"))
+	}
+	if past, _ := h.list("/hubs/crm/contacts?pageSize=20&page=9"); len(past) != 0 {
+		t.Fatalf("a page past the end has %d contacts", len(past))
 	}
 }
 

@@ -99,6 +99,10 @@ func TestOAuthJourney_SeedFlowEndToEnd(t *testing.T) {
 	if r := s.do("GET", "/instances/"+id, "User "+o.User.Secret+", Element "+token+", Organization "+o.Organization.Secret, nil); r.Status != 200 {
 		t.Fatalf("all three parts: %d %s", r.Status, r.Body)
 	}
+	// The Cloud Elements Python SDK writes a colon after each name.
+	if r := s.do("GET", "/instances/"+id, "User: "+o.User.Secret+", Organization: "+o.Organization.Secret+", Element: "+token, nil); r.Status != 200 {
+		t.Fatalf("colon form: %d %s", r.Status, r.Body)
+	}
 }
 
 func TestOAuthURL_Errors(t *testing.T) {

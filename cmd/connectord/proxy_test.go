@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"regexp"
@@ -264,6 +265,16 @@ func TestProxy_RESTPassesThroughForOAuthAndServiceAccountKey(t *testing.T) {
 			f.proxy("GET", "/proxy/crm/rest/v1/contacts/a%2Fb", tc.auth, "", "", nil)
 			if seen := f.wire.since(n); len(seen) != 1 || seen[0].Path != "/crm/rest/v1/contacts/a%2Fb" {
 				t.Fatalf("Keap saw %+v", seen)
+			}
+			// The whole Keap path escaped as one segment (a client generated
+			// from /proxy/{path}) is that path, its own escapes kept.
+			n = f.wire.count()
+			r = f.proxy("GET", "/proxy/"+url.PathEscape("crm/rest/v1/contacts/a%2Fb"), tc.auth, "", "", nil)
+			if seen := f.wire.since(n); len(seen) != 1 || seen[0].Path != "/crm/rest/v1/contacts/a%2Fb" {
+				t.Fatalf("one-segment form: Keap saw %+v", seen)
+			}
+			if r = f.proxy("GET", "/proxy/crm%2Frest%2Fv1%2Fcontacts", tc.auth, "", "", nil); r.Status != 200 || !strings.Contains(string(r.Body), `"contacts"`) {
+				t.Fatalf("one-segment form: %d %s", r.Status, r.Body)
 			}
 		})
 	}

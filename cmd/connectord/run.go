@@ -18,6 +18,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/connectord/connectord/internal/apperr"
+	"github.com/connectord/connectord/internal/audit"
 	"github.com/connectord/connectord/internal/connect"
 	"github.com/connectord/connectord/internal/elements"
 	"github.com/connectord/connectord/internal/events"
@@ -26,12 +27,14 @@ import (
 	"github.com/connectord/connectord/internal/hubs"
 	"github.com/connectord/connectord/internal/instances"
 	"github.com/connectord/connectord/internal/keap"
+	"github.com/connectord/connectord/internal/metrics"
 	"github.com/connectord/connectord/internal/proxy"
 	"github.com/connectord/connectord/internal/quota"
 	"github.com/connectord/connectord/internal/secrets"
 	"github.com/connectord/connectord/internal/store"
 	"github.com/connectord/connectord/internal/tenants"
 	"github.com/connectord/connectord/internal/tokens"
+	"github.com/connectord/connectord/internal/trace"
 	"github.com/connectord/connectord/internal/upstream"
 	"github.com/connectord/connectord/internal/xmlrpcbridge"
 )
@@ -160,8 +163,10 @@ func orgsCmd(ctx context.Context, args []string, getenv func(string) string, std
 		return err
 	}
 	defer db.Close()
-	created, err := tenants.NewService(db).CreateOrganization(ctx, *name, *email)
+	actx, rec := audit.Start(ctx, audit.Actor{}, audit.OrganizationCreated, audit.TargetOrganization, 0)
+	created, err := tenants.NewService(db).CreateOrganization(actx, *name, *email)
 	if err != nil {
+		recordFailed(ctx, db, rec, err)
 		if e, ok := apperrMessage(err); ok {
 			return errors.New(e)
 		}
@@ -260,14 +265,18 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	// One client for every call to Keap: the proxy's and the hubs', token
 	// refreshes, key checks, hooks and polling.
 	keapHTTP := upstream.NewHTTPClient(upstream.HTTPOptions{Timeout: cfg.KeapTimeout, TLSHandshakeTimeout: cfg.KeapTLSHandshakeTimeout})
-	tok := tokens.New(db, catalog, tokens.Options{
-		Margin: cfg.Refresh.Margin, PollInterval: cfg.Refresh.PollInterval, Workers: cfg.Refresh.Workers,
-		Client: keapHTTP, Log: log.With().Str("component", "tokens").Logger(),
-	})
+	// Calls built elsewhere (x/oauth2's token refreshes, key checks) carry
+	// the request's trace too; upstream sets it on the others itself.
+	keapHTTP.Transport = &trace.Transport{Base: keapHTTP.Transport}
 	// Keap's quotas, shared with the other replicas through the database.
 	quotas := quota.New(quota.Options{Client: cfg.Quotas.Client, Key: cfg.Quotas.Key, MaxWait: cfg.Quotas.MaxWait,
 		Lease: cfg.Quotas.Lease, Ledger: db, Log: log.With().Str("component", "quota").Logger()})
-	keapOpts := upstream.Options{HTTP: keapHTTP, Quotas: quotas, Log: log.With().Str("component", "upstream").Logger()}
+	mx := metrics.New(metrics.Options{OrgLabels: cfg.MetricsOrgLabels, DB: db, Quotas: quotas, Log: log.With().Str("component", "metrics").Logger()})
+	tok := tokens.New(db, catalog, tokens.Options{
+		Margin: cfg.Refresh.Margin, PollInterval: cfg.Refresh.PollInterval, Workers: cfg.Refresh.Workers,
+		Client: keapHTTP, Log: log.With().Str("component", "tokens").Logger(), Observer: mx,
+	})
+	keapOpts := upstream.Options{HTTP: keapHTTP, Quotas: quotas, Log: log.With().Str("component", "upstream").Logger(), Observer: mx}
 	if cfg.KeapRateLimitOff {
 		keapOpts.KeyRate, keapOpts.ClientRate = rate.Inf, rate.Inf
 		log.Warn().Msg("CONNECTORD_KEAP_RATE_LIMIT_OFF: calls to Keap are not rate-limited; Keap will refuse bursts over its quotas")
@@ -297,6 +306,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	bridgeKeys := xmlrpcbridge.NewKeys(db)
+	// GET /metrics is on the API's listener unless CONNECTORD_METRICS_ADDR
+	// gives it one of its own.
+	var metricsOnAPI http.Handler
+	if cfg.MetricsAddr == "" {
+		metricsOnAPI = mx.Handler()
+	}
 	handler := httpapi.Routes(httpapi.Deps{
 		Log:             log,
 		Catalog:         catalog,
@@ -317,15 +332,25 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		BridgeKey:       bridgeKeys,
 
 		AuthFailuresPerMinute: cfg.AuthFailuresPerMinute,
+		Metrics:               mx,
+		Scrape:                metricsOnAPI,
+		Audit:                 db,
 	})
 	delivery := events.NewDelivery(db, catalog, events.DeliveryOptions{
 		BackoffBase: cfg.DeliveryBackoffBase, Lease: cfg.DeliveryLease, Policy: callbacks,
-		Log: log.With().Str("component", "delivery").Logger(),
+		Log: log.With().Str("component", "delivery").Logger(), Observer: mx,
 	})
 	poller := events.NewPoller(db, catalog, keapClient, events.PollerOptions{
-		IntervalOverride: cfg.PollerIntervalOverride, Lease: cfg.PollerLease, Log: log.With().Str("component", "poller").Logger(),
+		IntervalOverride: cfg.PollerIntervalOverride, Lease: cfg.PollerLease, Log: log.With().Str("component", "poller").Logger(), Observer: mx,
 	})
 
+	var metricsLn net.Listener
+	if cfg.MetricsAddr != "" {
+		if metricsLn, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
+			return fmt.Errorf("CONNECTORD_METRICS_ADDR %s: %w", cfg.MetricsAddr, err)
+		}
+		defer metricsLn.Close()
+	}
 	srv := newHTTPServer(ctx, cfg.HTTP, handler, log)
 	limited, maxConns := limitConnections(ln, cfg.HTTP.MaxConnections, log)
 
@@ -361,12 +386,61 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	worker(func(ctx context.Context) {
 		pruneDelivered(ctx, db, cfg.EventsRetention, log.With().Str("component", "retention").Logger())
 	})
+	worker(func(ctx context.Context) {
+		pruneAudit(ctx, db, cfg.AuditRetention, log.With().Str("component", "retention").Logger())
+	})
 	worker(hooks.Run)
 	worker(poller.Run)
 	worker(quotas.Run) // hands this replica's slices back when ctx ends
+	if metricsLn != nil {
+		serveMetrics(gctx, g, metricsLn, mx.Handler(), log)
+	}
 	log.Info().Str("addr", ln.Addr().String()).Str("public_url", cfg.PublicURL).Str("version", version).
 		Bool("sandbox", *sandbox).Int("max_connections", maxConns).Msg("listening")
 	return g.Wait()
+}
+
+// serveMetrics serves GET /metrics alone on ln (CONNECTORD_METRICS_ADDR),
+// with net/http's server, in g until ctx ends.
+func serveMetrics(ctx context.Context, g *errgroup.Group, ln net.Listener, h http.Handler, log zerolog.Logger) {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", h)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 10 * time.Second,
+		WriteTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second}
+	g.Go(func() error {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("metrics server: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		return srv.Shutdown(sctx)
+	})
+	log.Info().Str("metrics_addr", ln.Addr().String()).Msg("metrics listening")
+}
+
+// pruneAudit deletes audit log entries older than retention
+// (CONNECTORD_AUDIT_RETENTION), at start and then hourly, until ctx ends.
+func pruneAudit(ctx context.Context, db *store.DB, retention time.Duration, log zerolog.Logger) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		n, err := db.PruneAudit(ctx, time.Now().Add(-retention))
+		switch {
+		case err != nil && ctx.Err() == nil:
+			log.Warn().Err(err).Msg("prune the audit log; will try again in an hour")
+		case n > 0:
+			log.Info().Int64("deleted", n).Dur("retention", retention).Msg("pruned the audit log")
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // pruneDelivered deletes delivered notifications older than retention, at
@@ -451,12 +525,27 @@ func keysCmd(ctx context.Context, args []string, getenv func(string) string, std
 	if err := checkKeys(ctx, db, cfg); err != nil {
 		return err
 	}
-	n, err := db.ResealCredentials(ctx)
+	actx, rec := audit.StartEach(ctx, audit.Actor{}, audit.KeysRotated, audit.TargetInstance)
+	audit.Describe(actx, "", map[string]any{"keyId": cfg.Ring.CurrentID()})
+	n, err := db.ResealCredentials(actx)
 	if err != nil {
+		recordFailed(ctx, db, rec, err)
 		return err
 	}
 	fmt.Fprintf(stdout, "re-encrypted the credentials of %d instances under key %s\n", n, cfg.Ring.CurrentID())
 	return nil
+}
+
+// recordFailed writes the audit entry of an operator's command that failed;
+// a failure to write it is added to nothing: the command's error is the news.
+func recordFailed(ctx context.Context, db *store.DB, rec *audit.Record, err error) {
+	reason := "internal error"
+	if m, ok := apperrMessage(err); ok {
+		reason = m
+	}
+	if e, ok := rec.FailedEntry(reason); ok {
+		_ = db.RecordAudit(ctx, e)
+	}
 }
 
 // openFromEnv opens DATABASE_URL, migrated, for the commands that need no keys.

@@ -19,6 +19,7 @@ import (
 
 	"github.com/connectord/connectord/internal/elements"
 	"github.com/connectord/connectord/internal/instances"
+	"github.com/connectord/connectord/internal/trace"
 )
 
 // DeliveryStore is what delivery needs from the database. Each method is one
@@ -68,9 +69,24 @@ type DeliveryOptions struct {
 	PollInterval time.Duration // the longest an idle dispatcher sleeps; default 500ms
 	Policy       CallbackPolicy
 	Log          zerolog.Logger
+	// Observer is told each try's outcome (internal/metrics); nil tells no one.
+	Observer DeliveryObserver
 }
 
+// DeliveryObserver is told each delivery try's outcome: delivered, retrying
+// (failed, tried again later) or failed (no retry left).
+type DeliveryObserver interface {
+	NotificationTried(outcome string)
+}
+
+type nopDeliveryObserver struct{}
+
+func (nopDeliveryObserver) NotificationTried(string) {}
+
 func (o *DeliveryOptions) defaults() {
+	if o.Observer == nil {
+		o.Observer = nopDeliveryObserver{}
+	}
 	def := func(d *time.Duration, v time.Duration) {
 		if *d <= 0 {
 			*d = v
@@ -512,10 +528,13 @@ func (d *Delivery) deliver(ctx context.Context, c Claimed, t *target) bool {
 	}
 	switch {
 	case o.Delivered:
+		d.opt.Observer.NotificationTried("delivered")
 		log.Debug().Int("status", o.HTTPStatus).Dur("took", o.Duration).Msg("notification delivered")
 	case o.Failed:
+		d.opt.Observer.NotificationTried("failed")
 		log.Warn().Int("status", o.HTTPStatus).Str("error", o.Error).Msg("notification failed; no retry left")
 	default:
+		d.opt.Observer.NotificationTried("retrying")
 		log.Info().Int("status", o.HTTPStatus).Str("error", o.Error).Time("retry", o.NextTry).Msg("notification delivery failed; will retry")
 	}
 	return o.Delivered
@@ -537,6 +556,9 @@ func (d *Delivery) post(ctx context.Context, c Claimed, t *target) (int, string)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "connectord")
+	if c.Traceparent != "" {
+		req.Header.Set(trace.Header, c.Traceparent)
+	}
 	if t.key != "" {
 		req.Header.Set(SignatureHeader, Signature(t.key, body))
 	}

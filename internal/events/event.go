@@ -49,6 +49,9 @@ type Claimed struct {
 	Failures   int // failed tries since it was last (re)queued
 	Events     []Event
 	Raw        json.RawMessage
+	// Traceparent is the W3C trace context of the request or poll that
+	// queued (or last redelivered) it; sent to the callback. "" for none.
+	Traceparent string
 }
 
 // Outcome is the result of one delivery try, for the store to record.

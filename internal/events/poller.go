@@ -21,6 +21,7 @@ import (
 	"github.com/connectord/connectord/internal/apperr"
 	"github.com/connectord/connectord/internal/elements"
 	"github.com/connectord/connectord/internal/instances"
+	"github.com/connectord/connectord/internal/trace"
 	"github.com/connectord/connectord/internal/upstream"
 )
 
@@ -50,9 +51,24 @@ type PollerOptions struct {
 	MaxPages         int           // pages per poll before yielding to other instances; default 50
 	Now              func() time.Time
 	Log              zerolog.Logger
+	// Observer is told how many events each stored page held
+	// (internal/metrics); nil tells no one.
+	Observer PollObserver
 }
 
+// PollObserver is told of the events polls store.
+type PollObserver interface {
+	EventsPolled(n int)
+}
+
+type nopPollObserver struct{}
+
+func (nopPollObserver) EventsPolled(int) {}
+
 func (o *PollerOptions) defaults() {
+	if o.Observer == nil {
+		o.Observer = nopPollObserver{}
+	}
 	if o.SyncInterval <= 0 {
 		o.SyncInterval = 5 * time.Second
 	}
@@ -188,6 +204,9 @@ func (p *Poller) next(interval time.Duration) time.Time {
 // poll polls the due cursors of one claimed instance and hands its lease back.
 // It reads the instance's configuration as it is now.
 func (p *Poller) poll(ctx context.Context, c PollClaim) {
+	// Each poll is a trace of its own: its calls to Keap and the callbacks
+	// of the events it stores carry it.
+	ctx = trace.With(ctx, trace.New())
 	// The work outlives ctx so that a shutdown stores the page under way;
 	// pollCursor stops between pages once ctx ends.
 	work := context.WithoutCancel(ctx)
@@ -278,6 +297,7 @@ func (p *Poller) pollCursor(ctx, work context.Context, el *elements.Element, ins
 				break
 			}
 			found += len(evs)
+			p.opt.Observer.EventsPolled(len(evs))
 			offset = 0
 		} else {
 			// Nothing new on a full page: every record on it was reported at

@@ -28,15 +28,29 @@ type hookReceipt struct {
 // body is read: a caller without one is answered 404 at once and what it
 // sends is not kept. The path carries the secret, so the request log shows
 // the route pattern instead (see logRequests).
-func receiveKeapHook(rcv hookReceiver) http.Handler {
+func receiveKeapHook(rcv hookReceiver, obs observer) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		handshake := r.Header.Get("X-Hook-Secret") != ""
+		// refused counts a delivery (not a handshake) that stored nothing.
+		refused := func(err error) {
+			if handshake {
+				return
+			}
+			outcome := "refused"
+			if apperr.CodeOf(err) == apperr.Unavailable {
+				outcome = "unavailable" // Keap retries
+			}
+			obs.HookDelivery(outcome, 0)
+		}
 		hook, err := rcv.Hook(r.Context(), chi.URLParam(r, "secret"))
 		if err != nil {
+			refused(err)
 			writeError(w, r, err)
 			return
 		}
 		body, err := readBody(r)
 		if err != nil {
+			refused(err)
 			writeError(w, r, err)
 			return
 		}
@@ -57,9 +71,11 @@ func receiveKeapHook(rcv hookReceiver) http.Handler {
 		}
 		n, err := rcv.Deliver(r.Context(), hook, body)
 		if err != nil {
+			refused(err)
 			writeError(w, r, err)
 			return
 		}
+		obs.HookDelivery("stored", n)
 		writeJSON(w, http.StatusOK, hookReceipt{Received: n})
 	})
 }

@@ -15,6 +15,9 @@ import (
 const (
 	NextPageHeader = "Elements-Next-Page-Token" // the cursor of the next page; absent on the last
 	UpsertHeader   = "Elements-Upsert-Result"   // created or updated, on an upsert
+	// TotalCountHeader is Open Connectors' count of a list's matches, sent
+	// when the caller asks with returnTotalCount=true.
+	TotalCountHeader = "Elements-Total-Count"
 )
 
 // hubService is what the hub routes need (internal/hubs).
@@ -46,6 +49,9 @@ func hubResource(h hubService) http.Handler {
 		}
 		if res.Upsert != "" {
 			w.Header().Set(UpsertHeader, res.Upsert)
+		}
+		if res.TotalCount != nil {
+			w.Header().Set(TotalCountHeader, strconv.Itoa(*res.TotalCount))
 		}
 		if len(res.Body) == 0 {
 			w.WriteHeader(res.Status)

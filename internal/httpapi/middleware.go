@@ -19,6 +19,7 @@ import (
 
 	"github.com/connectord/connectord/internal/apperr"
 	"github.com/connectord/connectord/internal/tenants"
+	"github.com/connectord/connectord/internal/trace"
 )
 
 type ctxKey int
@@ -31,6 +32,7 @@ const requestKey ctxKey = iota
 // organization.
 type requestInfo struct {
 	id        string
+	trace     trace.Context   // connectord's span in the caller's trace, or a new trace
 	base      *zerolog.Logger // without the request id
 	log       *zerolog.Logger // with it, made when a handler first asks
 	principal tenants.Principal
@@ -43,7 +45,7 @@ type requestInfo struct {
 // logger returns the request's logger, whose lines carry the request id.
 func (i *requestInfo) logger() *zerolog.Logger {
 	if i.log == nil {
-		l := i.base.With().Str("request_id", i.id).Logger()
+		l := i.base.With().Str("request_id", i.id).Str("trace_id", i.trace.TraceIDString()).Logger()
 		i.log = &l
 	}
 	return i.log
@@ -61,6 +63,15 @@ const RequestIDHeader = "Elements-Request-Id"
 func RequestID(ctx context.Context) string {
 	if i := infoOf(ctx); i != nil {
 		return i.id
+	}
+	return ""
+}
+
+// TraceID returns the request's trace id: the caller's, from its W3C
+// traceparent header, or one connectord started.
+func TraceID(ctx context.Context) string {
+	if i := infoOf(ctx); i != nil {
+		return i.trace.TraceIDString()
 	}
 	return ""
 }
@@ -86,7 +97,9 @@ func newRequestID() string {
 }
 
 // withRequestID gives every request an id, in its context, its log lines and
-// its response headers.
+// its response headers, and a place in a trace: the W3C traceparent the
+// caller sent, or a new trace, carried in the context to the calls made for
+// it (trace.From).
 func withRequestID(log zerolog.Logger) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -94,8 +107,10 @@ func withRequestID(log zerolog.Logger) func(http.Handler) http.Handler {
 			h := w.Header()
 			h[RequestIDHeader] = []string{id}
 			h["X-Request-Id"] = []string{id}
-			info := &requestInfo{id: id, base: &log, remote: r.RemoteAddr}
-			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestKey, info)))
+			tc := trace.Incoming(r.Header.Get(trace.Header))
+			info := &requestInfo{id: id, base: &log, remote: r.RemoteAddr, trace: tc}
+			ctx := trace.With(context.WithValue(r.Context(), requestKey, info), tc)
+			next.ServeHTTP(w, r.WithContext(ctx))
 		})
 	}
 }
@@ -123,7 +138,7 @@ func logRequests(next http.Handler) http.Handler {
 			ev = log.Error()
 		}
 		if id != "" {
-			ev = ev.Str("request_id", id)
+			ev = ev.Str("request_id", id).Str("trace_id", infoOf(r.Context()).trace.TraceIDString())
 		}
 		ev = ev.Str("method", clip(r.Method)).Str("path", loggedPath(r)).
 			Int("status", status).Int("bytes", ww.BytesWritten()).

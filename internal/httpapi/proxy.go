@@ -212,9 +212,20 @@ func (e proxyErrors) Write(p []byte) (int, error) {
 // wildcard returns the path after /proxy/, escaped as the caller sent it.
 // chi matches on the raw path when the request has one, else on the decoded
 // path, which then escapes back to what was sent.
+//
+// A path of one segment holding escaped slashes (crm%2Frest%2Fv1%2Fcontacts)
+// is the whole Keap path escaped as the one parameter of the OpenAPI
+// document's /proxy/{path}, as a generated client sends it: it is unescaped
+// once. No Keap API path is one segment, so this form is unambiguous; in a
+// path of several segments an escaped slash stays part of its segment.
 func wildcard(r *http.Request) string {
 	rest := chi.URLParam(r, "*")
 	if r.URL.RawPath != "" {
+		if !strings.Contains(rest, "/") && (strings.Contains(rest, "%2F") || strings.Contains(rest, "%2f")) {
+			if whole, err := url.PathUnescape(rest); err == nil {
+				return whole
+			}
+		}
 		return rest
 	}
 	return strings.TrimPrefix((&url.URL{Path: "/" + rest}).EscapedPath(), "/")

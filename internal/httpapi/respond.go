@@ -62,6 +62,7 @@ const StatusClientClosedRequest = 499
 // errorBody is the Open Connectors error shape.
 type errorBody struct {
 	RequestID       string `json:"requestId"`
+	TraceID         string `json:"traceId,omitempty"` // the W3C trace the request belongs to
 	Message         string `json:"message"`
 	ProviderMessage string `json:"providerMessage,omitempty"`
 }
@@ -96,7 +97,7 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if e.RetryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(e.RetryAfter.Seconds()))))
 	}
-	writeJSON(w, status, errorBody{RequestID: id, Message: e.Message, ProviderMessage: e.ProviderMessage})
+	writeJSON(w, status, errorBody{RequestID: id, TraceID: TraceID(r.Context()), Message: e.Message, ProviderMessage: e.ProviderMessage})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -7,6 +7,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/rs/zerolog"
 
+	"github.com/connectord/connectord/internal/audit"
 	"github.com/connectord/connectord/internal/elements"
 	"github.com/connectord/connectord/internal/tenants"
 )
@@ -43,6 +44,9 @@ type Deps struct {
 	// address may make a minute (and at once) before it is answered 429;
 	// 0 does not limit them.
 	AuthFailuresPerMinute int
+	Metrics               observer     // counts requests and hook deliveries (internal/metrics); nil counts nothing
+	Scrape                http.Handler // when set, serves GET /metrics (the metrics' exposition)
+	Audit                 auditLog     // the audit log (the store); nil records nothing and serves no /audit-logs
 }
 
 // Routes lists every route connectord serves.
@@ -53,17 +57,23 @@ func Routes(d Deps) http.Handler {
 	if bodyTimeout <= 0 {
 		bodyTimeout = 30 * time.Second
 	}
-	r.Use(withRequestID(d.Log), logRequests, recoverPanics, checkQuery, refuseBadText, limitBody(bodyTimeout))
+	if d.Metrics == nil {
+		d.Metrics = nopObserver{}
+	}
+	r.Use(withRequestID(d.Log), logRequests, observeRequests(d.Metrics), recoverPanics, checkQuery, refuseBadText, limitBody(bodyTimeout))
 	r.NotFound(notFound().ServeHTTP)
 	r.MethodNotAllowed(methodNotAllowed().ServeHTTP)
 
 	r.Method(http.MethodGet, "/healthz", healthz())
 	r.Method(http.MethodGet, "/readyz", readyz(d.DB))
+	if d.Scrape != nil {
+		r.Method(http.MethodGet, "/metrics", d.Scrape)
+	}
 	if d.Sandbox != nil {
 		r.Mount("/sandbox/keap", http.StripPrefix("/sandbox/keap", d.Sandbox))
 	}
 	// Keap calls this, authenticated by the hook's secret in the path.
-	r.Method(http.MethodPost, "/events/keap/{secret}", receiveKeapHook(d.Receiver))
+	r.Method(http.MethodPost, "/events/keap/{secret}", receiveKeapHook(d.Receiver, d.Metrics))
 	// ---- the hosted connect flow's pages, for end users' browsers (issue 12) ----
 	r.Method(http.MethodGet, "/connect", connectPage(d.Connect))
 	r.Method(http.MethodPost, "/connect/authorize", connectAuthorize(d.Connect))
@@ -79,29 +89,33 @@ func Routes(d Deps) http.Handler {
 
 		r.Group(func(r chi.Router) {
 			r.Use(authenticate(d.Tenants, tenants.NeedOrganization))
-			r.Method(http.MethodPost, "/elements/{keyOrId}/instances", createInstance(d.Instances))
-			r.Method(http.MethodPost, "/instances", createInstance(d.Instances))
+			// audited(…) records the change in the audit log (issue 14).
+			r.Method(http.MethodPost, "/elements/{keyOrId}/instances", audited(d.Audit, audit.InstanceCreated, createInstance(d.Instances)))
+			r.Method(http.MethodPost, "/instances", audited(d.Audit, audit.InstanceCreated, createInstance(d.Instances)))
 			r.Method(http.MethodGet, "/instances", listInstances(d.Instances))
 			r.Method(http.MethodGet, "/instances/{id}", getInstance(d.Instances))
-			r.Method(http.MethodPatch, "/instances/{id}", patchInstance(d.Instances))
-			r.Method(http.MethodPut, "/instances/{id}", putInstance(d.Instances))
-			r.Method(http.MethodDelete, "/instances/{id}", deleteInstance(d.Instances))
+			r.Method(http.MethodPatch, "/instances/{id}", audited(d.Audit, audit.InstanceChanged, patchInstance(d.Instances)))
+			r.Method(http.MethodPut, "/instances/{id}", audited(d.Audit, audit.InstanceReconnected, putInstance(d.Instances)))
+			r.Method(http.MethodDelete, "/instances/{id}", audited(d.Audit, audit.InstanceDeleted, deleteInstance(d.Instances)))
 			r.Method(http.MethodGet, "/instances/{id}/configuration", getConfiguration(d.Instances))
 			r.Method(http.MethodGet, "/instances/{id}/configuration/{configKey}", getConfigEntry(d.Instances))
-			r.Method(http.MethodPatch, "/instances/{id}/configuration/{configKey}", patchConfigEntry(d.Instances))
-			r.Method(http.MethodPut, "/instances/{id}/tokens/refresh", refreshTokens(d.Tokens))
+			r.Method(http.MethodPatch, "/instances/{id}/configuration/{configKey}", audited(d.Audit, audit.InstanceChanged, patchConfigEntry(d.Instances)))
+			r.Method(http.MethodPut, "/instances/{id}/tokens/refresh", audited(d.Audit, audit.InstanceTokensRefreshed, refreshTokens(d.Tokens)))
 			r.Method(http.MethodGet, "/instances/{id}/events", listEvents(d.Events))
-			r.Method(http.MethodPost, "/instances/{id}/events/redeliver", redeliverEvents(d.Events))
-			r.Method(http.MethodPost, "/instances/{id}/events/{eventId}/redeliver", redeliverEvent(d.Events))
+			r.Method(http.MethodPost, "/instances/{id}/events/redeliver", audited(d.Audit, audit.EventsRedelivered, redeliverEvents(d.Events)))
+			r.Method(http.MethodPost, "/instances/{id}/events/{eventId}/redeliver", audited(d.Audit, audit.EventsRedelivered, redeliverEvent(d.Events)))
 			r.Method(http.MethodGet, "/instances/{id}/events/hooks", listEventHooks(d.Hooks))
 			r.Method(http.MethodGet, "/instances/{id}/events/polling", listPollCursors(d.Events))
+			if d.Audit != nil {
+				r.Method(http.MethodGet, "/audit-logs", listAuditLogs(d.Audit))
+			}
 			r.Method(http.MethodGet, "/instances/{id}/quota", instanceQuota(d.Quotas))
-			r.Method(http.MethodPost, "/instances/{id}/bridge-key", rotateBridgeKey(d.BridgeKey))
+			r.Method(http.MethodPost, "/instances/{id}/bridge-key", audited(d.Audit, audit.InstanceBridgeKeySet, rotateBridgeKey(d.BridgeKey)))
 			// ---- Keap apps and connect sessions (issue 12) ----
-			r.Method(http.MethodPut, "/organizations/elements/{keyOrId}/oauth/app", putOAuthApp(d.Connect))
+			r.Method(http.MethodPut, "/organizations/elements/{keyOrId}/oauth/app", audited(d.Audit, audit.KeapAppSet, putOAuthApp(d.Connect)))
 			r.Method(http.MethodGet, "/organizations/elements/{keyOrId}/oauth/app", getOAuthApp(d.Connect))
-			r.Method(http.MethodDelete, "/organizations/elements/{keyOrId}/oauth/app", deleteOAuthApp(d.Connect))
-			r.Method(http.MethodPost, "/connect/sessions", createConnectSession(d.Connect))
+			r.Method(http.MethodDelete, "/organizations/elements/{keyOrId}/oauth/app", audited(d.Audit, audit.KeapAppDeleted, deleteOAuthApp(d.Connect)))
+			r.Method(http.MethodPost, "/connect/sessions", audited(d.Audit, audit.ConnectSessionOpened, createConnectSession(d.Connect)))
 			r.Method(http.MethodGet, "/connect/sessions/{id}", getConnectSession(d.Connect))
 		})
 

@@ -11,6 +11,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/rs/zerolog"
 
+	"github.com/connectord/connectord/internal/audit"
 	"github.com/connectord/connectord/internal/elements"
 	"github.com/connectord/connectord/internal/proxy"
 	"github.com/connectord/connectord/internal/tenants"
@@ -27,7 +28,7 @@ func TestRoutesDoc_MatchOpenAPI(t *testing.T) {
 	}
 	// Handlers are never invoked, so the services may be nil. Sandbox is set so
 	// that sandbox mode's routes are built too (and left out below).
-	h := Routes(Deps{Log: zerolog.Nop(), Catalog: catalog, Sandbox: http.NotFoundHandler(), Proxy: nopProxy{}})
+	h := Routes(Deps{Log: zerolog.Nop(), Catalog: catalog, Sandbox: http.NotFoundHandler(), Proxy: nopProxy{}, Scrape: http.NotFoundHandler(), Audit: nopAudit{}})
 	mux, ok := h.(chi.Routes)
 	if !ok {
 		t.Fatalf("Routes returned %T, not a chi router", h)
@@ -38,9 +39,9 @@ func TestRoutesDoc_MatchOpenAPI(t *testing.T) {
 		if route == "/sandbox/keap" || strings.HasPrefix(route, "/sandbox/") {
 			return nil // the fake Keap, sandbox mode only; not part of the API
 		}
-		// chi's trailing wildcard is the document's {path:.*} (the proxy).
+		// chi's trailing wildcard is the document's {path} (the proxy).
 		if strings.HasSuffix(route, "/*") {
-			route = strings.TrimSuffix(route, "*") + "{path:.*}"
+			route = strings.TrimSuffix(route, "*") + "{path}"
 		}
 		served[method+" "+route] = true
 		return nil
@@ -121,3 +122,11 @@ func (nopProxy) Prepare(context.Context, tenants.Principal, proxy.Request) (*pro
 func (nopProxy) Send(*proxy.Call, *http.Request) (*http.Response, error) { return nil, nil }
 
 func (nopProxy) Bridge(context.Context, *proxy.Call) ([]byte, error) { return nil, nil }
+
+// nopAudit stands for the audit log, which is never used here.
+type nopAudit struct{}
+
+func (nopAudit) RecordAudit(context.Context, audit.Entry) error { return nil }
+func (nopAudit) AuditLog(context.Context, int64, audit.Filter) ([]audit.Entry, int64, error) {
+	return nil, 0, nil
+}

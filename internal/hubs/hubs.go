@@ -98,6 +98,9 @@ type Result struct {
 	Body     []byte // JSON; empty for no body
 	NextPage string // the cursor of the next page; empty on the last
 	Upsert   string // UpsertCreated or UpsertUpdated on an upsert
+	// TotalCount is the number of records matching a list, when the caller
+	// asked for it (returnTotalCount=true) and Keap counted them; else nil.
+	TotalCount *int
 }
 
 // call is a request resolved against the instance's element.

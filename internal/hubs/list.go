@@ -30,10 +30,11 @@ func (s *Service) list(ctx context.Context, c *call) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := onlyParams(q, "GET "+c.describe(), append([]string{"where", "orderBy", "pageSize", "nextPage"}, names...)...); err != nil {
+	listParams := []string{"where", "orderBy", "pageSize", "nextPage", "page", "returnTotalCount"}
+	if err := onlyParams(q, "GET "+c.describe(), append(listParams, names...)...); err != nil {
 		return nil, err
 	}
-	for _, name := range []string{"where", "orderBy", "pageSize", "nextPage"} {
+	for _, name := range listParams {
 		if len(q[name]) > 1 {
 			return nil, apperr.Errorf(apperr.Invalid, "give %s once", name)
 		}
@@ -54,6 +55,20 @@ func (s *Service) list(ctx context.Context, c *call) (*Result, error) {
 		if offset, err = decodeCursor(v, key); err != nil {
 			return nil, err
 		}
+	}
+	if v := q.Get("page"); v != "" {
+		if q.Get("nextPage") != "" {
+			return nil, apperr.Errorf(apperr.Invalid, "give page or nextPage, not both: they name different pages")
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxPageNumber {
+			return nil, apperr.Errorf(apperr.Invalid, "page must be a whole number from 1 to %d, not %q", maxPageNumber, v)
+		}
+		offset = (n - 1) * size
+	}
+	wantTotal, err := returnTotalCount(q.Get("returnTotalCount"))
+	if err != nil {
+		return nil, err
 	}
 	out.Set("limit", strconv.Itoa(size))
 	out.Set("offset", strconv.Itoa(offset))
@@ -82,10 +97,28 @@ func (s *Service) list(ctx context.Context, c *call) (*Result, error) {
 		more = n > 0 && offset+n < count
 	}
 	r := &Result{Status: http.StatusOK, Body: page.body}
+	if wantTotal && page.count != nil && count >= 0 {
+		r.TotalCount = &count
+	}
 	if more {
 		r.NextPage = encodeCursor(offset+n, key)
 	}
 	return r, nil
+}
+
+// maxPageNumber bounds Open Connectors' page parameter, so that the offset
+// it makes stays an int Keap reads.
+const maxPageNumber = 1_000_000
+
+// returnTotalCount reads Open Connectors' returnTotalCount parameter.
+func returnTotalCount(v string) (bool, error) {
+	switch v {
+	case "", "false":
+		return false, nil
+	case "true":
+		return true, nil
+	}
+	return false, apperr.Errorf(apperr.Invalid, "returnTotalCount must be true or false, not %q", v)
 }
 
 // pageSize reads the caller's pageSize, capped by the instance's pagination.max.

@@ -7,6 +7,7 @@ import (
 	"maps"
 
 	"github.com/connectord/connectord/internal/apperr"
+	"github.com/connectord/connectord/internal/audit"
 	"github.com/connectord/connectord/internal/elements"
 	"github.com/connectord/connectord/internal/tenants"
 )
@@ -75,6 +76,7 @@ func (s *Service) Update(ctx context.Context, p tenants.Principal, id int64, req
 	}
 	delete(merged.public, KeyAuthType)
 	delete(changes, KeyAuthType)
+	describeUpdate(ctx, cur, req, changes)
 	_, keyChanged := changes[KeyAPIKey]
 	_, appChanged := changes[KeyAppName]
 	if cur.AuthType == AuthAPIKey && (keyChanged || appChanged) {
@@ -111,6 +113,33 @@ func (s *Service) Update(ctx context.Context, p tenants.Principal, id int64, req
 	}
 	s.hooks.Changed(id)
 	return s.render(el, updated), nil
+}
+
+// describeUpdate tells the audit log what a PATCH changes: which fields and
+// which configuration keys (never their values), and whether it disables or
+// enables the instance.
+func describeUpdate(ctx context.Context, cur *Instance, req UpdateRequest, changes map[string]*string) {
+	var fields []string
+	if req.Name != nil {
+		fields = append(fields, "name")
+	}
+	if req.Tags != nil {
+		fields = append(fields, "tags")
+	}
+	if req.Disabled != nil {
+		fields = append(fields, "disabled")
+	}
+	if len(changes) > 0 {
+		fields = append(fields, "configuration")
+	}
+	action := ""
+	switch {
+	case req.Disabled != nil && *req.Disabled && !cur.Disabled:
+		action = audit.InstanceDisabled
+	case req.Disabled != nil && !*req.Disabled && cur.Disabled:
+		action = audit.InstanceEnabled
+	}
+	audit.Describe(ctx, action, map[string]any{"fields": fields, "keys": audit.Keys(changes)})
 }
 
 // Load reads one of the organization's instances, with its credentials, and

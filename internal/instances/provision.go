@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/connectord/connectord/internal/apperr"
+	"github.com/connectord/connectord/internal/audit"
 	"github.com/connectord/connectord/internal/elements"
 	"github.com/connectord/connectord/internal/keap"
 	"github.com/connectord/connectord/internal/secrets"
@@ -79,6 +80,7 @@ func (s *Service) prepare(ctx context.Context, p tenants.Principal, pathElement 
 	if err != nil {
 		return nil, nil, err
 	}
+	audit.Describe(ctx, "", map[string]any{"element": el.Key})
 	var pr problems
 	name := checkName(req.Name, &pr)
 	tags := checkTags(req.Tags, &pr)
@@ -123,6 +125,10 @@ func (s *Service) Replace(ctx context.Context, p tenants.Principal, id int64, re
 	delete(st.public, KeyAuthType)
 	fresh := &Instance{AuthType: authType, Config: st.public, Secrets: st.secrets}
 	reconnected := authType != AuthOAuth2 || req.code() != ""
+	if !reconnected {
+		audit.Describe(ctx, audit.InstanceChanged, nil)
+	}
+	audit.Describe(ctx, "", map[string]any{"fields": []string{"name", "tags", "configuration"}, "keys": audit.Keys(req.Configuration)})
 	if reconnected {
 		if err := s.connect(ctx, el, fresh, req.code()); err != nil {
 			return nil, err

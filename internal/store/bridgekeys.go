@@ -4,6 +4,8 @@ import (
 	"context"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/connectord/connectord/internal/apperr"
 )
 
@@ -11,12 +13,17 @@ import (
 // one it had; the instance must be the organization's.
 func (db *DB) SetBridgeKey(ctx context.Context, orgID, instanceID int64, hash []byte) (time.Time, error) {
 	var created time.Time
-	err := db.pool.QueryRow(ctx, `
-		INSERT INTO instance_bridge_keys (instance_id, key_hash)
-		SELECT id, $3 FROM instances WHERE id = $1 AND organization_id = $2
-		ON CONFLICT (instance_id) DO UPDATE SET key_hash = EXCLUDED.key_hash, created_at = now()
-		RETURNING created_at`, instanceID, orgID, hash).Scan(&created)
-	if err := interpret(err); err != nil {
+	err := db.inTx(ctx, func(tx pgx.Tx) error {
+		if err := tx.QueryRow(ctx, `
+			INSERT INTO instance_bridge_keys (instance_id, key_hash)
+			SELECT id, $3 FROM instances WHERE id = $1 AND organization_id = $2
+			ON CONFLICT (instance_id) DO UPDATE SET key_hash = EXCLUDED.key_hash, created_at = now()
+			RETURNING created_at`, instanceID, orgID, hash).Scan(&created); err != nil {
+			return interpret(err)
+		}
+		return auditTx(ctx, tx, orgID, instanceID)
+	})
+	if err != nil {
 		if apperr.CodeOf(err) == apperr.NotFound {
 			return time.Time{}, notFound(instanceID)
 		}

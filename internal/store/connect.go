@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/connectord/connectord/internal/apperr"
+	"github.com/connectord/connectord/internal/audit"
 	"github.com/connectord/connectord/internal/connect"
 	"github.com/connectord/connectord/internal/events"
 )
@@ -32,13 +33,17 @@ func (db *DB) PutOAuthApp(ctx context.Context, orgID int64, app connect.App) (co
 		return connect.App{}, err
 	}
 	err = db.inTx(ctx, func(tx pgx.Tx) error {
-		return interpret(tx.QueryRow(ctx, `
+		if err := interpret(tx.QueryRow(ctx, `
 			INSERT INTO organization_oauth_apps (organization_id, element_key, client_id, key_id, ciphertext)
 			VALUES ($1, $2, $3, $4, $5)
 			ON CONFLICT (organization_id, element_key) DO UPDATE SET client_id = excluded.client_id,
 				key_id = excluded.key_id, ciphertext = excluded.ciphertext, updated_at = now()
 			RETURNING created_at, updated_at`,
-			orgID, app.ElementKey, app.ClientID, keyID, ct).Scan(&app.CreatedAt, &app.UpdatedAt))
+			orgID, app.ElementKey, app.ClientID, keyID, ct).Scan(&app.CreatedAt, &app.UpdatedAt)); err != nil {
+			return err
+		}
+		audit.Describe(ctx, "", map[string]any{"element": app.ElementKey})
+		return auditTx(ctx, tx, orgID, 0)
 	})
 	return app, err
 }
@@ -65,14 +70,17 @@ func (db *DB) OAuthApp(ctx context.Context, orgID int64, elementKey string) (con
 
 // DeleteOAuthApp removes an organization's Keap app for an element.
 func (db *DB) DeleteOAuthApp(ctx context.Context, orgID int64, elementKey string) error {
-	tag, err := db.pool.Exec(ctx, `DELETE FROM organization_oauth_apps WHERE organization_id = $1 AND element_key = $2`, orgID, elementKey)
-	if err != nil {
-		return interpret(err)
-	}
-	if tag.RowsAffected() == 0 {
-		return apperr.Errorf(apperr.NotFound, "not found")
-	}
-	return nil
+	return db.inTx(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `DELETE FROM organization_oauth_apps WHERE organization_id = $1 AND element_key = $2`, orgID, elementKey)
+		if err != nil {
+			return interpret(err)
+		}
+		if tag.RowsAffected() == 0 {
+			return apperr.Errorf(apperr.NotFound, "not found")
+		}
+		audit.Describe(ctx, "", map[string]any{"element": elementKey})
+		return auditTx(ctx, tx, orgID, 0)
+	})
 }
 
 // sessionRetention is how long a connect session is kept after it expired:
@@ -105,6 +113,10 @@ func (db *DB) CreateSession(ctx context.Context, s *connect.Session) error {
 			s.RedirectURL, s.TokenHash, s.Status, s.ExpiresAt).Scan(&s.ID, &s.CreatedAt)
 		if err != nil {
 			return interpret(err)
+		}
+		audit.Describe(ctx, "", map[string]any{"element": s.ElementKey, "reconnect": s.Reconnect})
+		if err := auditTx(ctx, tx, s.OrganizationID, s.ID); err != nil {
+			return err
 		}
 		if len(s.Configuration) == 0 {
 			return nil

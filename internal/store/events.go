@@ -13,8 +13,10 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/connectord/connectord/internal/apperr"
+	"github.com/connectord/connectord/internal/audit"
 	"github.com/connectord/connectord/internal/events"
 	"github.com/connectord/connectord/internal/instances"
+	"github.com/connectord/connectord/internal/trace"
 )
 
 // maxBatch is Open Connectors' limit of events per notification, and the
@@ -98,8 +100,8 @@ func enqueueTx(ctx context.Context, tx querier, instanceID int64, evs []events.E
 			raw = nil
 		}
 		var id events.NotificationID
-		if err := tx.QueryRow(ctx, `INSERT INTO notifications (event_id, instance_id, raw) VALUES ($1, $2, $3) RETURNING id`,
-			eventID, instanceID, raw).Scan(&id); err != nil {
+		if err := tx.QueryRow(ctx, `INSERT INTO notifications (event_id, instance_id, raw, traceparent) VALUES ($1, $2, $3, nullif($4, '')) RETURNING id`,
+			eventID, instanceID, raw, traceparent(ctx)).Scan(&id); err != nil {
 			return nil, interpret(err)
 		}
 		types, otypes, oids, dates, keys := make([]string, len(chunk)), make([]string, len(chunk)), make([]string, len(chunk)), make([]time.Time, len(chunk)), make([]string, len(chunk))
@@ -115,6 +117,14 @@ func enqueueTx(ctx context.Context, tx querier, instanceID int64, evs []events.E
 		ids = append(ids, id)
 	}
 	return ids, signalDue(ctx, tx)
+}
+
+// traceparent is the W3C traceparent of the work ctx belongs to (a request,
+// a poll), kept with a notification so its delivery joins the trace; "" for
+// none.
+func traceparent(ctx context.Context) string {
+	tc, _ := trace.From(ctx)
+	return tc.String()
 }
 
 // newEventID is a notification's stable, opaque eventId: 128 random bits.
@@ -170,7 +180,7 @@ func (db *DB) ClaimNotifications(ctx context.Context, c events.Claim) ([]events.
 			          AND status = 'pending' AND next_attempt_at <= now()
 			      ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED) due
 			WHERE n.id = due.id
-			RETURNING n.id, n.event_id, n.instance_id, n.failures, n.raw`, c.Limit, c.Lease.Seconds(), skipInst, skipOrg, perInst, perOrg)
+			RETURNING n.id, n.event_id, n.instance_id, n.failures, n.raw, coalesce(n.traceparent, '')`, c.Limit, c.Lease.Seconds(), skipInst, skipOrg, perInst, perOrg)
 		if err != nil {
 			return interpret(err)
 		}
@@ -179,7 +189,7 @@ func (db *DB) ClaimNotifications(ctx context.Context, c events.Claim) ([]events.
 		for rows.Next() {
 			var c events.Claimed
 			var raw []byte
-			if err := rows.Scan(&c.ID, &c.EventID, &c.InstanceID, &c.Failures, &raw); err != nil {
+			if err := rows.Scan(&c.ID, &c.EventID, &c.InstanceID, &c.Failures, &raw, &c.Traceparent); err != nil {
 				rows.Close()
 				return interpret(err)
 			}
@@ -380,13 +390,18 @@ func (db *DB) Redeliver(ctx context.Context, orgID, instanceID int64, eventID st
 		if err := checkInstance(ctx, tx, orgID, instanceID); err != nil {
 			return err
 		}
-		tag, err := tx.Exec(ctx, `UPDATE notifications SET status = 'pending', failures = 0, next_attempt_at = now(), delivered_at = NULL
-			WHERE instance_id = $1 AND event_id = $2`, instanceID, eventID)
+		tag, err := tx.Exec(ctx, `UPDATE notifications SET status = 'pending', failures = 0, next_attempt_at = now(), delivered_at = NULL,
+				traceparent = coalesce(nullif($3, ''), traceparent)
+			WHERE instance_id = $1 AND event_id = $2`, instanceID, eventID, traceparent(ctx))
 		if err != nil {
 			return interpret(err)
 		}
 		if tag.RowsAffected() == 0 {
 			return apperr.Errorf(apperr.NotFound, "instance %d has no event %s", instanceID, eventID)
+		}
+		audit.Describe(ctx, "", map[string]any{"eventId": eventID, "count": 1})
+		if err := auditTx(ctx, tx, orgID, instanceID); err != nil {
+			return err
 		}
 		return signalDue(ctx, tx)
 	})
@@ -400,10 +415,15 @@ func (db *DB) RedeliverFailed(ctx context.Context, orgID, instanceID int64) (int
 		if err := checkInstance(ctx, tx, orgID, instanceID); err != nil {
 			return err
 		}
-		tag, err := tx.Exec(ctx, `UPDATE notifications SET status = 'pending', failures = 0, next_attempt_at = now()
-			WHERE instance_id = $1 AND status = 'failed'`, instanceID)
+		tag, err := tx.Exec(ctx, `UPDATE notifications SET status = 'pending', failures = 0, next_attempt_at = now(),
+				traceparent = coalesce(nullif($2, ''), traceparent)
+			WHERE instance_id = $1 AND status = 'failed'`, instanceID, traceparent(ctx))
 		if err != nil {
 			return interpret(err)
+		}
+		audit.Describe(ctx, "", map[string]any{"count": tag.RowsAffected()})
+		if err := auditTx(ctx, tx, orgID, instanceID); err != nil {
+			return err
 		}
 		if n = tag.RowsAffected(); n > 0 {
 			return signalDue(ctx, tx)

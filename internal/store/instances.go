@@ -46,7 +46,10 @@ func (db *DB) CreateInstance(ctx context.Context, inst *instances.Instance) erro
 		if err != nil {
 			return interpret(err)
 		}
-		return db.saveCredentials(ctx, tx, inst)
+		if err := db.saveCredentials(ctx, tx, inst); err != nil {
+			return err
+		}
+		return auditTx(ctx, tx, inst.OrganizationID, inst.ID)
 	})
 }
 
@@ -145,11 +148,15 @@ func (db *DB) UpdateInstance(ctx context.Context, orgID, id int64, fn func(*inst
 	var out *instances.Instance
 	err := db.inTx(ctx, func(tx pgx.Tx) error {
 		var err error
-		out, err = db.updateLocked(ctx, tx, `SELECT id FROM instances WHERE organization_id = $1 AND id = $2 FOR UPDATE`, []any{orgID, id}, fn)
+		var changed bool
+		out, changed, err = db.updateLocked(ctx, tx, `SELECT id FROM instances WHERE organization_id = $1 AND id = $2 FOR UPDATE`, []any{orgID, id}, fn)
 		if apperr.CodeOf(err) == apperr.NotFound {
 			return notFound(id)
 		}
-		return err
+		if err != nil || !changed {
+			return err
+		}
+		return auditTx(ctx, tx, orgID, id)
 	})
 	return out, err
 }
@@ -160,7 +167,7 @@ func (db *DB) UpdateInstanceByID(ctx context.Context, id int64, fn func(*instanc
 	var out *instances.Instance
 	err := db.inTx(ctx, func(tx pgx.Tx) error {
 		var err error
-		out, err = db.updateLocked(ctx, tx, `SELECT id FROM instances WHERE id = $1 FOR UPDATE`, []any{id}, fn)
+		out, _, err = db.updateLocked(ctx, tx, `SELECT id FROM instances WHERE id = $1 FOR UPDATE`, []any{id}, fn)
 		return err
 	})
 	return out, err
@@ -177,7 +184,7 @@ func (db *DB) UpdateDueInstance(ctx context.Context, now time.Time, fn func(*ins
 		// the plan stays an index range scan whatever the statistics say; one of
 		// them not locked by another worker or replica is then locked. The window
 		// is wider than all the workers that can hold a lock at once.
-		_, err := db.updateLocked(ctx, tx, `
+		_, _, err := db.updateLocked(ctx, tx, `
 			SELECT i.id
 			FROM (SELECT instance_id, due_at FROM instance_credentials
 			      WHERE due_at <= $1 ORDER BY due_at LIMIT 256) d
@@ -200,7 +207,15 @@ func (db *DB) UpdateDueInstance(ctx context.Context, now time.Time, fn func(*ins
 // It locks first and reads after: a SELECT … FOR UPDATE that waits re-reads only
 // the locked row, not the credentials joined to it, so reading in the same
 // statement could return credentials another transaction just replaced.
-func (db *DB) updateLocked(ctx context.Context, tx pgx.Tx, lockQuery string, args []any, fn func(*instances.Instance) error) (*instances.Instance, error) {
+func (db *DB) updateLocked(ctx context.Context, tx pgx.Tx, lockQuery string, args []any, fn func(*instances.Instance) error) (_ *instances.Instance, changed bool, _ error) {
+	inst, err := db.updateLockedInst(ctx, tx, lockQuery, args, fn)
+	if errors.Is(err, instances.ErrUnchanged) {
+		return inst, false, nil
+	}
+	return inst, err == nil, err
+}
+
+func (db *DB) updateLockedInst(ctx context.Context, tx pgx.Tx, lockQuery string, args []any, fn func(*instances.Instance) error) (*instances.Instance, error) {
 	var id int64
 	if err := tx.QueryRow(ctx, lockQuery, args...).Scan(&id); err != nil {
 		return nil, interpret(err)
@@ -211,7 +226,7 @@ func (db *DB) updateLocked(ctx context.Context, tx pgx.Tx, lockQuery string, arg
 	}
 	wasValid := inst.Valid
 	if err := fn(inst); errors.Is(err, instances.ErrUnchanged) {
-		return inst, nil
+		return inst, err
 	} else if err != nil {
 		return nil, err
 	}
@@ -251,14 +266,16 @@ func eventsEnabled(inst *instances.Instance) bool {
 
 // DeleteInstance removes an instance; its credentials go with it.
 func (db *DB) DeleteInstance(ctx context.Context, orgID, id int64) error {
-	tag, err := db.pool.Exec(ctx, `DELETE FROM instances WHERE organization_id = $1 AND id = $2`, orgID, id)
-	if err != nil {
-		return interpret(err)
-	}
-	if tag.RowsAffected() == 0 {
-		return notFound(id)
-	}
-	return nil
+	return db.inTx(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `DELETE FROM instances WHERE organization_id = $1 AND id = $2`, orgID, id)
+		if err != nil {
+			return interpret(err)
+		}
+		if tag.RowsAffected() == 0 {
+			return notFound(id)
+		}
+		return auditTx(ctx, tx, orgID, id)
+	})
 }
 
 // KeyIDsInUse lists the encryption key ids that sealed stored credentials, with

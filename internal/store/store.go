@@ -22,14 +22,16 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/connectord/connectord/internal/apperr"
+	"github.com/connectord/connectord/internal/audit"
 	"github.com/connectord/connectord/internal/secrets"
 	"github.com/connectord/connectord/migrations"
 )
 
 // DB is the store over one pool.
 type DB struct {
-	pool *pgxpool.Pool
-	ring *secrets.Ring
+	pool      *pgxpool.Pool
+	ring      *secrets.Ring
+	acquiring *acquireTracer // counts the callers waiting for a connection
 }
 
 // Open connects to databaseURL. ring may be nil for commands that never touch
@@ -44,6 +46,8 @@ func Open(ctx context.Context, databaseURL string, ring *secrets.Ring) (*DB, err
 		// server whose token refreshes hold a connection through a Keap call.
 		cfg.MaxConns = 20
 	}
+	acquiring := &acquireTracer{}
+	cfg.ConnConfig.Tracer = acquiring
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("connect to PostgreSQL: %w", err)
@@ -54,7 +58,7 @@ func Open(ctx context.Context, databaseURL string, ring *secrets.Ring) (*DB, err
 		pool.Close()
 		return nil, fmt.Errorf("PostgreSQL at %s is not reachable: %w", redactURL(cfg.ConnConfig), err)
 	}
-	return &DB{pool: pool, ring: ring}, nil
+	return &DB{pool: pool, ring: ring, acquiring: acquiring}, nil
 }
 
 func redactURL(c *pgx.ConnConfig) string {
@@ -109,10 +113,17 @@ func (db *DB) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
 		defer cancel()
 		_ = tx.Rollback(rctx)
 	}()
+	rec := audit.From(ctx)
 	if err := fn(tx); err != nil {
+		rec.RolledBack()
 		return err
 	}
-	return interpret(tx.Commit(ctx))
+	if err := tx.Commit(ctx); err != nil {
+		rec.RolledBack()
+		return interpret(err)
+	}
+	rec.Committed()
+	return nil
 }
 
 // interpret converts pgx errors into apperr errors at the edge.

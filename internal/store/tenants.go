@@ -19,8 +19,11 @@ func (db *DB) CreateOrganization(ctx context.Context, name string, orgSecretHash
 			return interpret(err)
 		}
 		user.OrganizationID = org.ID
-		return interpret(tx.QueryRow(ctx, `INSERT INTO users (organization_id, email, secret_hash) VALUES ($1, $2, $3) RETURNING id, email`,
-			org.ID, email, userSecretHash).Scan(&user.ID, &user.Email))
+		if err := tx.QueryRow(ctx, `INSERT INTO users (organization_id, email, secret_hash) VALUES ($1, $2, $3) RETURNING id, email`,
+			org.ID, email, userSecretHash).Scan(&user.ID, &user.Email); err != nil {
+			return interpret(err)
+		}
+		return auditTx(ctx, tx, org.ID, org.ID)
 	})
 	return org, user, err
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/connectord/connectord/internal/apperr"
+	"github.com/connectord/connectord/internal/audit"
 	"github.com/connectord/connectord/internal/elements"
 	"github.com/connectord/connectord/internal/instances"
 	"github.com/connectord/connectord/internal/oauthflow"
@@ -54,7 +55,19 @@ type Options struct {
 	Client       *http.Client
 	Now          func() time.Time
 	Log          zerolog.Logger
+	// Observer is told each refresh's outcome (internal/metrics); nil tells no one.
+	Observer Observer
 }
+
+// Observer is told each refresh's outcome: refreshed, refused (the instance
+// became invalid), failed (retried later) or no_refresh_token.
+type Observer interface {
+	TokenRefreshed(outcome string)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) TokenRefreshed(string) {}
 
 func (o *Options) defaults() {
 	def := func(d *time.Duration, v time.Duration) {
@@ -77,6 +90,9 @@ func (o *Options) defaults() {
 	}
 	if o.Client == nil {
 		o.Client = http.DefaultClient
+	}
+	if o.Observer == nil {
+		o.Observer = nopObserver{}
 	}
 }
 
@@ -216,6 +232,11 @@ func (s *Service) refreshLocked(ctx context.Context, orgID, id int64, need func(
 			return instances.ErrUnchanged // another caller refreshed while this one waited
 		}
 		refreshErr = s.refresh(work, inst, s.opt.Now())
+		if refreshErr != nil {
+			// Saved with the instance: the refresh failed, and what it
+			// left (an invalid instance, a retry time) is the change.
+			audit.Fail(work, "the token refresh failed")
+		}
 		return nil
 	})
 	if err != nil {
@@ -236,6 +257,7 @@ func (s *Service) refresh(ctx context.Context, inst *instances.Instance, now tim
 	refreshToken := inst.Secrets[instances.KeyRefreshToken]
 	if refreshToken == "" {
 		s.markInvalid(inst, now, "the instance has no refresh token")
+		s.opt.Observer.TokenRefreshed("no_refresh_token")
 		log.Warn().Msg("token refresh impossible: no refresh token; instance marked invalid")
 		return apperr.Errorf(apperr.Conflict, "instance %d has no refresh token; authorize again", inst.ID)
 	}
@@ -265,10 +287,12 @@ func (s *Service) refresh(ctx context.Context, inst *instances.Instance, now tim
 			ev = ev.Time("expires", *inst.TokenExpiresAt)
 		}
 		ev.Msg("token refreshed")
+		s.opt.Observer.TokenRefreshed("refreshed")
 		return nil
 	case errors.Is(err, oauthflow.ErrRefreshRefused):
 		s.markInvalid(inst, now, "Keap refused the refresh token ("+providerMessage(err)+"); authorize again and PUT /instances/"+strconv.FormatInt(inst.ID, 10)+" with the new providerData.code")
 		log.Warn().Str("provider_message", providerMessage(err)).Dur("took", took).Msg("token refresh refused; instance marked invalid")
+		s.opt.Observer.TokenRefreshed("refused")
 		return err
 	default:
 		inst.RefreshFailures++
@@ -277,6 +301,7 @@ func (s *Service) refresh(ctx context.Context, inst *instances.Instance, now tim
 		next := now.Add(s.backoff(inst.RefreshFailures))
 		inst.RefreshDueAt = &next
 		log.Warn().Err(err).Int("failures", inst.RefreshFailures).Time("retry", next).Dur("took", took).Msg("token refresh failed; will retry")
+		s.opt.Observer.TokenRefreshed("failed")
 		return err
 	}
 }

@@ -29,6 +29,7 @@ import (
 	"github.com/connectord/connectord/internal/instances"
 	"github.com/connectord/connectord/internal/keap"
 	"github.com/connectord/connectord/internal/quota"
+	"github.com/connectord/connectord/internal/trace"
 )
 
 // Target is what a call needs to know about the instance it is made for.
@@ -101,6 +102,58 @@ type Options struct {
 	KeyBurst, ClientBurst int          // unused; kept for callers that set them
 	HTTP                  *http.Client // default NewHTTPClient's
 	Log                   zerolog.Logger
+	// Observer is told of every attempt and retry (internal/metrics); nil
+	// tells no one.
+	Observer Observer
+}
+
+// Observer is told about the calls to Keap. kind is the quota's key kind
+// (KindOAuthClient or KindAPIKey), operation the method and Keap API
+// (operation); status 0 means Keap gave no answer.
+type Observer interface {
+	KeapAttempt(kind, operation string, orgID int64, status int, took time.Duration)
+	KeapRetry(kind, operation string, orgID int64, reason string)
+}
+
+// The kinds of key a Keap quota belongs to.
+const (
+	KindOAuthClient = "oauth_client" // an OAuth client id's quota, shared by its instances
+	KindAPIKey      = "api_key"      // a service account or legacy key's
+)
+
+type nopObserver struct{}
+
+func (nopObserver) KeapAttempt(string, string, int64, int, time.Duration) {}
+func (nopObserver) KeapRetry(string, string, int64, string)               {}
+
+// keyKind is the kind of key t's quota belongs to.
+func keyKind(t Target) string {
+	if t.AuthType == instances.AuthOAuth2 {
+		return KindOAuthClient
+	}
+	return KindAPIKey
+}
+
+// operation names a call by its method and Keap API, never its path, which
+// carries ids: "GET rest/v1", "POST xmlrpc", "GET rest/v2", "GET other".
+func operation(req *http.Request) string {
+	api := "other"
+	p := req.URL.Path
+	switch {
+	case strings.Contains(p, "/xmlrpc"):
+		api = "xmlrpc"
+	case strings.Contains(p, "/rest/v1/"), strings.HasSuffix(p, "/rest/v1"):
+		api = "rest/v1"
+	case strings.Contains(p, "/rest/v2/"), strings.HasSuffix(p, "/rest/v2"):
+		api = "rest/v2"
+	}
+	method := req.Method
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions:
+	default:
+		method = "OTHER"
+	}
+	return method + " " + api
 }
 
 // Client calls Keap.
@@ -128,6 +181,9 @@ func New(tokens TokenSource, opt Options) *Client {
 	}
 	if opt.HTTP == nil {
 		opt.HTTP = NewHTTPClient(HTTPOptions{})
+	}
+	if opt.Observer == nil {
+		opt.Observer = nopObserver{}
 	}
 	// Keap's redirect is its answer, passed on as it is: following it would
 	// change what the proxy returns and send the credential to wherever it
@@ -186,6 +242,7 @@ func idempotent(method string) bool {
 // answer, whatever its status; the caller closes its body. Errors are
 // *apperr.Error: 502 when Keap cannot be reached, 504 on a time-out.
 func (c *Client) Do(ctx context.Context, t Target, req *http.Request, body []byte) (*http.Response, error) {
+	obs, kind, op := c.opt.Observer, keyKind(t), operation(req)
 	renewed := false
 	var rejected string
 	for attempt := 0; ; attempt++ {
@@ -203,15 +260,25 @@ func (c *Client) Do(ctx context.Context, t Target, req *http.Request, body []byt
 		if body != nil {
 			out.Body = io.NopCloser(bytes.NewReader(body))
 		}
+		if tc, ok := trace.From(ctx); ok {
+			req.Header.Set(trace.Header, tc.String())
+		}
 		token, err := c.authorize(ctx, t, out, rejected)
 		if err != nil {
 			return nil, err
 		}
+		start := time.Now()
 		resp, err := c.opt.HTTP.Do(out)
+		status := 0
+		if err == nil {
+			status = resp.StatusCode
+		}
+		obs.KeapAttempt(kind, op, t.OrgID, status, time.Since(start))
 		retryable := attempt < c.opt.MaxRetries && idempotent(req.Method)
 		if err != nil {
 			if ctx.Err() == nil && retryable {
 				if werr := sleep(ctx, c.backoff(attempt)); werr == nil {
+					obs.KeapRetry(kind, op, t.OrgID, "unreachable")
 					continue
 				}
 			}
@@ -226,6 +293,7 @@ func (c *Client) Do(ctx context.Context, t Target, req *http.Request, body []byt
 			renewed, rejected = true, token
 			drain(resp)
 			attempt--
+			obs.KeapRetry(kind, op, t.OrgID, "token_renewed")
 			continue
 		case resp.StatusCode == http.StatusTooManyRequests && attempt < c.opt.MaxRetries:
 			ra, ok := retryAfter(resp.Header.Get("Retry-After"))
@@ -249,6 +317,11 @@ func (c *Client) Do(ctx context.Context, t Target, req *http.Request, body []byt
 		if err := sleep(ctx, wait); err != nil {
 			return nil, keap.TransportError("waiting to retry Keap", err)
 		}
+		reason := "server_error"
+		if resp.StatusCode == http.StatusTooManyRequests {
+			reason = "throttled"
+		}
+		obs.KeapRetry(kind, op, t.OrgID, reason)
 	}
 }
 

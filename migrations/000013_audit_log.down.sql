@@ -1,0 +1,2 @@
+ALTER TABLE notifications DROP COLUMN traceparent;
+DROP TABLE audit_log;
