@@ -53,6 +53,8 @@ type config struct {
 	// lasts without a stored page; a crashed poller's instances are polled
 	// again after it.
 	PollerLease time.Duration
+	// ConsoleSessionTTL is how long a sign-in to the web console lasts.
+	ConsoleSessionTTL time.Duration
 }
 
 // refreshConfig tunes the token refresher.
@@ -182,6 +184,7 @@ func loadServeConfig(getenv func(string) string) (config, error) {
 	c.HookCheckInterval = duration(getenv, &p, "CONNECTORD_HOOK_CHECK_INTERVAL", 15*time.Minute)
 	c.PollerIntervalOverride = duration(getenv, &p, "CONNECTORD_POLLER_INTERVAL_OVERRIDE", 0)
 	c.PollerLease = duration(getenv, &p, "CONNECTORD_POLLER_LEASE", 2*time.Minute)
+	c.ConsoleSessionTTL = duration(getenv, &p, "CONNECTORD_CONSOLE_SESSION_TTL", 12*time.Hour)
 	return c, p.err()
 }
 

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/connectord/connectord/internal/apperr"
+	"github.com/connectord/connectord/internal/console"
 	"github.com/connectord/connectord/internal/elements"
 	"github.com/connectord/connectord/internal/events"
 	"github.com/connectord/connectord/internal/fakekeap"
@@ -275,6 +276,16 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		PublicURL: cfg.PublicURL, CheckInterval: cfg.HookCheckInterval, Log: log.With().Str("component", "hooks").Logger(),
 	})
 	insts.UseEventHooks(hooks)
+	hubService := hubs.New(insts, keapClient, hubs.Options{})
+	web, err := console.New(console.Options{
+		Log: log.With().Str("component", "console").Logger(), Catalog: catalog,
+		Sessions:  tenants.NewSessions(db, cfg.ConsoleSessionTTL, time.Now),
+		Instances: insts, Tokens: tok, Events: db, Hooks: hooks, Hubs: hubService,
+		PublicURL: cfg.PublicURL, SessionTTL: cfg.ConsoleSessionTTL,
+	})
+	if err != nil {
+		return err
+	}
 	handler := httpapi.Routes(httpapi.Deps{
 		Log:       log,
 		Catalog:   catalog,
@@ -283,11 +294,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Tokens:    tok,
 		DB:        db,
 		Sandbox:   fake,
-		Hubs:      hubs.New(insts, keapClient, hubs.Options{}),
+		Hubs:      hubService,
 		Proxy:     proxy.New(insts, keapClient, log),
 		Events:    db,
 		Receiver:  events.NewReceiver(db, catalog, time.Now),
 		Hooks:     hooks,
+		Console:   web.Handler(),
 	})
 	delivery := events.NewDelivery(db, catalog, events.DeliveryOptions{
 		BackoffBase: cfg.DeliveryBackoffBase, Lease: cfg.DeliveryLease, Policy: callbacks,
