@@ -42,7 +42,7 @@ func (c *Console) run(r *http.Request, v *instances.View, f tryForm) *tryResult 
 	if err != nil {
 		var msg string
 		status, msg = c.message(r, err)
-		body, _ = json.Marshal(map[string]string{"message": msg})
+		body = marshal(map[string]string{"message": msg})
 		headers = [][2]string{{"Content-Type", "application/json"}}
 	}
 	res.Status, res.StatusText, res.Headers = status, http.StatusText(status), headers
@@ -120,9 +120,16 @@ func jsonAnswer(v any, err error) (int, [][2]string, []byte, error) {
 	if err != nil {
 		return 0, nil, nil, err
 	}
-	b, err := json.Marshal(v)
-	if err != nil {
-		return 0, nil, nil, err
-	}
+	b := marshal(v)
 	return http.StatusOK, [][2]string{{"Content-Type", "application/json"}, {"Content-Length", strconv.Itoa(len(b))}}, b, nil
+}
+
+// marshal writes v as the API would: without escaping <, > and &, which the
+// page escapes itself.
+func marshal(v any) []byte {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 }
