@@ -212,8 +212,10 @@ func TestConsole_CSRF(t *testing.T) {
 	}
 
 	for name, send := range map[string]func() response{
-		"no token":    func() response { return cc.postForm("/console/instances/"+id+"/disable", url.Values{}, false) },
-		"wrong token": func() response { return cc.postForm("/console/instances/"+id+"/disable", url.Values{"csrf": {good[:len(good)-4] + "AAAA"}}, false) },
+		"no token": func() response { return cc.postForm("/console/instances/"+id+"/disable", url.Values{}, false) },
+		"wrong token": func() response {
+			return cc.postForm("/console/instances/"+id+"/disable", url.Values{"csrf": {good[:len(good)-4] + "AAAA"}}, false)
+		},
 		"another session's token": func() response {
 			other := s.signIn(o)
 			other.get("/console/instances/" + id)
