@@ -287,11 +287,17 @@ func (c *Console) instanceID(r *http.Request) (int64, error) {
 	return id, nil
 }
 
+// configRow is a configuration entry with the choices its form field offers
+// (enum and boolean entries are drop-downs).
+type configRow struct {
+	instances.ConfigEntry
+	Choices []string
+}
+
 type instanceData struct {
 	Instance   *instances.View
 	EventMode  string
-	Config     []instances.ConfigEntry
-	Editable   []instances.ConfigEntry
+	Config     []configRow
 	Events     []events.Notification
 	Failed     int
 	Hooks      events.HookState
@@ -312,11 +318,19 @@ func (c *Console) loadInstance(r *http.Request, id int64) (*instanceData, error)
 	if err != nil {
 		return nil, err
 	}
-	d := &instanceData{Instance: v, EventMode: eventMode(v), Config: cfg, CanConnect: c.opt.Connect != nil}
+	d := &instanceData{Instance: v, EventMode: eventMode(v), CanConnect: c.opt.Connect != nil}
+	el, _ := c.opt.Catalog.Lookup(v.Element.Key)
 	for _, e := range cfg {
-		if !e.ReadOnly && e.Key != instances.KeyAuthType {
-			d.Editable = append(d.Editable, e)
+		row := configRow{ConfigEntry: e}
+		if f, ok := el.Field(e.Key); ok && !e.ReadOnly && !e.Secret {
+			switch f.Type {
+			case "enum":
+				row.Choices = append([]string{""}, f.Values...)
+			case "boolean":
+				row.Choices = []string{"true", "false"}
+			}
 		}
+		d.Config = append(d.Config, row)
 	}
 	if d.Events, _, err = c.opt.Events.Notifications(ctx, p.OrganizationID, id, events.Filter{PageSize: 50}); err != nil {
 		return nil, err

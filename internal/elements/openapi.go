@@ -165,7 +165,7 @@ func (e *Element) addResource(doc *OpenAPI, base string, r Resource) {
 	recordParams := append(slices.Clone(pathParams), idParam(map[bool]string{true: "subId", false: "id"}[r.Parent != ""], "the record's Keap id"))
 	what := r.Name
 	if r.Parent != "" {
-		what = r.Segment + " of one " + r.Parent + " record"
+		what = r.Segment + " of one record of " + r.Parent
 	}
 	for _, m := range r.Methods {
 		op := Operation{Tags: []string{tag}, Parameters: slices.Clone(pathParams)}
@@ -176,9 +176,9 @@ func (e *Element) addResource(doc *OpenAPI, base string, r Resource) {
 			doc.add(coll, m, op, list(true))
 			continue
 		case http.MethodPost:
-			op.Summary, op.RequestBody = "Create one of "+what, jsonBody()
+			op.Summary, op.RequestBody = "Create a record in "+what, jsonBody()
 		case http.MethodPut:
-			op.Summary, op.RequestBody = "Create or update one of "+what+" (upsert)", jsonBody()
+			op.Summary, op.RequestBody = "Create or update a record in "+what+" (upsert)", jsonBody()
 			if r.Upsert != nil {
 				op.Description = "Keap matches an existing record by duplicateOption (default " + r.Upsert.DuplicateOption + ")."
 				op.Parameters = append(op.Parameters, Parameter{Name: "duplicateOption", In: "query", Schema: Schema{Type: "string", Enum: r.Upsert.DuplicateOptions}})
@@ -195,13 +195,13 @@ func (e *Element) addResource(doc *OpenAPI, base string, r Resource) {
 		op := Operation{Tags: []string{tag}, Parameters: slices.Clone(recordParams)}
 		switch m {
 		case http.MethodGet:
-			op.Summary = "Get one of " + what
+			op.Summary = "Get one record of " + what
 		case http.MethodPatch:
-			op.Summary, op.RequestBody = "Update one of "+what+" (the members sent)", jsonBody()
+			op.Summary, op.RequestBody = "Update one record of "+what+" (the members sent)", jsonBody()
 		case http.MethodPut:
-			op.Summary, op.RequestBody = "Replace one of "+what, jsonBody()
+			op.Summary, op.RequestBody = "Replace one record of "+what, jsonBody()
 		case http.MethodDelete:
-			op.Summary = "Delete one of " + what
+			op.Summary = "Delete one record of " + what
 		}
 		doc.add(item, m, op, single(m))
 	}
