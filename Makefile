@@ -20,8 +20,13 @@ build:
 
 # devdb.sh finds or starts PostgreSQL and prints export lines; the assignment
 # makes a devdb.sh failure stop the recipe (a bare eval "$(...)" would not).
+# chromium.sh finds the headless Chromium the console's browser test drives,
+# installs Debian's package when run as root with apt-get, or stops saying
+# what to install.
 test:
-	exports="$$(scripts/devdb.sh)" && eval "$$exports" && go vet ./... && go test -race -count=1 ./...
+	exports="$$(scripts/devdb.sh)" && eval "$$exports" && \
+	browser="$$(scripts/chromium.sh)" && eval "$$browser" && \
+	go vet ./... && go test -race -count=1 ./...
 
 run:
 	scripts/devrun.sh

@@ -83,6 +83,7 @@ user_secret="$(field user secret)"
 	echo
 	echo "== connectord dev ======================================================"
 	echo "  API:           $CONNECTORD_PUBLIC_URL   (listening on $CONNECTORD_ADDR)"
+	echo "  console:       $CONNECTORD_PUBLIC_URL/console   (sign in with the user and organization secrets below)"
 	echo "  database:      $DATABASE_URL"
 	if [[ -n $org_secret && -n $user_secret ]]; then
 		echo "  organization:  $org_id   secret: $org_secret"

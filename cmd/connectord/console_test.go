@@ -6,10 +6,14 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"os"
+	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/getkin/kin-openapi/openapi3"
 
 	"github.com/connectord/connectord/internal/fakekeap"
 	"github.com/connectord/connectord/internal/testdb"
@@ -289,5 +293,50 @@ func TestConsole_SessionExpires(t *testing.T) {
 	old.csrf = csrf
 	if r := old.postForm("/console/signout", url.Values{}, true); r.Status != 401 || !strings.Contains(string(r.Body), "session expired") {
 		t.Fatalf("after expiry a form: %d %s", r.Status, r.Body)
+	}
+}
+
+// The README's console block runs, as written, against `connectord serve --sandbox`.
+func TestREADMEConsole_RunsAgainstSandbox(t *testing.T) {
+	t.Parallel()
+	script := strings.Join(readmeBlocks(t, "console", "sh"), "")
+	k := newKeap(t, fakekeap.Options{})
+	s := startServerWith(t, baseEnv(t, testdb.New(t), k), k, []string{"--sandbox"})
+	cmd := exec.Command("bash", "-c", script)
+	cmd.Dir = t.TempDir()
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + cmd.Dir, "BASE=" + s.URL}
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "console complete") || !strings.Contains(string(out), "List contacts") {
+		t.Fatalf("README console block failed: %v\n%s", err, out)
+	}
+}
+
+// GET /elements/{keyOrId}/openapi.json answers every element's document, valid
+// OpenAPI, at both base paths, and 404 for an unknown element; each answer is
+// checked against api/openapi.yaml.
+func TestElementOpenAPI_ServedForEveryElement(t *testing.T) {
+	t.Parallel()
+	s := startServer(t)
+	for _, key := range []string{"infusionsoftcrm", "infusionsoftmarketing", "infusionsoftecommerce", "3413"} {
+		for _, base := range []string{"", "/elements/api-v2"} {
+			r := s.do("GET", base+"/elements/"+key+"/openapi.json", "", nil)
+			if r.Status != 200 {
+				t.Fatalf("%s: %d %s", key, r.Status, r.Body)
+			}
+			loader := openapi3.NewLoader()
+			doc, err := loader.LoadFromData(r.Body)
+			if err != nil {
+				t.Fatalf("%s: %v", key, err)
+			}
+			if err := doc.Validate(loader.Context); err != nil {
+				t.Fatalf("%s: not valid OpenAPI: %v", key, err)
+			}
+			if doc.Paths.Len() < 5 {
+				t.Fatalf("%s: %d paths", key, doc.Paths.Len())
+			}
+		}
+	}
+	if r := s.do("GET", "/elements/nosuch/openapi.json", "", nil); r.Status != 404 || !strings.Contains(r.JSON(t)["message"].(string), "infusionsoftcrm") {
+		t.Fatalf("unknown element: %d %s", r.Status, r.Body)
 	}
 }
