@@ -106,7 +106,11 @@ func (c *Console) requireSession(next http.Handler) http.Handler {
 				c.clearCookie(w)
 			}
 			if r.Method == http.MethodGet || r.Method == http.MethodHead {
-				http.Redirect(w, r, Prefix+"/signin?expired="+map[bool]string{true: "1", false: "0"}[token != ""], http.StatusSeeOther)
+				to := Prefix + "/signin"
+				if token != "" {
+					to += "?expired=1"
+				}
+				http.Redirect(w, r, to, http.StatusSeeOther)
 				return
 			}
 			c.fail(w, r, http.StatusUnauthorized, "You are not signed in, or your session expired. Sign in again and repeat what you did.")
