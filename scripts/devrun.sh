@@ -7,6 +7,8 @@
 # - creates a dev organization and user once per database (.dev/org.json,
 #   with the DATABASE_URL it belongs to in .dev/org.db) and prints their
 #   secrets and a ready-to-paste Authorization header;
+# - stores the sandbox's Keap app for the dev organization once the server
+#   answers (with curl, in the background), for the hosted connect flow;
 # - then execs `bin/connectord serve --sandbox` (extra arguments are passed on).
 #
 # Defaults you can override in the environment: CONNECTORD_ADDR
@@ -83,7 +85,6 @@ user_secret="$(field user secret)"
 	echo
 	echo "== connectord dev ======================================================"
 	echo "  API:           $CONNECTORD_PUBLIC_URL   (listening on $CONNECTORD_ADDR)"
-	echo "  console:       $CONNECTORD_PUBLIC_URL/console   (sign in with the user and organization secrets below)"
 	echo "  database:      $DATABASE_URL"
 	if [[ -n $org_secret && -n $user_secret ]]; then
 		echo "  organization:  $org_id   secret: $org_secret"
@@ -92,6 +93,10 @@ user_secret="$(field user secret)"
 		echo "    Authorization: User $user_secret, Organization $org_secret"
 		echo "  for the README's curl journey, in another terminal:"
 		echo "    export USER_SECRET=$user_secret ORG_SECRET=$org_secret"
+		echo "  console:       $CONNECTORD_PUBLIC_URL/console   (sign in with the secrets above)"
+		echo "  connect:       the organization's Keap app is the sandbox's (stored once the"
+		echo "                 server answers); POST /connect/sessions and open its connectUrl:"
+		echo "                 the fake Keap shows Allow and Deny (README: Connect (hosted flow))"
 	else
 		echo "  (could not read the secrets from .dev/org.json; see that file)"
 	fi
@@ -99,5 +104,23 @@ user_secret="$(field user secret)"
 	echo "========================================================================"
 	echo
 } >&2
+
+# The hosted connect flow needs the organization's Keap app: in the sandbox,
+# the fake Keap's made-up one, stored for every element once the server answers.
+if [[ -n $org_secret && -n $user_secret ]] && command -v curl >/dev/null 2>&1; then
+	(
+		for _ in $(seq 1 150); do
+			curl -fsS -o /dev/null "$CONNECTORD_PUBLIC_URL/healthz" 2>/dev/null && break
+			sleep 0.2
+		done
+		for el in infusionsoftcrm infusionsoftmarketing infusionsoftecommerce infusionsoftrest; do
+			curl -fsS -o /dev/null -X PUT -H "Authorization: User $user_secret, Organization $org_secret" \
+				-H 'Content-Type: application/json' -d '{"apiKey": "sandbox-client-id", "apiSecret": "sandbox-client-secret"}' \
+				"$CONNECTORD_PUBLIC_URL/organizations/elements/$el/oauth/app" ||
+				{ log "could not store the sandbox's Keap app for $el (see the server's log)"; exit 0; }
+		done
+		log "stored the sandbox's Keap app for the dev organization: connect sessions work"
+	) &
+fi
 
 exec bin/connectord serve --sandbox "$@"

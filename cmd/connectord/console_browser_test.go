@@ -66,7 +66,7 @@ func TestConsoleBrowser_ConnectTryItRedeliverSignOut(t *testing.T) {
 	chromium := chromiumPath(t)
 	shots := screenshotDir(t)
 
-	k := newKeap(t, fakeKeapOptions())
+	k := newKeap(t, fakekeap.Options{})
 	env := baseEnv(t, testdb.New(t), k)
 	env["CONNECTORD_CALLBACK_ALLOW_PRIVATE"] = "true"
 	env["CONNECTORD_DELIVERY_BACKOFF_BASE"] = "10ms"
@@ -74,7 +74,6 @@ func TestConsoleBrowser_ConnectTryItRedeliverSignOut(t *testing.T) {
 	env["CONNECTORD_LOG_LEVEL"] = "info"
 	s := startServerWith(t, env, k, []string{"--sandbox"})
 	o := s.createOrg("Acme", "dev@acme.test")
-	_ = connectApp
 	rcv := newReceiver(t, "")
 
 	alloc, cancel := chromedp.NewExecAllocator(context.Background(), append(chromedp.DefaultExecAllocatorOptions[:],
@@ -82,7 +81,7 @@ func TestConsoleBrowser_ConnectTryItRedeliverSignOut(t *testing.T) {
 	defer cancel()
 	ctx, cancel := chromedp.NewContext(alloc)
 	defer cancel()
-	ctx, cancel = context.WithTimeout(ctx, 2*time.Minute)
+	ctx, cancel = context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
 
 	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
@@ -126,24 +125,41 @@ func TestConsoleBrowser_ConnectTryItRedeliverSignOut(t *testing.T) {
 
 	// Connect through the hosted flow and the sandbox's authorize page.
 	do("open elements", chromedp.Navigate(s.URL+"/console/elements"), chromedp.WaitVisible(chromedp.CSS("#c-name-infusionsoftcrm")))
-	shot("elements")
-	// Until connect sessions (issue 12, items 1-2) are merged, the instance
-	// is provisioned through the API's OAuth steps against the sandbox.
-	{
-		r := s.do("GET", "/elements/infusionsoftcrm/oauth/url?apiKey="+sandboxClientID+"&apiSecret=x&callbackUrl=https://cb.example&state=s", "", nil)
-		code, _ := authorize(t, r.JSON(t)["oauthUrl"].(string))
-		b := seedBody("infusionsoftcrm", code, "Acme CRM")
-		c := b["configuration"].(map[string]any)
-		c["oauth.api.key"], c["oauth.api.secret"], c["oauth.callback.url"] = sandboxClientID, sandboxClientSecret, "https://cb.example"
-		b["tags"] = []any{"browser", "demo"}
-		if r := s.do("POST", "/instances", o.auth(), b); r.Status != 200 {
-			t.Fatalf("%d %s", r.Status, r.Body)
-		}
+	// The organization's Keap app first, which Connect uses.
+	do("store the Keap app",
+		chromedp.SendKeys(chromedp.CSS("#a-id-infusionsoftcrm"), sandboxClientID),
+		chromedp.SendKeys(chromedp.CSS("#a-secret-infusionsoftcrm"), sandboxClientSecret),
+		chromedp.Click(chromedp.CSS(`form[action="/console/elements/infusionsoftcrm/app"] button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS("p.notice")))
+	if n := text("p.notice"); n != "Keap app saved." {
+		t.Fatalf("saving the Keap app: %q", n)
 	}
-	do("list", chromedp.Navigate(s.URL+"/console/instances?done=connected"), chromedp.WaitVisible(chromedp.CSS("p.notice")))
+	if app := text("#el-infusionsoftcrm form.box"); !strings.Contains(app, "Stored: client id "+sandboxClientID) || !strings.Contains(app, s.URL+"/connect/callback") {
+		t.Fatalf("the stored app: %q", app)
+	}
+	shot("elements")
+	do("connect",
+		chromedp.SendKeys(chromedp.CSS("#c-name-infusionsoftcrm"), "Acme CRM"),
+		chromedp.SendKeys(chromedp.CSS("#c-tags-infusionsoftcrm"), "browser, demo"),
+		chromedp.Click(chromedp.CSS(`form[action="/console/elements/infusionsoftcrm/connect"] button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS("form button[type=submit]")))
+	// The connect page: one button that sends the browser on to Keap.
+	do("leave the connect page for Keap", chromedp.Click(chromedp.CSS("form button[type=submit]")),
+		chromedp.WaitVisible(chromedp.CSS(`button[value="allow"]`)))
+	shot("keap-authorize")
+	do("allow at Keap", chromedp.Click(chromedp.CSS(`button[value="allow"]`)), chromedp.WaitVisible(chromedp.CSS("p.notice")))
 	if n := text("p.notice"); n != "Instance connected." {
 		t.Fatalf("after the flow the notice says %q", n)
 	}
+	// The flow comes back to the new instance's page.
+	if h := text("main h1"); !strings.Contains(h, "Acme CRM") || !strings.HasSuffix(h, "valid") {
+		t.Fatalf("after the flow the page is %q", h)
+	}
+	loc, err := chromedp.Run(ctx, chromedp.Location())
+	if err != nil {
+		t.Fatal(err)
+	}
+	do("open the instances", chromedp.Click(chromedp.CSS(`nav a[href="/console/instances"]`)), chromedp.WaitVisible(chromedp.CSS("tbody tr")))
 	row := text("tbody tr")
 	if !strings.Contains(row, "Acme CRM") || !strings.Contains(row, "valid") || strings.Contains(row, "invalid") || !strings.Contains(row, "browser") {
 		t.Fatalf("the connected instance's row: %q", row)
@@ -152,10 +168,10 @@ func TestConsoleBrowser_ConnectTryItRedeliverSignOut(t *testing.T) {
 
 	// Its page: turn events on, as webhooks to the receiver.
 	do("open the instance", chromedp.Click(chromedp.CSS(`tbody tr a[href^="/console/instances/"]`)), chromedp.WaitVisible(chromedp.CSS("#configuration")))
-	loc, err := chromedp.Run(ctx, chromedp.Location())
-	if err != nil {
-		t.Fatal(err)
+	if now, _ := chromedp.Run(ctx, chromedp.Location()); now != strings.TrimSuffix(loc, "?done=connected") {
+		t.Fatalf("the list links to %s, the flow came back to %s", now, loc)
 	}
+	loc = strings.TrimSuffix(loc, "?done=connected")
 	id := loc[strings.LastIndex(loc, "/")+1:]
 	do("turn events on",
 		chromedp.SetValue(chromedp.CSS("#cfg-event\\.notification\\.enabled"), "true"),
@@ -258,16 +274,4 @@ func mustInt(t *testing.T, s string) int64 {
 		t.Fatalf("%q is not an id", s)
 	}
 	return n
-}
-
-func fakeKeapOptions() fakekeap.Options { return fakekeap.Options{} }
-
-// connectApp stores the sandbox's Keap app for the organization, as an
-// operator does once before anyone connects.
-func connectApp(t *testing.T, s *server, o org) {
-	t.Helper()
-	r := s.do("PUT", "/organizations/elements/infusionsoftcrm/oauth/app", o.auth(), map[string]any{"apiKey": sandboxClientID, "apiSecret": sandboxClientSecret})
-	if r.Status != 200 {
-		t.Fatalf("store the Keap app: %d %s", r.Status, r.Body)
-	}
 }

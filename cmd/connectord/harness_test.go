@@ -107,7 +107,7 @@ func newKeap(t testing.TB, opts fakekeap.Options) *keapServer {
 func newKeapWrapped(t testing.TB, opts fakekeap.Options, wrap func(http.Handler) http.Handler) *keapServer {
 	t.Helper()
 	fk := fakekeap.New(opts)
-	fk.RegisterClient(testClientID, testClientSecret)
+	fk.RegisterClient(testClientID, testClientSecret, "https://www.yourcallbackurl.com")
 	fk.AddServiceAccountKey(testServiceKey)
 	fk.AddLegacyKey(testLegacyApp, testLegacyKey)
 	srv := httptest.NewServer(wrap(fk))

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/connectord/connectord/internal/apperr"
+	"github.com/connectord/connectord/internal/connect"
 	"github.com/connectord/connectord/internal/console"
 	"github.com/connectord/connectord/internal/elements"
 	"github.com/connectord/connectord/internal/events"
@@ -227,7 +228,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if *sandbox {
 		fk := fakekeap.New(fakekeap.Options{Logger: log.With().Str("component", "fakekeap").Logger()})
 		defer fk.Close()
-		fk.RegisterClient(sandboxClientID, sandboxClientSecret)
+		// The fake sends users back only to registered redirect URIs: the
+		// README journey's placeholder and connectord's own connect callback.
+		fk.RegisterClient(sandboxClientID, sandboxClientSecret, "https://www.yourcallbackurl.com", cfg.PublicURL+connect.CallbackPath)
 		fk.AddServiceAccountKey(sandboxServiceKey)
 		fk.AddLegacyKey(sandboxLegacyApp, sandboxLegacyKey)
 		fk.SeedContacts(25)
@@ -276,12 +279,16 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		PublicURL: cfg.PublicURL, CheckInterval: cfg.HookCheckInterval, Log: log.With().Str("component", "hooks").Logger(),
 	})
 	insts.UseEventHooks(hooks)
+	connector, err := connect.New(connect.Options{Store: db, Instances: insts, Catalog: catalog, PublicURL: cfg.PublicURL})
+	if err != nil {
+		return err
+	}
 	hubService := hubs.New(insts, keapClient, hubs.Options{})
 	web, err := console.New(console.Options{
 		Log: log.With().Str("component", "console").Logger(), Catalog: catalog,
 		Sessions:  tenants.NewSessions(db, cfg.ConsoleSessionTTL, time.Now),
 		Instances: insts, Tokens: tok, Events: db, Hooks: hooks, Hubs: hubService,
-		PublicURL: cfg.PublicURL, SessionTTL: cfg.ConsoleSessionTTL,
+		Connect: connector, PublicURL: cfg.PublicURL, SessionTTL: cfg.ConsoleSessionTTL,
 	})
 	if err != nil {
 		return err
@@ -300,6 +307,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Receiver:  events.NewReceiver(db, catalog, time.Now),
 		Hooks:     hooks,
 		Console:   web.Handler(),
+		Connect:   connector,
 	})
 	delivery := events.NewDelivery(db, catalog, events.DeliveryOptions{
 		BackoffBase: cfg.DeliveryBackoffBase, Lease: cfg.DeliveryLease, Policy: callbacks,

@@ -25,6 +25,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/connectord/connectord/internal/connect"
 	"github.com/connectord/connectord/internal/elements"
 	"github.com/connectord/connectord/internal/events"
 	"github.com/connectord/connectord/internal/hubs"
@@ -77,19 +78,14 @@ type Hubs interface {
 	Provinces(ctx context.Context, p tenants.Principal, hub, country string) ([]hubs.Locale, error)
 }
 
-// ConnectRequest asks for a hosted connect flow for the signed-in organization.
-type ConnectRequest struct {
-	ElementKey  string
-	Name        string
-	Tags        []string
-	InstanceID  int64  // set to reconnect an existing (invalid) instance
-	RedirectURL string // where the flow ends: a console page
-}
-
-// Connector starts hosted connect flows (the connect sessions of the API):
-// it returns the URL of the connect page to send the browser to.
-type Connector interface {
-	StartConnect(ctx context.Context, p tenants.Principal, req ConnectRequest) (connectURL string, err error)
+// Connect runs the hosted connect flow and keeps the organizations' Keap
+// apps (connect.Service), as the API's /connect/sessions and
+// /organizations/elements/{keyOrId}/oauth/app do.
+type Connect interface {
+	CreateSession(ctx context.Context, p tenants.Principal, req connect.Request) (*connect.Created, error)
+	Get(ctx context.Context, p tenants.Principal, id int64) (*connect.View, error)
+	GetApp(ctx context.Context, p tenants.Principal, keyOrID string) (*connect.AppView, error)
+	PutApp(ctx context.Context, p tenants.Principal, keyOrID string, req connect.AppRequest) (*connect.AppView, error)
 }
 
 // Options build a Console; New checks them.
@@ -102,9 +98,10 @@ type Options struct {
 	Events    Events
 	Hooks     Hooks
 	Hubs      Hubs
-	// Connect runs the hosted flow behind the Connect and Reconnect buttons;
-	// nil shows OAuth elements without them, saying why.
-	Connect Connector
+	// Connect runs the hosted flow behind the Connect and Reconnect buttons
+	// and stores the organization's Keap apps; nil shows OAuth elements
+	// without them, saying why.
+	Connect Connect
 	// PublicURL is connectord's public base URL; an https one makes the
 	// session cookie Secure.
 	PublicURL string

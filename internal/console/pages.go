@@ -15,6 +15,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/connectord/connectord/internal/apperr"
+	"github.com/connectord/connectord/internal/connect"
 	"github.com/connectord/connectord/internal/elements"
 	"github.com/connectord/connectord/internal/events"
 	"github.com/connectord/connectord/internal/httpapi"
@@ -107,6 +108,7 @@ var notices = map[string]string{
 	"enabled":     "Instance enabled.",
 	"deleted":     "Instance deleted.",
 	"redelivered": "Notification queued for redelivery.",
+	"appsaved":    "Keap app saved.",
 	"redelivery":  "Failed notifications queued for redelivery.",
 	"signedout":   "Signed out.",
 }
@@ -155,17 +157,43 @@ func (c *Console) home(w http.ResponseWriter, r *http.Request) { seeOther(w, r, 
 // ---- elements ----
 
 type elementsData struct {
-	Elements   []*elements.Element
+	Elements   []elementCard
 	CanConnect bool
-	Form       createForm // what was typed, when a creation failed
+	Form       createForm // what was typed, when a form failed
+}
+
+// elementCard is an element with the organization's Keap app for it.
+type elementCard struct {
+	*elements.Element
+	App         *connect.AppView // nil: none stored yet
+	AppError    string
+	RedirectURI string // to register at Keap
 }
 
 type createForm struct {
-	Element, Kind, Name, Tags, AppName string
+	Element, Kind, Name, Tags, AppName, ClientID string
+}
+
+func (c *Console) elementCards(r *http.Request) []elementCard {
+	var out []elementCard
+	for _, el := range c.opt.Catalog.All() {
+		card := elementCard{Element: el, RedirectURI: c.opt.PublicURL + connect.CallbackPath}
+		if c.opt.Connect != nil && el.SupportsAuth(instances.AuthOAuth2) {
+			app, err := c.opt.Connect.GetApp(r.Context(), c.principal(r), el.Key)
+			switch {
+			case err == nil:
+				card.App, card.RedirectURI = app, app.RedirectURI
+			case apperr.CodeOf(err) != apperr.NotFound:
+				_, card.AppError = c.message(r, err)
+			}
+		}
+		out = append(out, card)
+	}
+	return out
 }
 
 func (c *Console) elementsPage(w http.ResponseWriter, r *http.Request) {
-	c.render(w, r, http.StatusOK, "elements", page{Title: "Elements", Nav: "elements", Data: elementsData{Elements: c.opt.Catalog.All(), CanConnect: c.opt.Connect != nil}})
+	c.render(w, r, http.StatusOK, "elements", page{Title: "Elements", Nav: "elements", Data: elementsData{Elements: c.elementCards(r), CanConnect: c.opt.Connect != nil}})
 }
 
 // splitTags reads a comma-separated tag list.
@@ -179,26 +207,57 @@ func splitTags(s string) []string {
 	return out
 }
 
+// connectedURL is where every hosted flow the console starts comes back to.
+func (c *Console) connectedURL() string { return c.opt.PublicURL + Prefix + "/connected" }
+
+// connect starts the hosted flow for a new instance, as POST /connect/sessions
+// does, and sends the browser to its connect page.
 func (c *Console) connect(w http.ResponseWriter, r *http.Request) {
 	if c.opt.Connect == nil {
 		c.fail(w, r, http.StatusNotImplemented, "Connecting through the hosted flow is not available in this connectord.")
 		return
 	}
-	u, err := c.opt.Connect.StartConnect(r.Context(), c.principal(r), ConnectRequest{
-		ElementKey: chi.URLParam(r, "key"), Name: r.PostFormValue("name"), Tags: splitTags(r.PostFormValue("tags")),
-		RedirectURL: c.opt.PublicURL + Prefix + "/connected",
+	key := chi.URLParam(r, "key")
+	created, err := c.opt.Connect.CreateSession(r.Context(), c.principal(r), connect.Request{
+		Element: &instances.ElementRef{Key: key}, Name: r.PostFormValue("name"), Tags: splitTags(r.PostFormValue("tags")),
+		RedirectURL: c.connectedURL(),
 	})
 	if err != nil {
-		c.elementsFormError(w, r, err, createForm{Element: chi.URLParam(r, "key"), Kind: "oauth2", Name: r.PostFormValue("name"), Tags: r.PostFormValue("tags")})
+		c.elementsFormError(w, r, err, createForm{Element: key, Kind: "oauth2", Name: r.PostFormValue("name"), Tags: r.PostFormValue("tags")})
 		return
 	}
-	http.Redirect(w, r, u, http.StatusSeeOther)
+	http.Redirect(w, r, created.ConnectURL, http.StatusSeeOther)
 }
 
-// connected is where the hosted flow sends the browser back.
+// saveApp stores the organization's Keap app for an element, as PUT
+// /organizations/elements/{keyOrId}/oauth/app does.
+func (c *Console) saveApp(w http.ResponseWriter, r *http.Request) {
+	if c.opt.Connect == nil {
+		c.fail(w, r, http.StatusNotImplemented, "Keap apps are not available in this connectord.")
+		return
+	}
+	key := chi.URLParam(r, "key")
+	_, err := c.opt.Connect.PutApp(r.Context(), c.principal(r), key, connect.AppRequest{APIKey: r.PostFormValue("clientId"), APISecret: r.PostFormValue("clientSecret")})
+	if err != nil {
+		c.elementsFormError(w, r, err, createForm{Element: key, Kind: "app", ClientID: r.PostFormValue("clientId")})
+		return
+	}
+	seeOther(w, r, "/elements?done=appsaved#el-"+key)
+}
+
+// connected is where the hosted flow sends the browser back, with the
+// session's id and outcome. On success the console reads the session, as an
+// application would, to open the new instance; the instance token in that
+// answer is dropped, never shown.
 func (c *Console) connected(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	if q.Get("status") == "success" {
+	if q.Get("status") == "success" && c.opt.Connect != nil {
+		if id, err := strconv.ParseInt(q.Get("connectSessionId"), 10, 64); err == nil {
+			if v, err := c.opt.Connect.Get(r.Context(), c.principal(r), id); err == nil && v.InstanceID != nil {
+				seeOther(w, r, fmt.Sprintf("/instances/%d?done=connected", *v.InstanceID))
+				return
+			}
+		}
 		seeOther(w, r, "/instances?done=connected")
 		return
 	}
@@ -212,7 +271,7 @@ func (c *Console) connected(w http.ResponseWriter, r *http.Request) {
 func (c *Console) elementsFormError(w http.ResponseWriter, r *http.Request, err error, f createForm) {
 	status, msg := c.message(r, err)
 	c.render(w, r, status, "elements", page{Title: "Elements", Nav: "elements", Error: msg,
-		Data: elementsData{Elements: c.opt.Catalog.All(), CanConnect: c.opt.Connect != nil, Form: f}})
+		Data: elementsData{Elements: c.elementCards(r), CanConnect: c.opt.Connect != nil, Form: f}})
 }
 
 // createAPIKeyInstance creates an instance from a service account key or a
@@ -482,19 +541,12 @@ func (c *Console) reconnect(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, http.StatusNotImplemented, "Reconnecting through the hosted flow is not available in this connectord.")
 		return
 	}
-	v, err := c.opt.Instances.Get(r.Context(), c.principal(r), id)
+	created, err := c.opt.Connect.CreateSession(r.Context(), c.principal(r), connect.Request{InstanceID: id, RedirectURL: c.connectedURL()})
 	if err != nil {
 		c.serviceError(w, r, err)
 		return
 	}
-	u, err := c.opt.Connect.StartConnect(r.Context(), c.principal(r), ConnectRequest{
-		ElementKey: v.Element.Key, Name: v.Name, Tags: v.Tags, InstanceID: id, RedirectURL: c.opt.PublicURL + Prefix + "/connected",
-	})
-	if err != nil {
-		c.serviceError(w, r, err)
-		return
-	}
-	http.Redirect(w, r, u, http.StatusSeeOther)
+	http.Redirect(w, r, created.ConnectURL, http.StatusSeeOther)
 }
 
 func (c *Console) deletePage(w http.ResponseWriter, r *http.Request) {

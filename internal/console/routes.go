@@ -43,6 +43,7 @@ func (c *Console) Handler() http.Handler {
 		r.Get("/elements", c.elementsPage)
 		r.Post("/elements/{key}/connect", c.connect)
 		r.Post("/elements/{key}/instances", c.createAPIKeyInstance)
+		r.Post("/elements/{key}/app", c.saveApp)
 		r.Get("/connected", c.connected)
 		r.Get("/instances", c.instancesPage)
 		r.Get("/instances/{id}", c.instancePage)

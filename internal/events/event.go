@@ -110,3 +110,19 @@ func InstanceInvalid(elementKey string, instanceID int64, reason string, at time
 	}
 	return []Event{{Date: at.UTC(), ElementKey: elementKey, EventType: Updated, ObjectID: id, ObjectType: ObjectInstance}}, raw, nil
 }
+
+// InstanceConnected is the notification an instance sends when the hosted
+// connect flow created it (one CREATED event) or reconnected it (one UPDATED
+// event), in the shape of InstanceInvalid: objectType "instance", objectId the
+// instance id, and raw saying what happened.
+func InstanceConnected(elementKey string, instanceID int64, reconnected bool, at time.Time) ([]Event, json.RawMessage, error) {
+	kind, what := Created, "created"
+	if reconnected {
+		kind, what = Updated, "reconnected"
+	}
+	raw, err := json.Marshal(map[string]any{"instanceId": instanceID, "valid": true, "connect": what, "date": at.UTC()})
+	if err != nil {
+		return nil, nil, err
+	}
+	return []Event{{Date: at.UTC(), ElementKey: elementKey, EventType: kind, ObjectID: strconv.FormatInt(instanceID, 10), ObjectType: ObjectInstance}}, raw, nil
+}

@@ -80,6 +80,7 @@ type Server struct {
 	mu        sync.Mutex
 	stats     Stats
 	clients   map[string]string          // client id -> secret
+	redirects map[string][]string        // client id -> registered redirect URIs
 	saks      map[string]bool            // service account keys
 	legacy    map[string]map[string]bool // app -> legacy keys
 	codes     map[string]authCode
@@ -118,6 +119,7 @@ func New(opts Options) *Server {
 		log:       opts.Logger,
 		client:    client,
 		clients:   map[string]string{},
+		redirects: map[string][]string{},
 		saks:      map[string]bool{},
 		legacy:    map[string]map[string]bool{},
 		codes:     map[string]authCode{},
@@ -146,6 +148,7 @@ func (s *Server) routes() http.Handler {
 	})
 
 	r.Get("/app/oauth/authorize", s.handleAuthorize)
+	r.Post("/app/oauth/authorize", s.handleAuthorize)
 	r.Post("/token", s.handleToken)
 
 	r.Route("/crm/rest/v1", func(r chi.Router) {

@@ -46,7 +46,7 @@ func (c *clock) Advance(d time.Duration) {
 func newTestFake(t *testing.T, opts Options) (*Server, *httptest.Server) {
 	t.Helper()
 	fk := New(opts)
-	fk.RegisterClient(clientID, clientSecret)
+	fk.RegisterClient(clientID, clientSecret, callback)
 	fk.AddServiceAccountKey(sak)
 	fk.AddLegacyKey(AppName, legacyKey)
 	srv := httptest.NewServer(fk)
@@ -198,13 +198,66 @@ func TestAuthorize_RejectsBadRequestsWithExplanation(t *testing.T) {
 
 func TestAuthorize_BrowserGetsConsentPageUnlessAutoApprove(t *testing.T) {
 	t.Parallel()
-	q := url.Values{"client_id": {clientID}, "redirect_uri": {callback}, "response_type": {"code"}}
+	q := url.Values{"client_id": {clientID}, "redirect_uri": {callback}, "response_type": {"code"}, "state": {"s<1>"}}
 	for _, auto := range []bool{false, true} {
 		_, srv := newTestFake(t, Options{AutoApprove: auto})
 		r := send(t, http.MethodGet, srv.URL+"/app/oauth/authorize?"+q.Encode(), nil, "Accept", "text/html")
-		if auto && r.status != http.StatusFound || !auto && (r.status != http.StatusOK || !strings.Contains(string(r.body), "approve=1")) {
+		body := string(r.body)
+		if auto && r.status != http.StatusFound || !auto && (r.status != http.StatusOK ||
+			!strings.Contains(body, `<form method="post"`) || !strings.Contains(body, `value="allow"`) || !strings.Contains(body, `value="deny"`) ||
+			!strings.Contains(body, `value="s&lt;1&gt;"`)) {
 			t.Fatalf("AutoApprove=%v: status %d body %s", auto, r.status, r.body)
 		}
+	}
+}
+
+// The consent page's buttons post the request back with the person's
+// decision: Allow redirects with a code, Deny with error=access_denied.
+func TestAuthorize_ConsentButtonsAllowAndDeny(t *testing.T) {
+	t.Parallel()
+	_, srv := newTestFake(t, Options{})
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for _, tc := range []struct{ decision, want string }{{"allow", "code"}, {"deny", "error"}, {"maybe", ""}} {
+		form := url.Values{"client_id": {clientID}, "redirect_uri": {callback}, "response_type": {"code"}, "scope": {"full"}, "state": {"st"}, "decision": {tc.decision}}
+		resp, err := c.PostForm(srv.URL+"/app/oauth/authorize", form)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if tc.want == "" {
+			if resp.StatusCode != http.StatusBadRequest {
+				t.Fatalf("decision %q: status %d, want 400", tc.decision, resp.StatusCode)
+			}
+			continue
+		}
+		loc, _ := url.Parse(resp.Header.Get("Location"))
+		if resp.StatusCode != http.StatusFound || loc.Query().Get(tc.want) == "" || loc.Query().Get("state") != "st" || !strings.HasPrefix(loc.String(), "https://app.example.com/oauth/callback?") {
+			t.Fatalf("decision %q: status %d location %s", tc.decision, resp.StatusCode, loc)
+		}
+		if tc.decision == "deny" && (loc.Query().Get("error") != "access_denied" || loc.Query().Has("code")) {
+			t.Fatalf("deny redirected to %s", loc)
+		}
+	}
+}
+
+// The authorize page sends users only to a redirect URI registered for the
+// client; anything else is refused without a redirect, Allow or Deny alike.
+func TestAuthorize_RefusesUnregisteredRedirectURI(t *testing.T) {
+	t.Parallel()
+	fk, srv := newTestFake(t, Options{})
+	for _, uri := range []string{"https://evil.example/cb", callback + "&x=1", "https://app.example.com/oauth/callback"} {
+		q := url.Values{"client_id": {clientID}, "redirect_uri": {uri}, "response_type": {"code"}}
+		for _, extra := range []string{"", "&deny=1"} {
+			r := send(t, http.MethodGet, srv.URL+"/app/oauth/authorize?"+q.Encode()+extra, nil)
+			if r.status != http.StatusBadRequest || r.header.Get("Location") != "" || !strings.Contains(string(r.body), "not registered") {
+				t.Fatalf("%s%s: status %d location %q body %s", uri, extra, r.status, r.header.Get("Location"), r.body)
+			}
+		}
+	}
+	fk.AddRedirectURI(clientID, "https://evil.example/cb")
+	q := url.Values{"client_id": {clientID}, "redirect_uri": {"https://evil.example/cb"}, "response_type": {"code"}}
+	if r := send(t, http.MethodGet, srv.URL+"/app/oauth/authorize?"+q.Encode(), nil); r.status != http.StatusFound {
+		t.Fatalf("after AddRedirectURI: status %d %s", r.status, r.body)
 	}
 }
 

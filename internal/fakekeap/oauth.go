@@ -4,10 +4,11 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
-	"html"
+	"html/template"
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 )
@@ -32,11 +33,21 @@ type refreshToken struct {
 	revoked  bool // the user revoked access
 }
 
-// RegisterClient registers a Keap developer app.
-func (s *Server) RegisterClient(clientID, clientSecret string) {
+// RegisterClient registers a Keap developer app and the redirect URIs it
+// may send users back to. The authorize page redirects only to a registered
+// URI, compared exactly, as Keap does.
+func (s *Server) RegisterClient(clientID, clientSecret string, redirectURIs ...string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.clients[clientID] = clientSecret
+	s.redirects[clientID] = append(s.redirects[clientID], redirectURIs...)
+}
+
+// AddRedirectURI registers one more redirect URI of a registered client.
+func (s *Server) AddRedirectURI(clientID, redirectURI string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.redirects[clientID] = append(s.redirects[clientID], redirectURI)
 }
 
 // AddServiceAccountKey accepts key (KeapAK-…) via X-Keap-API-Key or Bearer on REST and XML-RPC.
@@ -100,11 +111,24 @@ func (s *Server) RefreshTokenValid(token string) bool {
 	return ok && !rt.rotated && !rt.revoked && s.opts.Now().Before(rt.expires)
 }
 
+// handleAuthorize is Keap's authorize page. A browser (Accept: text/html)
+// gets a consent page whose Allow and Deny buttons post back here; other
+// clients (curl, tests) are approved at once unless the query has deny=1.
+// AutoApprove approves browsers at once too. POST is the consent page's answer.
 func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
+	if r.Method == http.MethodPost {
+		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+		if err := r.ParseForm(); err != nil {
+			http.Error(w, "Bad Request: the consent form could not be read", http.StatusBadRequest)
+			return
+		}
+		q = r.PostForm
+	}
 	clientID, redirect := q.Get("client_id"), q.Get("redirect_uri")
 	s.mu.Lock()
 	_, known := s.clients[clientID]
+	registered := slices.Contains(s.redirects[clientID], redirect)
 	s.mu.Unlock()
 	target, err := url.Parse(redirect)
 	var problem string
@@ -117,6 +141,8 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		problem = "missing redirect_uri: pass the callback URL the code should be sent to"
 	case err != nil || !target.IsAbs():
 		problem = "redirect_uri must be an absolute URL"
+	case !registered:
+		problem = fmt.Sprintf("redirect_uri %q is not registered for this client: register it with your Keap developer app", redirect)
 	case q.Get("response_type") != "code":
 		problem = `response_type must be "code", the only value Keap supports`
 	case q.Get("scope") != "" && q.Get("scope") != "full":
@@ -131,13 +157,19 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 	if state := q.Get("state"); state != "" {
 		reply.Set("state", state)
 	}
-	if q.Get("deny") == "1" {
+	decision := q.Get("decision")
+	if decision == "deny" || r.Method == http.MethodGet && q.Get("deny") == "1" {
 		reply.Set("error", "access_denied")
 		redirectWith(w, r, target, reply)
 		return
 	}
-	if !s.opts.AutoApprove && q.Get("approve") != "1" && strings.Contains(r.Header.Get("Accept"), "text/html") {
+	browser := strings.Contains(r.Header.Get("Accept"), "text/html")
+	if r.Method == http.MethodGet && !s.opts.AutoApprove && q.Get("approve") != "1" && browser {
 		writeConsentPage(w, q)
+		return
+	}
+	if r.Method == http.MethodPost && decision != "allow" {
+		http.Error(w, `Bad Request: decision must be "allow" or "deny"`, http.StatusBadRequest)
 		return
 	}
 	code, err := s.IssueCode(clientID, redirect)
@@ -160,22 +192,37 @@ func redirectWith(w http.ResponseWriter, r *http.Request, target *url.URL, add u
 	http.Redirect(w, r, u.String(), http.StatusFound)
 }
 
+// consentPage is the fake's authorize page: what a person sees at Keap.
+var consentPage = template.Must(template.New("consent").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Keap sandbox: allow access</title></head>
+<body>
+<main>
+<h1>Allow access to {{.App}}.infusionsoft.com?</h1>
+<p>The application <strong>{{.ClientID}}</strong> asks for full access to this sandbox Keap account.
+This is connectord's fake Keap: no real account is involved.</p>
+<form method="post" action="">
+{{range .Fields}}<input type="hidden" name="{{.Name}}" value="{{.Value}}">
+{{end}}<button type="submit" name="decision" value="allow" autofocus>Allow</button>
+<button type="submit" name="decision" value="deny">Deny</button>
+</form>
+</main>
+</body></html>
+`))
+
 func writeConsentPage(w http.ResponseWriter, q url.Values) {
-	link := func(param string) string {
-		v := url.Values{}
-		for k, vs := range q {
-			v[k] = vs
+	type field struct{ Name, Value string }
+	var fields []field
+	for _, k := range []string{"client_id", "redirect_uri", "response_type", "scope", "state"} {
+		if q.Has(k) {
+			fields = append(fields, field{k, q.Get(k)})
 		}
-		v.Set(param, "1")
-		return html.EscapeString("?" + v.Encode())
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	fmt.Fprintf(w, `<!doctype html><html><head><title>Keap sandbox: allow access</title></head><body>
-<h1>Allow access to %s.infusionsoft.com?</h1>
-<p>The application %s asks for full access to this sandbox Keap account.</p>
-<p><a href="%s">Allow</a> &nbsp; <a href="%s">Deny</a></p>
-</body></html>
-`, AppName, html.EscapeString(q.Get("client_id")), link("approve"), link("deny"))
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Frame-Options", "DENY")
+	w.Header().Set("Referrer-Policy", "no-referrer")
+	_ = consentPage.Execute(w, map[string]any{"App": AppName, "ClientID": q.Get("client_id"), "Fields": fields})
 }
 
 // tokenError is an OAuth error answer of the token endpoint.

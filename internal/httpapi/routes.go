@@ -29,6 +29,9 @@ type Deps struct {
 	Receiver  hookReceiver // Keap's REST hook handshakes and deliveries
 	Hooks     hookStates   // instances' Keap hooks and their status
 	Console   http.Handler // the web console (internal/console), mounted at /console; nil serves none
+
+	// Connect serves the organizations' Keap apps and the hosted connect flow (internal/connect).
+	Connect connectService
 }
 
 // proxier builds the /proxy/… handler from how this layer knows the caller
@@ -55,6 +58,10 @@ func Routes(d Deps) http.Handler {
 	}
 	// Keap calls this, authenticated by the hook's secret in the path.
 	r.Method(http.MethodPost, "/events/keap/{secret}", receiveKeapHook(d.Receiver))
+	// ---- the hosted connect flow's pages, for end users' browsers (issue 12) ----
+	r.Method(http.MethodGet, "/connect", connectPage(d.Connect))
+	r.Method(http.MethodPost, "/connect/authorize", connectAuthorize(d.Connect))
+	r.Method(http.MethodGet, "/connect/callback", connectCallback(d.Connect))
 
 	api := func(r chi.Router) {
 		r.Method(http.MethodGet, "/elements", listElements(d.Catalog))
@@ -80,6 +87,12 @@ func Routes(d Deps) http.Handler {
 			r.Method(http.MethodPost, "/instances/{id}/events/{eventId}/redeliver", redeliverEvent(d.Events))
 			r.Method(http.MethodGet, "/instances/{id}/events/hooks", listEventHooks(d.Hooks))
 			r.Method(http.MethodGet, "/instances/{id}/events/polling", listPollCursors(d.Events))
+			// ---- Keap apps and connect sessions (issue 12) ----
+			r.Method(http.MethodPut, "/organizations/elements/{keyOrId}/oauth/app", putOAuthApp(d.Connect))
+			r.Method(http.MethodGet, "/organizations/elements/{keyOrId}/oauth/app", getOAuthApp(d.Connect))
+			r.Method(http.MethodDelete, "/organizations/elements/{keyOrId}/oauth/app", deleteOAuthApp(d.Connect))
+			r.Method(http.MethodPost, "/connect/sessions", createConnectSession(d.Connect))
+			r.Method(http.MethodGet, "/connect/sessions/{id}", getConnectSession(d.Connect))
 		})
 
 		r.Group(func(r chi.Router) {

@@ -45,23 +45,9 @@ func (r CreateRequest) code() string {
 // checks the API key with the provider, and saves the instance. The returned
 // view carries the instance token, the only time it is shown.
 func (s *Service) Create(ctx context.Context, p tenants.Principal, pathElement string, req CreateRequest) (*View, error) {
-	el, err := s.resolveElement(pathElement, req.Element)
+	el, inst, err := s.prepare(ctx, p, pathElement, req, true)
 	if err != nil {
 		return nil, err
-	}
-	var pr problems
-	name := checkName(req.Name, &pr)
-	tags := checkTags(req.Tags, &pr)
-	st := split(el, parseConfig(el, req.Configuration, &pr), settings{public: map[string]*string{}, secrets: map[string]string{}})
-	authType := checkSettings(el, st, req.code() != "", true, &pr)
-	s.checkCallback(ctx, st.public, &pr)
-	if err := pr.err(); err != nil {
-		return nil, err
-	}
-	delete(st.public, KeyAuthType) // kept in its own column
-	inst := &Instance{
-		OrganizationID: p.OrganizationID, CreatedBy: p.UserID, ElementKey: el.Key, Name: name,
-		AuthType: authType, Tags: tags, Valid: true, Config: st.public, Secrets: st.secrets,
 	}
 	if err := s.connect(ctx, el, inst, req.code()); err != nil {
 		return nil, err
@@ -75,6 +61,38 @@ func (s *Service) Create(ctx context.Context, p tenants.Principal, pathElement s
 	v := s.render(el, inst)
 	v.Token = token
 	return v, nil
+}
+
+// Check validates a CreateRequest as Create does, without the provider: the
+// hosted connect flow checks a session's instance before the user authorizes,
+// when there is no code yet.
+func (s *Service) Check(ctx context.Context, p tenants.Principal, req CreateRequest) error {
+	_, _, err := s.prepare(ctx, p, "", req, false)
+	return err
+}
+
+// prepare checks a create request, naming every problem in one error, and
+// returns the instance it describes, not yet connected. needCode says whether
+// an OAuth instance must come with its code.
+func (s *Service) prepare(ctx context.Context, p tenants.Principal, pathElement string, req CreateRequest, needCode bool) (*elements.Element, *Instance, error) {
+	el, err := s.resolveElement(pathElement, req.Element)
+	if err != nil {
+		return nil, nil, err
+	}
+	var pr problems
+	name := checkName(req.Name, &pr)
+	tags := checkTags(req.Tags, &pr)
+	st := split(el, parseConfig(el, req.Configuration, &pr), settings{public: map[string]*string{}, secrets: map[string]string{}})
+	authType := checkSettings(el, st, req.code() != "", needCode, &pr)
+	s.checkCallback(ctx, st.public, &pr)
+	if err := pr.err(); err != nil {
+		return nil, nil, err
+	}
+	delete(st.public, KeyAuthType) // kept in its own column
+	return el, &Instance{
+		OrganizationID: p.OrganizationID, CreatedBy: p.UserID, ElementKey: el.Key, Name: name,
+		AuthType: authType, Tags: tags, Valid: true, Config: st.public, Secrets: st.secrets,
+	}, nil
 }
 
 // Replace re-provisions an instance in place (PUT): the body is a whole instance
@@ -243,4 +261,51 @@ func checkTags(tags []string, p *problems) []string {
 		}
 	}
 	return out
+}
+
+// OAuthApp is the Keap developer app an OAuth instance authenticates with.
+type OAuthApp struct {
+	ClientID, ClientSecret, CallbackURL string
+}
+
+// Reconnect repairs an OAuth instance with a new authorization code: it
+// exchanges the code with app's credentials and saves the new tokens and app on
+// the same instance, which keeps its id, configuration and instance token and
+// becomes valid again. It is PUT with providerData.code, for the hosted flow.
+func (s *Service) Reconnect(ctx context.Context, p tenants.Principal, id int64, app OAuthApp, code string) (*View, error) {
+	cur, el, err := s.load(ctx, p, id)
+	if err != nil {
+		return nil, err
+	}
+	if cur.AuthType != AuthOAuth2 {
+		return nil, apperr.Errorf(apperr.Invalid, "instance %d authenticates with an API key; only OAuth instances are reconnected through Keap's authorization", id)
+	}
+	fresh := &Instance{
+		AuthType: AuthOAuth2,
+		Config:   map[string]*string{KeyClientID: &app.ClientID, KeyCallbackURL: &app.CallbackURL},
+		Secrets:  map[string]string{KeyClientSecret: app.ClientSecret},
+	}
+	if err := s.connect(ctx, el, fresh, code); err != nil {
+		return nil, err
+	}
+	updated, err := s.store.UpdateInstance(ctx, p.OrganizationID, id, func(inst *Instance) error {
+		if inst.AuthType != AuthOAuth2 {
+			return apperr.Errorf(apperr.Conflict, "instance %d changed to API-key authentication meanwhile", id)
+		}
+		for k, v := range fresh.Config {
+			inst.Config[k] = v
+		}
+		for k, v := range fresh.Secrets {
+			inst.Secrets[k] = v
+		}
+		inst.TokenExpiresAt, inst.RefreshedAt = fresh.TokenExpiresAt, fresh.RefreshedAt
+		inst.Valid, inst.InvalidReason = true, ""
+		inst.RefreshDueAt, inst.RefreshFailures, inst.LastRefreshError, inst.LastRefreshErrorAt = fresh.RefreshDueAt, 0, "", nil
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.eventHooks().Changed(id)
+	return s.render(el, updated), nil
 }

@@ -264,7 +264,15 @@ func (db *DB) DeleteInstance(ctx context.Context, orgID, id int64) error {
 // KeyIDsInUse lists the encryption key ids that sealed stored credentials, with
 // how many instances each sealed.
 func (db *DB) KeyIDsInUse(ctx context.Context) (map[string]int, error) {
-	rows, err := db.pool.Query(ctx, `SELECT key_id, count(*) FROM instance_credentials GROUP BY key_id`)
+	// Keap apps and connect sessions are sealed with the same ring; their
+	// keys count as "sealed instances" in the startup check's message.
+	rows, err := db.pool.Query(ctx, `
+		SELECT key_id, count(*) FROM (
+			SELECT key_id FROM instance_credentials
+			UNION ALL SELECT key_id FROM organization_oauth_apps
+			UNION ALL SELECT key_id FROM connect_sessions WHERE key_id IS NOT NULL
+			UNION ALL SELECT token_key_id FROM connect_sessions WHERE token_key_id IS NOT NULL) k
+		GROUP BY key_id`)
 	if err != nil {
 		return nil, interpret(err)
 	}
@@ -282,9 +290,15 @@ func (db *DB) KeyIDsInUse(ctx context.Context) (map[string]int, error) {
 }
 
 // ResealCredentials re-encrypts, under the current key, every instance's
-// credentials that an older key sealed, one instance per transaction. It
-// returns how many it re-encrypted.
+// credentials that an older key sealed, one instance per transaction, and the
+// organizations' Keap app secrets and connect sessions. It returns how many instances it re-encrypted.
 func (db *DB) ResealCredentials(ctx context.Context) (int, error) {
+	if err := db.resealOAuthApps(ctx); err != nil {
+		return 0, err
+	}
+	if err := db.resealSessions(ctx); err != nil {
+		return 0, err
+	}
 	n := 0
 	for {
 		var id, org int64

@@ -1,0 +1,2 @@
+DROP TABLE IF EXISTS connect_sessions;
+DROP TABLE IF EXISTS organization_oauth_apps;
