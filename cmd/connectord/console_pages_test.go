@@ -12,7 +12,7 @@ import (
 // consolePages are the pages a signed-in person can open for instance id.
 func consolePages(id string) []string {
 	return []string{
-		"/console/", "/console/instances", "/console/instances?tag=seed", "/console/elements",
+		"/console", "/console/", "/console/instances", "/console/instances?tag=seed", "/console/elements",
 		"/console/instances/" + id, "/console/instances/" + id + "/docs",
 		"/console/instances/" + id + "/docs?method=GET&path=/hubs/crm/contacts/{id}", "/console/instances/" + id + "/delete",
 		"/console/no-such-page", "/console/instances/999999", "/console/instances/abc",
