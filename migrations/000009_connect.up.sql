@@ -16,8 +16,9 @@ CREATE TABLE organization_oauth_apps (
 -- user. The session token (in the connect URL), the browser binding (the
 -- cookie the connect page sets) and the OAuth state are stored as SHA-256
 -- hashes only. The configuration the instance will get (it may hold a secret
--- such as a signature key) is sealed; so is the new instance's token, kept only
--- until the application reads it once.
+-- such as a signature key) is sealed until the session finishes; the new
+-- instance's token is sealed too, kept only until the application reads it once
+-- (or the session is deleted, 30 days after it expired).
 CREATE TABLE connect_sessions (
     id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     organization_id bigint      NOT NULL REFERENCES organizations (id) ON DELETE CASCADE,
@@ -34,6 +35,7 @@ CREATE TABLE connect_sessions (
     status          text        NOT NULL DEFAULT 'pending'
                     CHECK (status IN ('pending', 'connecting', 'success', 'error')),
     error           text,
+    error_message   text,
     key_id          text,
     ciphertext      bytea,
     token_key_id    text,
@@ -44,3 +46,5 @@ CREATE TABLE connect_sessions (
     created_at      timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX connect_sessions_organization ON connect_sessions (organization_id, id);
+-- Expired sessions are deleted 30 days on, per organization.
+CREATE INDEX connect_sessions_expiry ON connect_sessions (organization_id, expires_at);

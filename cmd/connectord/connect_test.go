@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -189,7 +191,9 @@ func newSessionBody(name string) map[string]any {
 func TestConnect_SuccessCreatesInstanceAndTokenIsReadOnce(t *testing.T) {
 	t.Parallel()
 	s, o := startConnectServer(t, nil)
-	created := s.createSession(o, newSessionBody("Customer 42's Keap"))
+	body := newSessionBody("Customer 42's Keap")
+	body["configuration"] = map[string]any{"pagination.max": 50}
+	created := s.createSession(o, body)
 	id := fmt.Sprint(created["id"])
 	connectURL := created["connectUrl"].(string)
 	sessionToken := created["token"].(string)
@@ -241,19 +245,26 @@ func TestConnect_SuccessCreatesInstanceAndTokenIsReadOnce(t *testing.T) {
 		t.Fatalf("first read: %v", first)
 	}
 	second := s.do("GET", "/connect/sessions/"+id, o.auth(), nil).JSON(t)
-	if second["status"] != "success" || second["instanceId"] != first["instanceId"] || second["instanceToken"] != nil {
+	if first["instanceTokenRead"] != nil || second["status"] != "success" || second["instanceId"] != first["instanceId"] || second["instanceToken"] != nil || second["instanceTokenRead"] != true {
 		t.Fatalf("second read shows the token again or changed: %v", second)
 	}
 	iid := fmt.Sprint(first["instanceId"])
 	inst := s.do("GET", "/instances/"+iid, o.auth(), nil).JSON(t)
 	cfg := inst["configuration"].(map[string]any)
 	if inst["name"] != "Customer 42's Keap" || inst["valid"] != true || fmt.Sprint(inst["tags"]) != "[connect customer-42]" ||
-		cfg["oauth.api.key"] != testClientID || cfg["oauth.api.secret"] != "********" || cfg["oauth.callback.url"] != s.URL+"/connect/callback" {
+		cfg["oauth.api.key"] != testClientID || cfg["oauth.api.secret"] != "********" || cfg["oauth.callback.url"] != s.URL+"/connect/callback" ||
+		cfg["pagination.max"] != "50" {
 		t.Fatalf("the created instance: %v", inst)
 	}
 	// The token works: a hub call as the instance.
 	if r := s.do("GET", "/hubs/crm/contacts?pageSize=1", "User "+o.User.Secret+", Element "+token, nil); r.Status != 200 {
 		t.Fatalf("hub call with the connected instance's token: %d %s", r.Status, r.Body)
+	}
+	// The finished session keeps no configuration, sealed or not.
+	var sealed bool
+	s.queryRow(`SELECT ciphertext IS NOT NULL FROM connect_sessions WHERE id = $1`, []any{id}, &sealed)
+	if sealed {
+		t.Error("a finished session still holds its sealed configuration")
 	}
 	// The page's link works once: the session is finished.
 	if r := b.do("GET", connectURL, nil); r.Status != http.StatusGone || !strings.Contains(string(r.Body), "already used") {
@@ -288,6 +299,18 @@ func checkPageHeaders(t *testing.T, r response, keapOrigin string) {
 	}
 	if strings.Contains(csp, "script-src") || strings.Contains(csp, "unsafe") {
 		t.Errorf("Content-Security-Policy %q allows scripts or unsafe sources", csp)
+	}
+	// The page's one style sheet is the one the policy allows, byte for byte.
+	if m := regexp.MustCompile(`(?s)<style>(.*?)</style>`).FindSubmatch(r.Body); m != nil {
+		sum := sha256.Sum256(m[1])
+		if want := "style-src 'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'"; !strings.Contains(csp, want) {
+			t.Errorf("Content-Security-Policy %q does not allow the page's style sheet (%s)", csp, want)
+		}
+	} else {
+		t.Errorf("the page has no style sheet:\n%s", r.Body)
+	}
+	if strings.Contains(string(r.Body), "<script") || strings.Contains(string(r.Body), " style=") {
+		t.Errorf("the page has a script or an inline style attribute the policy would block")
 	}
 	for h, want := range map[string]string{"X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer", "X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"} {
 		if got := r.Header.Get(h); got != want {
@@ -394,6 +417,9 @@ func TestConnect_ExpiredSessionRedirectsWithExpired(t *testing.T) {
 	if r.Status != http.StatusSeeOther || loc == nil || loc.Host != "app.example.com" || loc.Query().Get("error") != "expired" || loc.Query().Get("connectSessionId") != fmt.Sprint(first["id"]) {
 		t.Fatalf("expired page: %d %s", r.Status, r.Header.Get("Location"))
 	}
+	if again := b.do("GET", first["connectUrl"].(string), nil); again.Status != http.StatusSeeOther || again.Header.Get("Location") != loc.String() {
+		t.Fatalf("expired page opened again: %d %s", again.Status, again.Header.Get("Location"))
+	}
 
 	// Expired while the user was at Keap: the callback refuses the code.
 	second := s.createSession(o, newSessionBody("slow"))
@@ -408,6 +434,14 @@ func TestConnect_ExpiredSessionRedirectsWithExpired(t *testing.T) {
 	if got := s.do("GET", "/connect/sessions/"+id, o.auth(), nil).JSON(t); got["status"] != "error" || got["error"] != "expired" {
 		t.Fatalf("session: %v", got)
 	}
+	// Expired while the page was open: the button sends the user back.
+	fourth := s.createSession(o, newSessionBody("idle"))
+	_, session = b.openPage(fourth["connectUrl"].(string))
+	s.expireSession(fmt.Sprint(fourth["id"]))
+	r = b.do("POST", s.URL+"/connect/authorize", url.Values{"session": {session}})
+	if loc, _ := url.Parse(r.Header.Get("Location")); r.Status != http.StatusSeeOther || loc.Host != "app.example.com" || loc.Query().Get("error") != "expired" {
+		t.Fatalf("the button of an expired session: %d %s", r.Status, r.Header.Get("Location"))
+	}
 	// Pending and past its expiry, a session reads as expired too.
 	third := s.createSession(o, newSessionBody("never opened"))
 	s.expireSession(fmt.Sprint(third["id"]))
@@ -416,6 +450,17 @@ func TestConnect_ExpiredSessionRedirectsWithExpired(t *testing.T) {
 	}
 	if n := s.instanceCount(); n != 0 || s.keap.Stats().CodeExchanges != 0 {
 		t.Fatalf("%d instances, %d code exchanges after expired sessions", n, s.keap.Stats().CodeExchanges)
+	}
+	// Thirty days after its expiry a session is deleted, when the
+	// organization opens its next one.
+	var n int
+	s.queryRow(`WITH u AS (UPDATE connect_sessions SET expires_at = now() - interval '31 days' WHERE id = $1 RETURNING 1) SELECT count(*) FROM u`, []any{first["id"]}, &n)
+	s.createSession(o, newSessionBody("next"))
+	if r := s.do("GET", fmt.Sprint("/connect/sessions/", first["id"]), o.auth(), nil); r.Status != 404 || n != 1 {
+		t.Fatalf("a session 31 days past its expiry: %d %s", r.Status, r.Body)
+	}
+	if r := s.do("GET", "/connect/sessions/"+id, o.auth(), nil); r.Status != 200 {
+		t.Fatalf("a session just expired was deleted too: %d %s", r.Status, r.Body)
 	}
 }
 
@@ -533,8 +578,13 @@ func TestConnect_KeapRefusalRedirectsWithProviderRefused(t *testing.T) {
 		t.Fatalf("PUT app: %d %s", r.Status, r.Body)
 	}
 	done := b.back(back)
-	if done.Query().Get("status") != "error" || done.Query().Get("error") != "provider_refused" {
+	if done.Query().Get("status") != "error" || done.Query().Get("error") != "provider_refused" || done.Query().Has("errorMessage") {
 		t.Fatalf("the application's redirect is %s", done)
+	}
+	// The application reads what Keap said.
+	got := s.do("GET", fmt.Sprint("/connect/sessions/", created["id"]), o.auth(), nil).JSON(t)
+	if got["error"] != "provider_refused" || !strings.Contains(fmt.Sprint(got["errorMessage"]), "refused") || !strings.Contains(fmt.Sprint(got["errorMessage"]), "Invalid client credentials") {
+		t.Fatalf("session after Keap refused: %v", got)
 	}
 	if n := s.instanceCount(); n != 0 {
 		t.Fatalf("%d instances after Keap refused", n)
@@ -869,5 +919,33 @@ func TestConnect_HTTPSPublicURLMakesTheCookieSecure(t *testing.T) {
 	cookies := (&http.Response{Header: r.Header}).Cookies()
 	if r.Status != 200 || len(cookies) != 1 || !cookies[0].Secure || !cookies[0].HttpOnly || cookies[0].SameSite != http.SameSiteLaxMode {
 		t.Fatalf("page %d, cookies %+v: want one Secure, HttpOnly, SameSite=Lax cookie", r.Status, cookies)
+	}
+}
+
+// The connect form refuses what a browser would not send, with a page that
+// says what to do, and an oversized body with 413.
+func TestConnect_AuthorizeFormRefusesBadInput(t *testing.T) {
+	t.Parallel()
+	s, o := startConnectServer(t, nil)
+	created := s.createSession(o, newSessionBody("form"))
+	b := newBrowser(t, s)
+	_, session := b.openPage(created["connectUrl"].(string))
+	for _, c := range []struct {
+		form   url.Values
+		status int
+		want   string
+	}{
+		{url.Values{}, 400, "names no connect session"},
+		{url.Values{"session": {"abc"}}, 400, "names no connect session"},
+		{url.Values{"session": {"999999"}}, 403, "this browser"},
+		{url.Values{"session": {session}, "pad": {strings.Repeat("x", 2<<20)}}, 413, "larger than"},
+	} {
+		r := b.do("POST", s.URL+"/connect/authorize", c.form)
+		if r.Status != c.status || !strings.Contains(string(r.Body), c.want) || r.Header.Get("Location") != "" {
+			t.Errorf("form %.60v: %d %.300s, want %d naming %q", c.form, r.Status, r.Body, c.status, c.want)
+		}
+	}
+	if r := b.do("GET", s.URL+"/connect/authorize", nil); r.Status != http.StatusMethodNotAllowed {
+		t.Errorf("GET /connect/authorize: %d", r.Status)
 	}
 }

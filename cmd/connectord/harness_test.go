@@ -107,7 +107,8 @@ func newKeap(t testing.TB, opts fakekeap.Options) *keapServer {
 func newKeapWrapped(t testing.TB, opts fakekeap.Options, wrap func(http.Handler) http.Handler) *keapServer {
 	t.Helper()
 	fk := fakekeap.New(opts)
-	fk.RegisterClient(testClientID, testClientSecret, "https://www.yourcallbackurl.com")
+	// The fake redirects only to registered URIs: the callbacks the tests use.
+	fk.RegisterClient(testClientID, testClientSecret, "https://www.yourcallbackurl.com", "http://fake.oauth.callback/url")
 	fk.AddServiceAccountKey(testServiceKey)
 	fk.AddLegacyKey(testLegacyApp, testLegacyKey)
 	srv := httptest.NewServer(wrap(fk))

@@ -279,7 +279,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		PublicURL: cfg.PublicURL, CheckInterval: cfg.HookCheckInterval, Log: log.With().Str("component", "hooks").Logger(),
 	})
 	insts.UseEventHooks(hooks)
-	connector, err := connect.New(connect.Options{Store: db, Instances: insts, Catalog: catalog, PublicURL: cfg.PublicURL})
+	connector, err := connect.New(connect.Options{
+		Store: db, Instances: insts, Catalog: catalog, PublicURL: cfg.PublicURL,
+		Log: log.With().Str("component", "connect").Logger(),
+	})
 	if err != nil {
 		return err
 	}

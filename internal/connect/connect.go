@@ -19,6 +19,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/connectord/connectord/internal/apperr"
 	"github.com/connectord/connectord/internal/elements"
 	"github.com/connectord/connectord/internal/instances"
@@ -106,8 +108,9 @@ type Session struct {
 	BrowserHash    []byte
 	Status         string
 	Error          string
+	ErrorMessage   string // what went wrong, as a caller-facing message
 	InstanceToken  string // the created instance's token, until the application reads it
-	TokenRead      bool
+	TokenRead      bool   // the application read InstanceToken (it is deleted then)
 	ExpiresAt      time.Time
 	CompletedAt    *time.Time
 	CreatedAt      time.Time
@@ -119,6 +122,7 @@ type Session struct {
 type Outcome struct {
 	Status        string
 	Error         string
+	Message       string // the caller-facing message of what went wrong, if any
 	InstanceID    int64
 	InstanceToken string // a created instance's token, shown to the application once
 	Notify        bool   // queue the instance's "created"/"reconnected" notification
@@ -171,6 +175,9 @@ type Options struct {
 	PublicURL string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Log receives failures the application is only told about as
+	// server_error; the zero value discards.
+	Log zerolog.Logger
 }
 
 func (o *Options) validate() error {

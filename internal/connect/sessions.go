@@ -41,15 +41,19 @@ type Created struct {
 
 // View is a session as GET /connect/sessions/{id} shows it.
 type View struct {
-	ID            int64      `json:"id"`
-	Status        string     `json:"status"`
-	Error         string     `json:"error,omitempty"`
-	Element       string     `json:"element"`
-	Name          string     `json:"name,omitempty"`
-	Tags          []string   `json:"tags"`
-	Reconnect     bool       `json:"reconnect"`
-	InstanceID    *int64     `json:"instanceId,omitempty"`
-	InstanceToken string     `json:"instanceToken,omitempty"`
+	ID            int64    `json:"id"`
+	Status        string   `json:"status"`
+	Error         string   `json:"error,omitempty"`
+	ErrorMessage  string   `json:"errorMessage,omitempty"`
+	Element       string   `json:"element"`
+	Name          string   `json:"name,omitempty"`
+	Tags          []string `json:"tags"`
+	Reconnect     bool     `json:"reconnect"`
+	InstanceID    *int64   `json:"instanceId,omitempty"`
+	InstanceToken string   `json:"instanceToken,omitempty"`
+	// TokenRead says the created instance's token was already shown, so a
+	// read without it is not a lost token but an earlier read.
+	TokenRead     bool       `json:"instanceTokenRead,omitempty"`
 	RedirectURL   string     `json:"redirectUrl"`
 	ExpiresDate   time.Time  `json:"expiresDate"`
 	CreatedDate   time.Time  `json:"createdDate"`
@@ -186,8 +190,8 @@ func (s *Service) Get(ctx context.Context, p tenants.Principal, id int64) (*View
 		return nil, err
 	}
 	v := &View{
-		ID: sess.ID, Status: sess.Status, Error: sess.Error, Element: sess.ElementKey, Name: sess.Name, Tags: sess.Tags,
-		Reconnect: sess.Reconnect, InstanceToken: sess.InstanceToken, RedirectURL: sess.RedirectURL,
+		ID: sess.ID, Status: sess.Status, Error: sess.Error, ErrorMessage: sess.ErrorMessage, Element: sess.ElementKey, Name: sess.Name, Tags: sess.Tags,
+		Reconnect: sess.Reconnect, InstanceToken: sess.InstanceToken, TokenRead: sess.TokenRead, RedirectURL: sess.RedirectURL,
 		ExpiresDate: sess.ExpiresAt.UTC(), CreatedDate: sess.CreatedAt.UTC(), CompletedDate: sess.CompletedAt,
 	}
 	if v.Tags == nil {
@@ -237,6 +241,9 @@ func (s *Service) Open(ctx context.Context, token string) (*Page, error) {
 	if err != nil {
 		return nil, err
 	}
+	if sess.Status == StatusError && sess.Error == ReasonExpired {
+		return &Page{SessionID: sess.ID, Redirect: s.outcomeURL(sess, ReasonExpired)}, nil
+	}
 	if sess.Status != StatusPending {
 		return nil, apperr.Errorf(apperr.Gone, "this connect link was already used: ask your application for a new one")
 	}
@@ -264,7 +271,8 @@ func (s *Service) Open(ctx context.Context, token string) (*Page, error) {
 
 // Authorize starts the user's authorization at Keap for a session opened in
 // this browser: it issues a single-use state bound to the session and the
-// browser, and returns Keap's authorize URL to send the user to.
+// browser, and returns Keap's authorize URL to send the user to (or, for a
+// session that expired meanwhile, the application's URL with the outcome).
 func (s *Service) Authorize(ctx context.Context, sessionID int64, browser string) (string, error) {
 	if browser == "" {
 		return "", errBrowser
@@ -281,7 +289,11 @@ func (s *Service) Authorize(ctx context.Context, sessionID int64, browser string
 		return "", err
 	}
 	if s.isExpired(sess) {
-		return "", apperr.Errorf(apperr.Gone, "this connect session expired: ask your application for a new one")
+		// Back to the application, which can open a new session.
+		if err := s.opts.Store.FinishSession(ctx, sess.ID, Outcome{Status: StatusError, Error: ReasonExpired}); err != nil {
+			return "", err
+		}
+		return s.outcomeURL(sess, ReasonExpired), nil
 	}
 	app, err := s.app(ctx, sess.OrganizationID, sess.ElementKey)
 	if err != nil {
@@ -331,26 +343,38 @@ func (s *Service) Finish(ctx context.Context, cb Callback) (string, error) {
 	// now, or it would stay connecting with the user's code unused.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
 	defer cancel()
-	fail := func(reason string) (string, error) {
-		if err := s.opts.Store.FinishSession(ctx, sess.ID, Outcome{Status: StatusError, Error: reason}); err != nil {
+	// fail ends the session in error. cause, when there is one, is kept as
+	// its message for the application if it is meant for callers, and
+	// logged if it is not.
+	fail := func(reason string, cause error) (string, error) {
+		o := Outcome{Status: StatusError, Error: reason}
+		if e, ok := apperr.As(cause); ok && e.Code != apperr.Internal {
+			o.Message = e.Message
+			if e.ProviderMessage != "" {
+				o.Message += ": " + e.ProviderMessage
+			}
+		} else if cause != nil {
+			s.opts.Log.Error().Err(cause).Int64("connect_session_id", sess.ID).Msg("connect session failed")
+		}
+		if err := s.opts.Store.FinishSession(ctx, sess.ID, o); err != nil {
 			return "", err
 		}
 		return s.outcomeURL(sess, reason), nil
 	}
 	switch {
 	case s.isExpired(sess):
-		return fail(ReasonExpired)
+		return fail(ReasonExpired, nil)
 	case cb.Error == "access_denied":
-		return fail(ReasonAccessDenied)
+		return fail(ReasonAccessDenied, nil)
 	case cb.Error != "" || cb.Code == "":
-		return fail(ReasonRefused)
+		return fail(ReasonRefused, apperr.Errorf(apperr.ProviderRefused, "Keap answered the authorization with error %q and no code", truncate(cb.Error)))
 	}
 	app, err := s.app(ctx, sess.OrganizationID, sess.ElementKey)
 	if err != nil {
 		if apperr.CodeOf(err) == apperr.NotFound {
-			return fail(ReasonAppMissing)
+			return fail(ReasonAppMissing, err)
 		}
-		return fail(ReasonInternal)
+		return fail(ReasonInternal, err)
 	}
 	p := tenants.Principal{OrganizationID: sess.OrganizationID, UserID: sess.CreatedBy}
 	var out Outcome
@@ -365,7 +389,7 @@ func (s *Service) Finish(ctx context.Context, cb Callback) (string, error) {
 		}
 	}
 	if err != nil {
-		return fail(reasonOf(err, sess.Reconnect))
+		return fail(reasonOf(err, sess.Reconnect), err)
 	}
 	if err := s.opts.Store.FinishSession(ctx, sess.ID, out); err != nil {
 		return "", err

@@ -75,9 +75,20 @@ func (db *DB) DeleteOAuthApp(ctx context.Context, orgID int64, elementKey string
 	return nil
 }
 
-// CreateSession stores a new connect session, its configuration sealed.
+// sessionRetention is how long a connect session is kept after it expired:
+// long enough for an application to read a late outcome, short enough that an
+// unread instance token does not stay forever.
+const sessionRetention = 30 * 24 * time.Hour
+
+// CreateSession stores a new connect session, its configuration sealed. It
+// deletes the organization's sessions that expired more than sessionRetention
+// ago, in the same transaction, so sessions do not pile up.
 func (db *DB) CreateSession(ctx context.Context, s *connect.Session) error {
 	return db.inTx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `DELETE FROM connect_sessions WHERE organization_id = $1 AND expires_at < $2`,
+			s.OrganizationID, time.Now().Add(-sessionRetention)); err != nil {
+			return interpret(err)
+		}
 		var createdBy, instanceID any
 		if s.CreatedBy != 0 {
 			createdBy = s.CreatedBy
@@ -112,7 +123,7 @@ func (db *DB) CreateSession(ctx context.Context, s *connect.Session) error {
 }
 
 const sessionColumns = `s.id, s.organization_id, coalesce(s.created_by, 0), s.element_key, coalesce(s.instance_id, 0),
-	s.reconnect, s.name, s.tags, s.redirect_url, s.token_hash, s.browser_hash, s.status, coalesce(s.error, ''),
+	s.reconnect, s.name, s.tags, s.redirect_url, s.token_hash, s.browser_hash, s.status, coalesce(s.error, ''), coalesce(s.error_message, ''),
 	s.key_id, s.ciphertext, s.token_key_id, s.token_ciphertext, s.token_read_at IS NOT NULL,
 	s.expires_at, s.completed_at, s.created_at, o.name`
 
@@ -124,7 +135,7 @@ func (db *DB) scanSession(row pgx.Row) (*connect.Session, error) {
 	var keyID, tokenKeyID *string
 	var ct, tokenCT []byte
 	err := row.Scan(&s.ID, &s.OrganizationID, &s.CreatedBy, &s.ElementKey, &s.InstanceID,
-		&s.Reconnect, &s.Name, &s.Tags, &s.RedirectURL, &s.TokenHash, &s.BrowserHash, &s.Status, &s.Error,
+		&s.Reconnect, &s.Name, &s.Tags, &s.RedirectURL, &s.TokenHash, &s.BrowserHash, &s.Status, &s.Error, &s.ErrorMessage,
 		&keyID, &ct, &tokenKeyID, &tokenCT, &s.TokenRead,
 		&s.ExpiresAt, &s.CompletedAt, &s.CreatedAt, &s.OrganizationName)
 	if err != nil {
@@ -219,9 +230,10 @@ func (db *DB) ConsumeState(ctx context.Context, stateHash []byte, check func(*co
 	return out, refused
 }
 
-// FinishSession saves how a session ended; with o.Notify it queues the
-// instance's "created" or "reconnected" notification, when the instance has
-// events on, in the same transaction.
+// FinishSession saves how a session ended and deletes its sealed
+// configuration, no longer needed; with o.Notify it queues the instance's
+// "created" or "reconnected" notification, when the instance has events on,
+// in the same transaction.
 func (db *DB) FinishSession(ctx context.Context, id int64, o connect.Outcome) error {
 	return db.inTx(ctx, func(tx pgx.Tx) error {
 		var reconnect bool
@@ -230,9 +242,9 @@ func (db *DB) FinishSession(ctx context.Context, id int64, o connect.Outcome) er
 			instanceID = o.InstanceID
 		}
 		err := tx.QueryRow(ctx, `
-			UPDATE connect_sessions SET status = $2, error = nullif($3, ''), instance_id = coalesce($4, instance_id),
-				state_hash = NULL, completed_at = now()
-			WHERE id = $1 RETURNING reconnect`, id, o.Status, o.Error, instanceID).Scan(&reconnect)
+			UPDATE connect_sessions SET status = $2, error = nullif($3, ''), error_message = nullif($5, ''),
+				instance_id = coalesce($4, instance_id), state_hash = NULL, completed_at = now(), key_id = NULL, ciphertext = NULL
+			WHERE id = $1 RETURNING reconnect`, id, o.Status, o.Error, instanceID, o.Message).Scan(&reconnect)
 		if err != nil {
 			return interpret(err)
 		}
