@@ -203,7 +203,7 @@ func TestConsole_TryItRunsHubCallsAsTheInstance(t *testing.T) {
 			t.Errorf("docs page lacks %q", want)
 		}
 	}
-	r := cc.postForm("/console/instances/"+id+"/docs", url.Values{"method": {"GET"}, "path": {"/hubs/crm/contacts"}, "query": {"pageSize=2"}}, true)
+	r := cc.postForm("/console/instances/"+id+"/docs", url.Values{"method": {"GET"}, "path": {"/hubs/crm/contacts?pageSize=2"}}, true)
 	body := html.UnescapeString(string(r.Body))
 	for _, want := range []string{"GET /hubs/crm/contacts?pageSize=2", "200 OK", "Elements-Next-Page-Token: ", `"email_addresses"`} {
 		if !strings.Contains(body, want) {

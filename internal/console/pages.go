@@ -650,6 +650,10 @@ func (c *Console) docsPage(w http.ResponseWriter, r *http.Request) {
 func (c *Console) tryIt(w http.ResponseWriter, r *http.Request) {
 	f := tryForm{Method: strings.ToUpper(r.PostFormValue("method")), Path: strings.TrimSpace(r.PostFormValue("path")),
 		Query: strings.TrimPrefix(strings.TrimSpace(r.PostFormValue("query")), "?"), Body: r.PostFormValue("body")}
+	// A query typed into the path joins the query field.
+	if path, query, ok := strings.Cut(f.Path, "?"); ok {
+		f.Path, f.Query = path, strings.Trim(query+"&"+f.Query, "&")
+	}
 	d, err := c.docs(r, f)
 	if err != nil {
 		c.serviceError(w, r, err)
