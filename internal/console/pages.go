@@ -358,6 +358,9 @@ type instanceData struct {
 	EventMode  string
 	Config     []configRow
 	Events     []events.Notification
+	Older      int64 // the cursor of older notifications; 0 when these are the oldest
+	Paged      bool  // this page is not the newest
+	AnyFailed  bool  // some notification of the instance failed
 	Failed     int
 	Hooks      events.HookState
 	HooksErr   string
@@ -391,9 +394,26 @@ func (c *Console) loadInstance(r *http.Request, id int64) (*instanceData, error)
 		}
 		d.Config = append(d.Config, row)
 	}
-	if d.Events, _, err = c.opt.Events.Notifications(ctx, p.OrganizationID, id, events.Filter{PageSize: 50}); err != nil {
+	f := events.Filter{PageSize: 50}
+	if v := r.URL.Query().Get("before"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 1 {
+			return nil, apperr.Errorf(apperr.Invalid, "before %q is not a notification cursor; follow the Older notifications link", v)
+		}
+		f.Before = events.NotificationID(n)
+		d.Paged = true
+	}
+	var next events.NotificationID
+	if d.Events, next, err = c.opt.Events.Notifications(ctx, p.OrganizationID, id, f); err != nil {
 		return nil, err
 	}
+	d.Older = int64(next)
+	// Whether any notification failed, on this page or an older one.
+	failed, _, err := c.opt.Events.Notifications(ctx, p.OrganizationID, id, events.Filter{Status: events.StatusFailed, PageSize: 1})
+	if err != nil {
+		return nil, err
+	}
+	d.AnyFailed = len(failed) > 0
 	for _, n := range d.Events {
 		if n.Status == events.StatusFailed {
 			d.Failed++
