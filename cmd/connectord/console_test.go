@@ -294,6 +294,12 @@ func TestConsole_SessionExpires(t *testing.T) {
 	if r := old.postForm("/console/signout", url.Values{}, true); r.Status != 401 || !strings.Contains(string(r.Body), "session expired") {
 		t.Fatalf("after expiry a form: %d %s", r.Status, r.Body)
 	}
+	// The next sign-in sweeps the expired session away.
+	s.signIn(o)
+	s.queryRow("SELECT count(*) FROM console_sessions WHERE expires_at < now()", nil, &n)
+	if n != 0 {
+		t.Fatalf("%d expired sessions kept after the next sign-in", n)
+	}
 }
 
 // The README's console block runs, as written, against `connectord serve --sandbox`.
