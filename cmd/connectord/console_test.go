@@ -149,8 +149,13 @@ func TestConsole_SignInAndSignOut(t *testing.T) {
 	}
 
 	cc = s.signIn(o)
+	first := cc.cookie().Value
+	// Signing in again in the same browser replaces its session.
+	if r := cc.postForm("/console/signin", url.Values{"userSecret": {o.User.Secret}, "organizationSecret": {o.Organization.Secret}}, false); r.Status != 200 || cc.cookie().Value == first {
+		t.Fatalf("second sign in: %d", r.Status)
+	}
 	if n := s.count("console_sessions"); n != 2 {
-		t.Fatalf("%d sessions stored, want 2", n)
+		t.Fatalf("%d sessions stored, want 2 (the no-follow client's and this browser's latest)", n)
 	}
 	token := cc.cookie().Value
 	var stored int

@@ -139,6 +139,10 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 		c.render(w, r, status, "signin", page{Title: "Sign in", Error: msg, Data: signInData{TTL: c.opt.SessionTTL.String()}})
 		return
 	}
+	// Signing in again ends the session the browser had, if any.
+	if old, err := r.Cookie(cookieName); err == nil && old.Value != "" {
+		_ = c.opt.Sessions.SignOut(r.Context(), old.Value)
+	}
 	c.setCookie(w, token, sess)
 	seeOther(w, r, "/instances")
 }
