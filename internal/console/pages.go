@@ -129,14 +129,14 @@ type signInData struct {
 }
 
 func (c *Console) signInPage(w http.ResponseWriter, r *http.Request) {
-	c.render(w, r, http.StatusOK, "signin", page{Title: "Sign in", Data: signInData{Expired: r.URL.Query().Get("expired") == "1", TTL: c.opt.SessionTTL.String()}})
+	c.render(w, r, http.StatusOK, "signin", page{Title: "Sign in", Data: signInData{Expired: r.URL.Query().Get("expired") == "1", TTL: shortDuration(c.opt.SessionTTL)}})
 }
 
 func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 	token, sess, err := c.opt.Sessions.SignIn(r.Context(), r.PostFormValue("userSecret"), r.PostFormValue("organizationSecret"))
 	if err != nil {
 		status, msg := c.message(r, err)
-		c.render(w, r, status, "signin", page{Title: "Sign in", Error: msg, Data: signInData{TTL: c.opt.SessionTTL.String()}})
+		c.render(w, r, status, "signin", page{Title: "Sign in", Error: msg, Data: signInData{TTL: shortDuration(c.opt.SessionTTL)}})
 		return
 	}
 	// Signing in again ends the session the browser had, if any.
@@ -699,4 +699,16 @@ func queryValues(s string) (url.Values, error) {
 // allowedMethod says whether m is one the hubs serve.
 func allowedMethod(m string) bool {
 	return slices.Contains([]string{"GET", "POST", "PUT", "PATCH", "DELETE"}, m)
+}
+
+// shortDuration writes 12h rather than 12h0m0s.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return s
 }

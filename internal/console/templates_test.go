@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Every form that posts carries the CSRF field (the sign-in form, which has no
@@ -42,5 +43,15 @@ func TestTemplates_PostFormsCarryTheCSRFTokenAndNoScript(t *testing.T) {
 	}
 	if posts < 12 {
 		t.Fatalf("found only %d posting forms", posts)
+	}
+}
+
+func TestShortDuration(t *testing.T) {
+	t.Parallel()
+	for d, want := range map[string]string{"12h": "12h", "90m": "1h30m", "2s": "2s", "1h0m5s": "1h0m5s", "45m": "45m"} {
+		dur, _ := time.ParseDuration(d)
+		if got := shortDuration(dur); got != want {
+			t.Errorf("shortDuration(%s) = %s, want %s", d, got, want)
+		}
 	}
 }
