@@ -63,7 +63,7 @@ waitfor() { # URL [header]
 	die "$1 did not answer; see the logs in $WORK"
 }
 
-"$WORK/proxybench" upstream -addr "127.0.0.1:$UP_PORT" -key "$KEY" 2>"$WORK/upstream.log" &
+"$WORK/proxybench" upstream -addr "127.0.0.1:$UP_PORT" -key "$KEY" ${BENCH_SPENT_EVERY:+-spent-every "$BENCH_SPENT_EVERY"} 2>"$WORK/upstream.log" &
 UP_PID=$!
 PIDS+=($UP_PID)
 waitfor "http://127.0.0.1:$UP_PORT/crm/rest/v1/account/profile" "X-Keap-API-Key: $KEY"
@@ -110,7 +110,8 @@ export CONNECTORD_ENCRYPTION_KEY="$(head -c 32 /dev/urandom | base64)"
 export CONNECTORD_INFUSIONSOFT_API_URL="http://127.0.0.1:$UP_PORT"
 export CONNECTORD_KEAP_RATE_LIMIT_OFF=true # the benchmark's one key would otherwise be held to Keap's 10/s
 "$WORK/connectord" orgs create --name Bench --email bench@example.test >"$WORK/org.json"
-"$WORK/connectord" serve 2>"$WORK/connectord.log" &
+# BENCH_CONNECTORD_GOGC sets GOGC for connectord alone (an A/B of its collector setting).
+${BENCH_CONNECTORD_GOGC:+env GOGC=$BENCH_CONNECTORD_GOGC} "$WORK/connectord" serve 2>"$WORK/connectord.log" &
 CD_PID=$!
 PIDS+=($CD_PID)
 waitfor "http://127.0.0.1:$CD_PORT/readyz"

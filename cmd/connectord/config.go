@@ -37,6 +37,10 @@ type config struct {
 	CallbackAllowPrivate bool
 	// KeapTimeout bounds one call to Keap (token endpoint, REST, XML-RPC).
 	KeapTimeout time.Duration
+	// KeapTLSHandshakeTimeout bounds the TLS handshake of a new connection to Keap.
+	KeapTLSHandshakeTimeout time.Duration
+	// HTTP bounds what a caller may hold of the server.
+	HTTP httpConfig
 	// DeliveryBackoffBase scales event delivery retries: the n-th waits about base·4^n.
 	DeliveryBackoffBase time.Duration
 	// DeliveryLease is how long a claimed notification is kept from other
@@ -55,6 +59,23 @@ type config struct {
 	PollerLease time.Duration
 	// ConsoleSessionTTL is how long a sign-in to the web console lasts.
 	ConsoleSessionTTL time.Duration
+}
+
+// httpConfig is the HTTP server's time-outs and connection cap.
+type httpConfig struct {
+	// ReadHeaderTimeout bounds reading a request's line and header, and a
+	// new connection's wait for its first request.
+	ReadHeaderTimeout time.Duration
+	// BodyReadTimeout bounds reading a request's body, from its header on.
+	BodyReadTimeout time.Duration
+	// WriteTimeout bounds a request from its header to the end of its
+	// answer; the proxy extends it while Keap's answer streams.
+	WriteTimeout time.Duration
+	// IdleTimeout closes a kept-alive connection that sends no request.
+	IdleTimeout time.Duration
+	// MaxConnections caps the open client connections; 0 takes the default
+	// derived from the descriptor limit.
+	MaxConnections int
 }
 
 // refreshConfig tunes the token refresher.
@@ -171,6 +192,21 @@ func loadServeConfig(getenv func(string) string) (config, error) {
 		c.AuthCacheTTL = d
 	}
 	c.KeapTimeout = duration(getenv, &p, "CONNECTORD_KEAP_TIMEOUT", 30*time.Second)
+	c.KeapTLSHandshakeTimeout = duration(getenv, &p, "CONNECTORD_KEAP_TLS_HANDSHAKE_TIMEOUT", 10*time.Second)
+	c.HTTP.ReadHeaderTimeout = duration(getenv, &p, "CONNECTORD_READ_HEADER_TIMEOUT", 10*time.Second)
+	c.HTTP.BodyReadTimeout = duration(getenv, &p, "CONNECTORD_BODY_READ_TIMEOUT", 30*time.Second)
+	c.HTTP.WriteTimeout = duration(getenv, &p, "CONNECTORD_WRITE_TIMEOUT", 2*time.Minute)
+	c.HTTP.IdleTimeout = duration(getenv, &p, "CONNECTORD_IDLE_TIMEOUT", 2*time.Minute)
+	if c.HTTP.WriteTimeout <= c.KeapTimeout {
+		p.add("CONNECTORD_WRITE_TIMEOUT (%s) must be longer than CONNECTORD_KEAP_TIMEOUT (%s): it bounds a whole request, Keap's answer included", c.HTTP.WriteTimeout, c.KeapTimeout)
+	}
+	if v := strings.TrimSpace(getenv("CONNECTORD_MAX_CONNECTIONS")); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			p.add("CONNECTORD_MAX_CONNECTIONS %q is not a whole number of at least 1", v)
+		}
+		c.HTTP.MaxConnections = n
+	}
 	if v := strings.TrimSpace(getenv("CONNECTORD_CALLBACK_ALLOW_PRIVATE")); v != "" {
 		allow, err := strconv.ParseBool(v)
 		if err != nil {

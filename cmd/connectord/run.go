@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"golang.org/x/sync/errgroup"
 	"golang.org/x/time/rate"
 
 	"github.com/connectord/connectord/internal/apperr"
@@ -22,7 +23,6 @@ import (
 	"github.com/connectord/connectord/internal/elements"
 	"github.com/connectord/connectord/internal/events"
 	"github.com/connectord/connectord/internal/fakekeap"
-	"github.com/connectord/connectord/internal/h1"
 	"github.com/connectord/connectord/internal/httpapi"
 	"github.com/connectord/connectord/internal/hubs"
 	"github.com/connectord/connectord/internal/instances"
@@ -197,10 +197,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	log := newLogger(cfg, stderr)
 	// connectord's live heap is a few MB, so with Go's default (GOGC=100)
-	// the collector runs about ten times a second under load, each time at a
-	// fixed cost: about a sixth of the proxy's CPU per call. Collecting at
-	// four times the live heap costs some MB and takes most of that back
-	// (docs/performance.md). GOGC in the environment, if set, decides.
+	// the collector runs several times a second under load, each time at a
+	// fixed cost. Collecting at four times the live heap costs some MB and
+	// 7–15% less CPU per proxied call (re-measured on net/http,
+	// docs/performance.md). GOGC in the environment, if set, decides.
 	if getenv("GOGC") == "" {
 		debug.SetGCPercent(400)
 	}
@@ -250,35 +250,30 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return err
 	}
-	// Keap is one host that every proxied and hub call goes to: keep enough
-	// idle connections to it for concurrent callers (the default keeps 2).
-	keapTransport := http.DefaultTransport.(*http.Transport).Clone()
-	keapTransport.MaxIdleConns, keapTransport.MaxIdleConnsPerHost = 512, 256
-	client := &http.Client{Timeout: cfg.KeapTimeout, Transport: keapTransport}
+	// One client for every call to Keap: the proxy's and the hubs', token
+	// refreshes, key checks, hooks and polling.
+	keapHTTP := upstream.NewHTTPClient(upstream.HTTPOptions{Timeout: cfg.KeapTimeout, TLSHandshakeTimeout: cfg.KeapTLSHandshakeTimeout})
 	tok := tokens.New(db, catalog, tokens.Options{
 		Margin: cfg.Refresh.Margin, PollInterval: cfg.Refresh.PollInterval, Workers: cfg.Refresh.Workers,
-		Client: client, Log: log.With().Str("component", "tokens").Logger(),
+		Client: keapHTTP, Log: log.With().Str("component", "tokens").Logger(),
 	})
-	// The proxy and the hubs call Keap all day, through upstream.Transport,
-	// which spends far less CPU per call than net/http's; it speaks no HTTP
-	// proxy, so with one configured they go through net/http too.
-	calls := &http.Client{Transport: &upstream.Transport{Timeout: cfg.KeapTimeout, MaxIdlePerHost: 256}}
-	if httpProxyConfigured(getenv) {
-		calls = client
-	}
-	keapOpts := upstream.Options{HTTP: calls, Log: log.With().Str("component", "upstream").Logger()}
+	keapOpts := upstream.Options{HTTP: keapHTTP, Log: log.With().Str("component", "upstream").Logger()}
 	if cfg.KeapRateLimitOff {
 		keapOpts.KeyRate, keapOpts.ClientRate = rate.Inf, rate.Inf
 		log.Warn().Msg("CONNECTORD_KEAP_RATE_LIMIT_OFF: calls to Keap are not rate-limited; Keap will refuse bursts over its quotas")
 	}
 	keapClient := upstream.New(tok, keapOpts)
 	callbacks := events.CallbackPolicy{AllowPrivate: cfg.CallbackAllowPrivate}
-	insts := instances.NewService(db, catalog, &keap.Client{HTTP: client}, callbacks, client, time.Now)
-	insts.CacheResolved(cfg.AuthCacheTTL)
 	hooks := events.NewHooks(db, catalog, keapClient, events.HookOptions{
 		PublicURL: cfg.PublicURL, CheckInterval: cfg.HookCheckInterval, Log: log.With().Str("component", "hooks").Logger(),
 	})
-	insts.UseEventHooks(hooks)
+	insts, err := instances.NewService(db, catalog, instances.Options{
+		Keys: &keap.Client{HTTP: keapHTTP}, Callbacks: callbacks, HTTP: keapHTTP,
+		Hooks: hooks, ResolveCacheTTL: cfg.AuthCacheTTL,
+	})
+	if err != nil {
+		return err
+	}
 	connector, err := connect.New(connect.Options{
 		Store: db, Instances: insts, Catalog: catalog, PublicURL: cfg.PublicURL,
 		Log: log.With().Str("component", "connect").Logger(),
@@ -297,79 +292,70 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	handler := httpapi.Routes(httpapi.Deps{
-		Log:       log,
-		Catalog:   catalog,
-		Tenants:   tenants.NewAuthCache(tenants.NewService(db), cfg.AuthCacheTTL, time.Now),
-		Instances: insts,
-		Tokens:    tok,
-		DB:        db,
-		Sandbox:   fake,
-		Hubs:      hubService,
-		Proxy:     proxy.New(insts, keapClient, log),
-		Events:    db,
-		Receiver:  events.NewReceiver(db, catalog, time.Now),
-		Hooks:     hooks,
-		Console:   web.Handler(),
-		Connect:   connector,
+		Log:             log,
+		Catalog:         catalog,
+		Tenants:         tenants.NewAuthCache(tenants.NewService(db), cfg.AuthCacheTTL, time.Now),
+		Instances:       insts,
+		Tokens:          tok,
+		DB:              db,
+		Sandbox:         fake,
+		Hubs:            hubService,
+		Proxy:           proxy.New(insts, keapClient),
+		Events:          db,
+		Receiver:        events.NewReceiver(db, catalog, time.Now),
+		Hooks:           hooks,
+		BodyReadTimeout: cfg.HTTP.BodyReadTimeout,
+		Console:         web.Handler(),
+		Connect:         connector,
 	})
 	delivery := events.NewDelivery(db, catalog, events.DeliveryOptions{
 		BackoffBase: cfg.DeliveryBackoffBase, Lease: cfg.DeliveryLease, Policy: callbacks,
 		Log: log.With().Str("component", "delivery").Logger(),
 	})
-
-	srv := &h1.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		BaseContext:       log.WithContext(context.WithoutCancel(ctx)),
-		Log:               log.With().Str("component", "http").Logger(),
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	// The refresher stops claiming work when ctx ends; refreshes under way finish
-	// and are saved before run returns and the pool closes.
-	refresher := make(chan struct{})
-	go func() { defer close(refresher); tok.Run(ctx) }()
-	defer func() { <-refresher }()
-	// Delivery likewise stops claiming when ctx ends and records the deliveries
-	// under way before run returns.
-	delivering := make(chan struct{})
-	go func() { defer close(delivering); delivery.Run(ctx) }()
-	defer func() { <-delivering }()
-	listening := make(chan struct{})
-	go func() {
-		defer close(listening)
-		db.ListenNotificationsDue(ctx, time.Second, delivery.Wake, func(err error) {
-			log.Warn().Err(err).Msg("listen for due notifications; deliveries fall back to polling until it reconnects")
-		})
-	}()
-	defer func() { <-listening }()
-	go pruneDelivered(ctx, db, cfg.EventsRetention, log.With().Str("component", "retention").Logger())
-	// The hook reconciler finishes the instances it is on before run returns.
-	reconciling := make(chan struct{})
-	go func() { defer close(reconciling); hooks.Run(ctx) }()
-	defer func() { <-reconciling }()
-	// The poller likewise stores the page under way and hands its leases back.
 	poller := events.NewPoller(db, catalog, keapClient, events.PollerOptions{
 		IntervalOverride: cfg.PollerIntervalOverride, Lease: cfg.PollerLease, Log: log.With().Str("component", "poller").Logger(),
 	})
-	polling := make(chan struct{})
-	go func() { defer close(polling); poller.Run(ctx) }()
-	defer func() { <-polling }()
-	log.Info().Str("addr", ln.Addr().String()).Str("public_url", cfg.PublicURL).Str("version", version).Bool("sandbox", *sandbox).Msg("listening")
 
-	select {
-	case err := <-errc:
-		return fmt.Errorf("http server: %w", err)
-	case <-ctx.Done():
-	}
-	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
-	defer cancel()
-	log.Info().Msg("shutting down")
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
-	}
-	return nil
+	srv := newHTTPServer(ctx, cfg.HTTP, handler, log)
+	limited, maxConns := limitConnections(ln, cfg.HTTP.MaxConnections, log)
+
+	// The server and the background workers run as one group: when ctx ends
+	// or one of them fails, all stop, and serve returns once every one has.
+	// The workers finish what they are on first (a refresh, a delivery, a
+	// page, an instance's hooks) and record it, before the pool closes.
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := srv.Serve(limited); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("http server: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		log.Info().Msg("shutting down")
+		shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(shutdownCtx); err != nil {
+			return fmt.Errorf("shutdown: %w", err)
+		}
+		return nil
+	})
+	worker := func(run func(context.Context)) { g.Go(func() error { run(gctx); return nil }) }
+	worker(tok.Run)
+	worker(delivery.Run)
+	worker(func(ctx context.Context) {
+		db.ListenNotificationsDue(ctx, time.Second, delivery.Wake, func(err error) {
+			log.Warn().Err(err).Msg("listen for due notifications; deliveries fall back to polling until it reconnects")
+		})
+	})
+	worker(func(ctx context.Context) {
+		pruneDelivered(ctx, db, cfg.EventsRetention, log.With().Str("component", "retention").Logger())
+	})
+	worker(hooks.Run)
+	worker(poller.Run)
+	log.Info().Str("addr", ln.Addr().String()).Str("public_url", cfg.PublicURL).Str("version", version).
+		Bool("sandbox", *sandbox).Int("max_connections", maxConns).Msg("listening")
+	return g.Wait()
 }
 
 // pruneDelivered deletes delivered notifications older than retention, at
@@ -484,15 +470,4 @@ func openMigrated(ctx context.Context, url string, ring *secrets.Ring) (*store.D
 		return nil, err
 	}
 	return db, nil
-}
-
-// httpProxyConfigured says whether the environment names an HTTP proxy,
-// which net/http's Transport uses (http.ProxyFromEnvironment).
-func httpProxyConfigured(getenv func(string) string) bool {
-	for _, k := range []string{"HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy"} {
-		if getenv(k) != "" {
-			return true
-		}
-	}
-	return false
 }

@@ -38,6 +38,15 @@ const ProviderThrottled Code = "provider_throttled"
 // whose events are off); the caller should stop asking.
 const Gone Code = "gone"
 
+// RequestTimeout: the caller did not send its request in time (a body
+// half-sent, or sent too slowly).
+const RequestTimeout Code = "request_timeout"
+
+// Canceled: the caller hung up before its answer was ready, so the work
+// done for it was cancelled. Nobody is left to read the answer; the request
+// log shows 499, as nginx does.
+const Canceled Code = "canceled"
+
 // Error is an error meant for the caller of connectord's API.
 type Error struct {
 	Code            Code

@@ -56,7 +56,12 @@ func noReceiver() error {
 	return apperr.Errorf(apperr.NotFound, "no Keap hook receiver at this path")
 }
 
-func (r *Receiver) target(ctx context.Context, secret string) (HookTarget, error) {
+// Hook finds the hook secret belongs to: apperr.NotFound, the same for a
+// wrong secret and for a hook or instance that is gone, when none does. It
+// is checked before a request's body is read, so that a caller without a
+// hook's secret costs one indexed lookup and no memory; the hook found is
+// what Keap's verification handshake asks about.
+func (r *Receiver) Hook(ctx context.Context, secret string) (HookTarget, error) {
 	if secret == "" {
 		return HookTarget{}, noReceiver()
 	}
@@ -70,24 +75,14 @@ func (r *Receiver) target(ctx context.Context, secret string) (HookTarget, error
 	return t, nil
 }
 
-// Handshake answers Keap's verification request for the hook of secret: nil
-// means echo X-Hook-Secret.
-func (r *Receiver) Handshake(ctx context.Context, secret string) error {
-	_, err := r.target(ctx, secret)
-	return err
-}
-
-// Deliver normalises one Keap delivery to the hook of secret and stores it.
-// When it returns nil the events are durable and Keap may be told so; it
+// Deliver normalises one Keap delivery to hook t (found by Hook) and stores
+// it. When it returns nil the events are durable and Keap may be told so; it
 // returns how many events the delivery made. An error carries apperr.NotFound
-// for an unknown secret, Invalid for a body that is not a delivery of this
-// hook's event, Gone for a hook the instance no longer wants, and
-// Unavailable when the events could not be stored (Keap then retries).
-func (r *Receiver) Deliver(ctx context.Context, secret string, body []byte) (int, error) {
-	t, err := r.target(ctx, secret)
-	if err != nil {
-		return 0, err
-	}
+// for a hook whose instance is gone, Invalid for a body that is not a
+// delivery of this hook's event, Gone for a hook the instance no longer
+// wants, and Unavailable when the events could not be stored (Keap then
+// retries).
+func (r *Receiver) Deliver(ctx context.Context, t HookTarget, body []byte) (int, error) {
 	el, ok := r.catalog.Lookup(t.ElementKey)
 	if !ok {
 		return 0, noReceiver()

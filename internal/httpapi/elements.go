@@ -47,7 +47,7 @@ func oauthURL(catalog *elements.Catalog) http.Handler {
 			writeError(w, r, err)
 			return
 		}
-		q := r.URL.Query()
+		q := query(r)
 		var missing []string
 		for _, name := range []string{"apiKey", "apiSecret", "callbackUrl"} {
 			if strings.TrimSpace(q.Get(name)) == "" {

@@ -57,7 +57,7 @@ func listEvents(log eventLog) http.Handler {
 }
 
 func eventFilter(r *http.Request) (events.Filter, error) {
-	q := r.URL.Query()
+	q := query(r)
 	f := events.Filter{Status: q.Get("status"), EventType: q.Get("eventType"), PageSize: 50}
 	if f.Status != "" && !events.ValidStatus(f.Status) {
 		return f, apperr.Errorf(apperr.Invalid, "status %q is not pending, delivered or failed", f.Status)
@@ -98,7 +98,7 @@ func redeliverEvent(log eventLog) http.Handler {
 
 func redeliverEvents(log eventLog) http.Handler {
 	return instanceHandler(func(r *http.Request, id int64) (any, error) {
-		if s := r.URL.Query().Get("status"); s != events.StatusFailed {
+		if s := query(r).Get("status"); s != events.StatusFailed {
 			return nil, apperr.Errorf(apperr.Invalid, "bulk redelivery needs status=failed (got %q); redeliver other notifications one by one", s)
 		}
 		n, err := log.RedeliverFailed(r.Context(), principal(r).OrganizationID, id)

@@ -3,8 +3,6 @@ package httpapi
 import (
 	"bytes"
 	"context"
-	"errors"
-	"io"
 	"net/http"
 
 	"github.com/go-chi/chi/v5"
@@ -15,8 +13,8 @@ import (
 
 // hookReceiver takes Keap's REST hook requests (events.Receiver).
 type hookReceiver interface {
-	Handshake(ctx context.Context, secret string) error
-	Deliver(ctx context.Context, secret string, body []byte) (int, error)
+	Hook(ctx context.Context, secret string) (events.HookTarget, error)
+	Deliver(ctx context.Context, t events.HookTarget, body []byte) (int, error)
 }
 
 // hookReceipt answers Keap.
@@ -26,32 +24,30 @@ type hookReceipt struct {
 
 // receiveKeapHook answers POST /events/keap/{secret}: Keap's verification
 // handshake (X-Hook-Secret echoed) and its deliveries, acknowledged only once
-// stored. The path carries the hook's secret, so the request log shows the
-// route pattern instead (see logRequests).
+// stored. The route is open to anyone, so the secret is checked before the
+// body is read: a caller without one is answered 404 at once and what it
+// sends is not kept. The path carries the secret, so the request log shows
+// the route pattern instead (see logRequests).
 func receiveKeapHook(rcv hookReceiver) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		secret := chi.URLParam(r, "secret")
-		body, err := io.ReadAll(r.Body)
+		hook, err := rcv.Hook(r.Context(), chi.URLParam(r, "secret"))
 		if err != nil {
-			var mbe *http.MaxBytesError
-			if errors.As(err, &mbe) {
-				writeError(w, r, apperr.Errorf(apperr.TooLarge, "request body is larger than %d bytes", mbe.Limit))
-				return
-			}
-			writeError(w, r, apperr.Errorf(apperr.Invalid, "request body could not be read"))
+			writeError(w, r, err)
+			return
+		}
+		body, err := readBody(r)
+		if err != nil {
+			writeError(w, r, err)
 			return
 		}
 		if hs := r.Header.Get("X-Hook-Secret"); hs != "" {
-			if err := rcv.Handshake(r.Context(), secret); err != nil {
-				writeError(w, r, err)
-				return
-			}
 			w.Header().Set("X-Hook-Secret", hs)
 			// Keap's handshake has no delivery in it; should one come along,
 			// it is stored like any other, and anything else is ignored.
 			n := 0
 			if len(bytes.TrimSpace(body)) > 0 {
-				if n, err = rcv.Deliver(r.Context(), secret, body); err != nil && apperr.CodeOf(err) != apperr.Invalid {
+				if n, err = rcv.Deliver(r.Context(), hook, body); err != nil && apperr.CodeOf(err) != apperr.Invalid {
+					w.Header().Del("X-Hook-Secret")
 					writeError(w, r, err)
 					return
 				}
@@ -59,7 +55,7 @@ func receiveKeapHook(rcv hookReceiver) http.Handler {
 			writeJSON(w, http.StatusOK, hookReceipt{Received: n})
 			return
 		}
-		n, err := rcv.Deliver(r.Context(), secret, body)
+		n, err := rcv.Deliver(r.Context(), hook, body)
 		if err != nil {
 			writeError(w, r, err)
 			return

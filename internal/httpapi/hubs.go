@@ -2,16 +2,11 @@ package httpapi
 
 import (
 	"context"
-	"errors"
-	"io"
-	"mime"
 	"net/http"
 	"strconv"
-	"strings"
 
 	"github.com/go-chi/chi/v5"
 
-	"github.com/connectord/connectord/internal/apperr"
 	"github.com/connectord/connectord/internal/hubs"
 	"github.com/connectord/connectord/internal/tenants"
 )
@@ -40,7 +35,7 @@ func hubResource(h hubService) http.Handler {
 		res, err := h.Call(r.Context(), principal(r), hubs.Request{
 			Hub: chi.URLParam(r, "hub"), Resource: chi.URLParam(r, "resource"), ID: chi.URLParam(r, "id"),
 			Sub: chi.URLParam(r, "sub"), SubID: chi.URLParam(r, "subId"),
-			Method: r.Method, Query: r.URL.Query(), Body: body,
+			Method: r.Method, Query: query(r), Body: body,
 		})
 		if err != nil {
 			writeError(w, r, err)
@@ -91,19 +86,8 @@ func hubProvinces(h hubService) http.Handler {
 // readHubBody reads a hub call's body, which is handed to Keap as given: it
 // must be JSON (checked by the hubs), at most MaxBodyBytes.
 func readHubBody(r *http.Request) ([]byte, error) {
-	if ct := r.Header.Get("Content-Type"); ct != "" {
-		mt, _, err := mime.ParseMediaType(ct)
-		if err != nil || mt != "application/json" && !strings.HasSuffix(mt, "+json") {
-			return nil, apperr.Errorf(apperr.Unsupported, "Content-Type %q is not supported: send Content-Type: application/json", ct)
-		}
+	if err := requireJSON(r); err != nil {
+		return nil, err
 	}
-	data, err := io.ReadAll(r.Body)
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return nil, apperr.Errorf(apperr.TooLarge, "request body is larger than %d bytes", mbe.Limit)
-		}
-		return nil, apperr.Errorf(apperr.Invalid, "request body could not be read")
-	}
-	return data, nil
+	return readBody(r)
 }

@@ -54,7 +54,7 @@ func createInstance(svc instanceService) http.Handler {
 func listInstances(svc instanceService) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var tags []string
-		for _, v := range append(r.URL.Query()["tags"], r.URL.Query()["tags[]"]...) {
+		for _, v := range append(query(r)["tags"], query(r)["tags[]"]...) {
 			for _, t := range strings.Split(v, ",") {
 				if t = strings.TrimSpace(t); t != "" {
 					tags = append(tags, t)

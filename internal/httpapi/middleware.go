@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/hex"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
@@ -31,6 +32,9 @@ type requestInfo struct {
 	base      *zerolog.Logger // without the request id
 	log       *zerolog.Logger // with it, made when a handler first asks
 	principal tenants.Principal
+	query     url.Values // the parsed query string (checkQuery)
+	// clientClosed: the caller hung up before its answer (logged as 499).
+	clientClosed bool
 }
 
 // logger returns the request's logger, whose lines carry the request id.
@@ -107,18 +111,24 @@ func logRequests(next http.Handler) http.Handler {
 		if i := infoOf(r.Context()); i != nil {
 			log, id = i.base, i.id
 		}
+		status := ww.Status()
+		if i := infoOf(r.Context()); i != nil && i.clientClosed {
+			status = StatusClientClosedRequest
+		}
 		ev := log.Info()
-		if ww.Status() >= 500 {
+		if status >= 500 {
 			ev = log.Error()
 		}
 		if id != "" {
 			ev = ev.Str("request_id", id)
 		}
 		ev = ev.Str("method", r.Method).Str("path", loggedPath(r)).
-			Int("status", ww.Status()).Int("bytes", ww.BytesWritten()).
+			Int("status", status).Int("bytes", ww.BytesWritten()).
 			Float64("duration_ms", float64(time.Since(start).Microseconds())/1000)
-		if r.URL.RawQuery != "" {
-			if q := redactQuery(r.URL.Query()); q != "" {
+		// A query checkQuery refused is not logged: it could not be
+		// parsed, so its secrets could not be told apart.
+		if i := infoOf(r.Context()); i != nil && i.query != nil {
+			if q := redactQuery(i.query); q != "" {
 				ev = ev.Str("query", q)
 			}
 		}
@@ -186,16 +196,45 @@ func recoverPanics(next http.Handler) http.Handler {
 	})
 }
 
-// limitBody caps request bodies at MaxBodyBytes.
-func limitBody(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.ContentLength > MaxBodyBytes {
-			writeError(w, r, apperr.Errorf(apperr.TooLarge, "request body is larger than %d bytes", MaxBodyBytes))
-			return
-		}
-		r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
-		next.ServeHTTP(w, r)
-	})
+// limitBody caps request bodies at MaxBodyBytes and the time their reading
+// may take at timeout, counted from the header: a caller that sends half a
+// body and stops is cut off then, whether or not the handler reads it (the
+// server reads what a handler left, up to a limit, before the next request).
+// Once the body is read to its end the deadline is lifted, so that the
+// server can watch the connection for a hang-up while the handler works.
+func limitBody(timeout time.Duration) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.ContentLength > MaxBodyBytes {
+				writeError(w, r, apperr.Errorf(apperr.TooLarge, "request body is larger than %d bytes", MaxBodyBytes))
+				return
+			}
+			if r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody {
+				rc := http.NewResponseController(w)
+				if rc.SetReadDeadline(time.Now().Add(timeout)) == nil {
+					r.Body = &deadlineBody{ReadCloser: r.Body, rc: rc}
+				}
+				r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+// deadlineBody lifts the connection's read deadline when the body ends.
+type deadlineBody struct {
+	io.ReadCloser
+	rc     *http.ResponseController
+	lifted bool
+}
+
+func (b *deadlineBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF && !b.lifted {
+		b.lifted = true
+		_ = b.rc.SetReadDeadline(time.Time{})
+	}
+	return n, err
 }
 
 // authenticator checks credentials from the Authorization header.

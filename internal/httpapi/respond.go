@@ -7,11 +7,10 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"mime"
 	"net/http"
 	"reflect"
 	"sort"
@@ -40,8 +39,14 @@ var statusOf = map[apperr.Code]int{
 	apperr.Internal:         http.StatusInternalServerError,
 
 	apperr.ProviderThrottled: http.StatusTooManyRequests,
+	apperr.Canceled:          StatusClientClosedRequest,
+	apperr.RequestTimeout:    http.StatusRequestTimeout,
 	apperr.Gone:              http.StatusGone,
 }
+
+// StatusClientClosedRequest is what the request log shows for a caller that
+// hung up before its answer was ready (nginx's 499); nothing is sent.
+const StatusClientClosedRequest = 499
 
 // errorBody is the Open Connectors error shape.
 type errorBody struct {
@@ -54,6 +59,15 @@ type errorBody struct {
 // *apperr.Error are internal: logged in full, shown as a generic message.
 func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	id := RequestID(r.Context())
+	if apperr.CodeOf(err) == apperr.Canceled || errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+		// The caller hung up, which cancelled the work: an outcome, not a
+		// failure, and nobody reads an answer.
+		if i := infoOf(r.Context()); i != nil {
+			i.clientClosed = true
+		}
+		logger(r).Debug().Err(err).Msg("client closed request")
+		return
+	}
 	e, ok := apperr.As(err)
 	if !ok || e.Code == apperr.Internal {
 		logger(r).Error().Err(err).Msg("internal error")
@@ -80,19 +94,12 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // at most MaxBodyBytes, well formed, and name only fields v has. Every unknown
 // field is named in the one error.
 func decodeJSON(r *http.Request, v any) error {
-	if ct := r.Header.Get("Content-Type"); ct != "" {
-		mt, _, err := mime.ParseMediaType(ct)
-		if err != nil || mt != "application/json" && !strings.HasSuffix(mt, "+json") {
-			return apperr.Errorf(apperr.Unsupported, "Content-Type %q is not supported: send Content-Type: application/json", ct)
-		}
+	if err := requireJSON(r); err != nil {
+		return err
 	}
-	data, err := io.ReadAll(r.Body)
+	data, err := readBody(r)
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return apperr.Errorf(apperr.TooLarge, "request body is larger than %d bytes", mbe.Limit)
-		}
-		return apperr.Errorf(apperr.Invalid, "request body could not be read")
+		return err
 	}
 	return decodeStrict(data, v)
 }

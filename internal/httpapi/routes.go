@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/rs/zerolog"
@@ -29,21 +30,20 @@ type Deps struct {
 	Receiver  hookReceiver // Keap's REST hook handshakes and deliveries
 	Hooks     hookStates   // instances' Keap hooks and their status
 	Console   http.Handler // the web console (internal/console), mounted at /console; nil serves none
-
+	// BodyReadTimeout bounds reading a request's body; default 30s.
+	BodyReadTimeout time.Duration
 	// Connect serves the organizations' Keap apps and the hosted connect flow (internal/connect).
 	Connect connectService
-}
-
-// proxier builds the /proxy/… handler from how this layer knows the caller
-// and writes errors.
-type proxier interface {
-	Handler(who func(*http.Request) tenants.Principal, fail func(http.ResponseWriter, *http.Request, error)) http.Handler
 }
 
 // Routes lists every route connectord serves.
 func Routes(d Deps) http.Handler {
 	r := chi.NewRouter()
-	r.Use(withRequestID(d.Log), logRequests, recoverPanics, limitBody)
+	bodyTimeout := d.BodyReadTimeout
+	if bodyTimeout <= 0 {
+		bodyTimeout = 30 * time.Second
+	}
+	r.Use(withRequestID(d.Log), logRequests, recoverPanics, checkQuery, limitBody(bodyTimeout))
 	r.NotFound(notFound().ServeHTTP)
 	r.MethodNotAllowed(methodNotAllowed().ServeHTTP)
 
@@ -109,7 +109,7 @@ func Routes(d Deps) http.Handler {
 			}
 			// ---- proxy routes (issue 4) ----
 			if d.Proxy != nil {
-				proxy := d.Proxy.Handler(principal, writeError)
+				proxy := proxyKeap(d.Proxy, d.Log)
 				for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions} {
 					r.Method(m, "/proxy/*", proxy)
 				}

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"net/http"
 	"sort"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/connectord/connectord/internal/elements"
+	"github.com/connectord/connectord/internal/proxy"
 	"github.com/connectord/connectord/internal/tenants"
 )
 
@@ -120,9 +122,11 @@ func routeDocKeys(m map[string]bool) []string {
 	return out
 }
 
-// nopProxy stands for the proxy, whose handler is never invoked here.
+// nopProxy stands for the proxy, which is never invoked here.
 type nopProxy struct{}
 
-func (nopProxy) Handler(func(*http.Request) tenants.Principal, func(http.ResponseWriter, *http.Request, error)) http.Handler {
-	return http.NotFoundHandler()
+func (nopProxy) Prepare(context.Context, tenants.Principal, proxy.Request) (*proxy.Call, error) {
+	return nil, nil
 }
+
+func (nopProxy) Send(*proxy.Call, *http.Request) (*http.Response, error) { return nil, nil }

@@ -13,18 +13,8 @@ type EventHooks interface {
 	Remove(ctx context.Context, inst *Instance)
 }
 
-// noHooks is the EventHooks of a Service that was given none.
+// noHooks is the EventHooks of a Service built without any.
 type noHooks struct{}
 
 func (noHooks) Changed(int64)                     {}
 func (noHooks) Remove(context.Context, *Instance) {}
-
-// UseEventHooks makes the Service tell h about created, changed and deleted instances.
-func (s *Service) UseEventHooks(h EventHooks) { s.hooks = h }
-
-func (s *Service) eventHooks() EventHooks {
-	if s.hooks == nil {
-		return noHooks{}
-	}
-	return s.hooks
-}

@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/connectord/connectord/internal/elements"
@@ -120,14 +121,74 @@ type Service struct {
 	callbacks CallbackChecker
 	client    *http.Client
 	now       func() time.Time
+	hooks     EventHooks
 
-	resolved *resolveCache // nil unless CacheResolved was called
-	hooks    EventHooks    // nil unless UseEventHooks was called
+	resolved *resolveCache // nil when Options.ResolveCacheTTL is 0
 }
 
-// NewService returns a Service. client is used for the provider's token endpoint.
-func NewService(store Store, catalog *elements.Catalog, keys KeyVerifier, callbacks CallbackChecker, client *http.Client, now func() time.Time) *Service {
-	return &Service{store: store, catalog: catalog, keys: keys, callbacks: callbacks, client: client, now: now}
+// Options are what a Service is built from besides its store and catalog.
+type Options struct {
+	// Keys checks API keys with Keap before an instance is saved (required).
+	Keys KeyVerifier
+	// Callbacks decides which event callback URLs may be set (required).
+	Callbacks CallbackChecker
+	// HTTP calls the provider's token endpoint; default http.DefaultClient.
+	HTTP *http.Client
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+	// Hooks is told about created, changed and deleted instances, whose
+	// provider hooks it keeps; default none.
+	Hooks EventHooks
+	// ResolveCacheTTL makes Resolve remember a usable instance for as long,
+	// so that the calls applications make all day (the hubs, the proxy) do
+	// not each load and decrypt it. Changes made through this Service
+	// (PATCH, PUT, DELETE) take effect at once; changes made elsewhere
+	// (another replica, the token refresher marking an instance invalid)
+	// within the TTL. A disabled or invalid instance is never remembered.
+	// Zero leaves Resolve uncached.
+	ResolveCacheTTL time.Duration
+}
+
+// validate fills in the defaults and names every missing dependency.
+func (o *Options) validate() error {
+	var missing []string
+	if o.Keys == nil {
+		missing = append(missing, "Keys")
+	}
+	if o.Callbacks == nil {
+		missing = append(missing, "Callbacks")
+	}
+	if o.ResolveCacheTTL < 0 {
+		return errors.New("instances: ResolveCacheTTL must not be negative")
+	}
+	if len(missing) > 0 {
+		return errors.New("instances: Options need " + strings.Join(missing, " and "))
+	}
+	if o.HTTP == nil {
+		o.HTTP = http.DefaultClient
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Hooks == nil {
+		o.Hooks = noHooks{}
+	}
+	return nil
+}
+
+// NewService returns a Service built from opt, or what is wrong with opt.
+func NewService(store Store, catalog *elements.Catalog, opt Options) (*Service, error) {
+	if err := opt.validate(); err != nil {
+		return nil, err
+	}
+	s := &Service{store: store, catalog: catalog, keys: opt.Keys, callbacks: opt.Callbacks,
+		client: opt.HTTP, now: opt.Now, hooks: opt.Hooks}
+	if opt.ResolveCacheTTL > 0 {
+		c := &resolveCache{ttl: opt.ResolveCacheTTL, now: s.now, m: map[int64]resolved{}}
+		s.resolved = c
+		s.store = forgetting{Store: s.store, cache: c}
+	}
+	return s, nil
 }
 
 // checkCallback applies the callback policy to an event callback URL being set.

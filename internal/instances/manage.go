@@ -109,7 +109,7 @@ func (s *Service) Update(ctx context.Context, p tenants.Principal, id int64, req
 	if err != nil {
 		return nil, err
 	}
-	s.eventHooks().Changed(id)
+	s.hooks.Changed(id)
 	return s.render(el, updated), nil
 }
 
@@ -133,7 +133,7 @@ func (s *Service) Delete(ctx context.Context, p tenants.Principal, id int64) err
 	if err != nil {
 		return err
 	}
-	s.eventHooks().Remove(ctx, inst)
+	s.hooks.Remove(ctx, inst)
 	return s.store.DeleteInstance(ctx, p.OrganizationID, id)
 }
 
@@ -182,7 +182,7 @@ func (s *Service) SetConfiguration(ctx context.Context, p tenants.Principal, id 
 // Resolve returns the instance an Element token authenticated, with its element,
 // ready for calls to the provider: a disabled instance is refused (403), an
 // invalid one too (409, with the reason and how to repair it). With
-// CacheResolved the instance may be shared with other callers: read it only.
+// Options.ResolveCacheTTL the instance may be shared with other callers: read it only.
 func (s *Service) Resolve(ctx context.Context, p tenants.Principal) (*Instance, *elements.Element, error) {
 	if p.InstanceID == 0 {
 		return nil, nil, apperr.Errorf(apperr.Unauthorized, "this call needs an Element part in the Authorization header: 'User <user secret>, Element <instance token>'")

@@ -57,7 +57,7 @@ func (s *Service) Create(ctx context.Context, p tenants.Principal, pathElement s
 	if err := s.store.CreateInstance(ctx, inst); err != nil {
 		return nil, fmt.Errorf("create instance: %w", err)
 	}
-	s.eventHooks().Changed(inst.ID)
+	s.hooks.Changed(inst.ID)
 	v := s.render(el, inst)
 	v.Token = token
 	return v, nil
@@ -154,7 +154,7 @@ func (s *Service) Replace(ctx context.Context, p tenants.Principal, id int64, re
 	if err != nil {
 		return nil, err
 	}
-	s.eventHooks().Changed(id)
+	s.hooks.Changed(id)
 	return s.render(el, updated), nil
 }
 
@@ -306,6 +306,6 @@ func (s *Service) Reconnect(ctx context.Context, p tenants.Principal, id int64, 
 	if err != nil {
 		return nil, err
 	}
-	s.eventHooks().Changed(id)
+	s.hooks.Changed(id)
 	return s.render(el, updated), nil
 }

@@ -12,21 +12,6 @@ import (
 // and everything when none has expired.
 const maxResolved = 10000
 
-// CacheResolved makes Resolve remember a usable instance for ttl, so that the
-// calls applications make all day (the hubs, the proxy) do not each load and
-// decrypt the instance. Changes made through this Service (PATCH, PUT, DELETE)
-// take effect at once; changes made elsewhere (another replica, the token
-// refresher marking an instance invalid) within ttl. A disabled or invalid
-// instance is never remembered. Zero or less leaves Resolve uncached.
-func (s *Service) CacheResolved(ttl time.Duration) {
-	if ttl <= 0 {
-		return
-	}
-	c := &resolveCache{ttl: ttl, now: s.now, m: map[int64]resolved{}}
-	s.resolved = c
-	s.store = forgetting{Store: s.store, cache: c}
-}
-
 type resolved struct {
 	inst    *Instance
 	el      *elements.Element

@@ -96,8 +96,12 @@ func (c *Client) VerifyLegacyKey(ctx context.Context, legacyURL, key string) err
 }
 
 // TransportError classifies a failure to get any answer from Keap: a time-out
-// (504) or Keap unreachable (502).
+// (504), Keap unreachable (502), or the call cancelled because its caller
+// hung up.
 func TransportError(doing string, err error) error {
+	if errors.Is(err, context.Canceled) {
+		return &apperr.Error{Code: apperr.Canceled, Message: "the caller hung up while " + doing, Err: err}
+	}
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, context.DeadlineExceeded) {
 		return &apperr.Error{Code: apperr.ProviderTimeout, Message: "Keap did not answer in time while " + doing, Err: err}

@@ -1,17 +1,10 @@
 package proxy
 
 import (
-	"bufio"
 	"context"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/go-chi/chi/v5"
-	"github.com/rs/zerolog"
 
 	"github.com/connectord/connectord/internal/apperr"
 	"github.com/connectord/connectord/internal/elements"
@@ -20,138 +13,71 @@ import (
 	"github.com/connectord/connectord/internal/upstream"
 )
 
-const sak = "KeapAK-proxy-unit-test"
+// kinds resolves instance 1 to a service account key, 2 to a legacy key.
+type kinds struct{}
 
-// oneInstance resolves every caller to one service-account-key instance of Keap at apiURL.
-type oneInstance struct{ apiURL string }
-
-func (o oneInstance) Resolve(context.Context, tenants.Principal) (*instances.Instance, *elements.Element, error) {
+func (kinds) Resolve(_ context.Context, p tenants.Principal) (*instances.Instance, *elements.Element, error) {
 	el := &elements.Element{Key: "infusionsoftcrm"}
-	el.Endpoints = elements.Endpoints{APIURL: o.apiURL, RESTPath: "/crm/rest/v1", XMLRPCPath: "/crm/xmlrpc/v1"}
-	return &instances.Instance{ID: 1, OrganizationID: 1, AuthType: instances.AuthAPIKey, Secrets: map[string]string{instances.KeyAPIKey: sak}}, el, nil
-}
-
-// serve mounts the proxy as the HTTP layer does, with a fail that writes the
-// error's code as the body.
-func serve(t testing.TB, upstreamURL string, opt upstream.Options) *httptest.Server {
-	t.Helper()
-	p := New(oneInstance{upstreamURL}, upstream.New(nil, opt), zerolog.Nop())
-	fail := func(w http.ResponseWriter, r *http.Request, err error) {
-		w.WriteHeader(599)
-		_, _ = io.WriteString(w, string(apperr.CodeOf(err)))
+	el.Endpoints = elements.Endpoints{APIURL: "https://api.keap.test/base/", RESTPath: "/crm/rest/v1", XMLRPCPath: "/crm/xmlrpc/v1",
+		LegacyXMLRPCURL: "https://{app}.keap.test/api/xmlrpc"}
+	inst := &instances.Instance{ID: p.InstanceID, OrganizationID: 1, AuthType: instances.AuthAPIKey,
+		Secrets: map[string]string{instances.KeyAPIKey: "KeapAK-unit"}, Config: map[string]*string{}}
+	if p.InstanceID == 2 {
+		app := "ab123"
+		inst.Secrets[instances.KeyAPIKey], inst.Config[instances.KeyAppName] = "legacy-key", &app
 	}
-	r := chi.NewRouter()
-	r.Handle("/proxy/*", p.Handler(func(*http.Request) tenants.Principal { return tenants.Principal{OrganizationID: 1, InstanceID: 1} }, fail))
-	srv := httptest.NewServer(r)
-	t.Cleanup(srv.Close)
-	return srv
+	return inst, el, nil
 }
 
-func TestProxy_StreamsWhatKeapHasSentWithoutWaitingForTheRest(t *testing.T) {
+func TestPrepare_WhereEachRequestGoesOrWhyNot(t *testing.T) {
 	t.Parallel()
-	release := make(chan struct{})
-	keap := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("X-Keap-API-Key") != sak {
-			w.WriteHeader(401)
-			return
-		}
-		_, _ = io.WriteString(w, "first line\n")
-		w.(http.Flusher).Flush()
-		<-release
-		_, _ = io.WriteString(w, "second line\n")
-	}))
-	defer keap.Close()
-	defer close(release)
-	srv := serve(t, keap.URL, upstream.Options{})
-	resp, err := http.Get(srv.URL + "/proxy/stream")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	got := make(chan string, 1)
-	go func() {
-		line, _ := bufio.NewReader(resp.Body).ReadString('\n')
-		got <- line
-	}()
-	select {
-	case line := <-got:
-		if line != "first line\n" {
-			t.Fatalf("first line %q", line)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("the first part was held back until Keap finished")
-	}
-}
-
-func TestProxy_SmallChunkedAnswerGoesOutWithItsLength(t *testing.T) {
-	t.Parallel()
-	body := strings.Repeat("x", 5000) // over net/http's 2 KiB, so Keap's side is chunked
-	keap := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("X-Keap", "kept")
-		w.WriteHeader(207)
-		_, _ = io.WriteString(w, body)
-	}))
-	defer keap.Close()
-	resp, err := http.Get(serve(t, keap.URL, upstream.Options{}).URL + "/proxy/small")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 207 || string(b) != body || resp.ContentLength != int64(len(body)) || resp.Header.Get("X-Keap") != "kept" {
-		t.Fatalf("%d, %d bytes, length %d, %v", resp.StatusCode, len(b), resp.ContentLength, resp.Header)
-	}
-}
-
-func TestProxy_TimeoutAndUnreachableAreConnectordsErrors(t *testing.T) {
-	t.Parallel()
-	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		time.Sleep(500 * time.Millisecond)
-	}))
-	defer slow.Close()
+	const call = `<?xml version="1.0"?><methodCall><methodName>DataService.echo</methodName><params><param><value><string>x</string></value></param></params></methodCall>`
 	for _, tc := range []struct {
-		name, url string
-		want      apperr.Code
+		name     string
+		instance int64
+		req      Request
+		wantURL  string // empty: refused
+		wantErr  string
 	}{
-		{"time-out", slow.URL, apperr.ProviderTimeout},
-		{"unreachable", "http://127.0.0.1:1", apperr.ProviderDown},
+		{"REST path and query as sent", 1, Request{Method: "GET", Path: "crm/rest/v1/contacts/a%2Fb", RawQuery: "limit=1&x=%20"},
+			"https://api.keap.test/base/crm/rest/v1/contacts/a%2Fb?limit=1&x=%20", ""},
+		{"dot segment", 1, Request{Method: "GET", Path: "crm/rest/v1/../../admin"}, "", "must not contain . or .."},
+		{"escaped dot segment", 1, Request{Method: "GET", Path: "crm/%2e%2e/admin"}, "", "must not contain . or .."},
+		{"bad escape", 1, Request{Method: "GET", Path: "crm/%zz"}, "", "not validly escaped"},
+		{"legacy XML-RPC", 2, Request{Method: "POST", Path: "crm/xmlrpc/v1", Body: []byte(call)}, "https://ab123.keap.test/api/xmlrpc", ""},
+		{"legacy REST", 2, Request{Method: "GET", Path: "crm/rest/v1/contacts"}, "", "speaks only XML-RPC"},
 	} {
-		srv := serve(t, tc.url, upstream.Options{MaxRetries: -1, HTTP: &http.Client{Timeout: 100 * time.Millisecond}})
-		resp, err := http.Get(srv.URL + "/proxy/crm/rest/v1/contacts")
-		if err != nil {
-			t.Fatal(err)
+		c, err := New(kinds{}, nil).Prepare(context.Background(), tenants.Principal{InstanceID: tc.instance}, tc.req)
+		if tc.wantErr != "" {
+			if apperr.CodeOf(err) != apperr.Invalid || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("%s: %v, want invalid naming %q", tc.name, err, tc.wantErr)
+			}
+			continue
 		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 599 || apperr.Code(b) != tc.want {
-			t.Errorf("%s: %d %s, want %s", tc.name, resp.StatusCode, b, tc.want)
+		if err != nil || c.URL.String() != tc.wantURL || c.Instance.ID != tc.instance {
+			t.Errorf("%s: %v %v, want %s", tc.name, c, err, tc.wantURL)
+			continue
+		}
+		if tc.instance == 2 && !strings.Contains(string(c.Body), "legacy-key") {
+			t.Errorf("%s: the legacy key is not in the call: %s", tc.name, c.Body)
+		}
+		if c.Target.APIKey == "" || c.Target.InstanceID != tc.instance {
+			t.Errorf("%s: target %+v", tc.name, upstream.Target{InstanceID: c.Target.InstanceID})
 		}
 	}
 }
 
-func TestProxy_PassesTrailersAndAddsNoUserAgent(t *testing.T) {
+func TestHeaders_ConnectordsOwnAndCookiesStayBehind(t *testing.T) {
 	t.Parallel()
-	keap := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("X-Saw-User-Agent", strings.Join(r.Header.Values("User-Agent"), ","))
-		w.Header().Set("Trailer", "X-Checksum")
-		_, _ = io.WriteString(w, "body")
-		w.Header().Set("X-Checksum", "abc")
-	}))
-	defer keap.Close()
-	for _, ua := range []string{"", "caller/1.0"} {
-		req, _ := http.NewRequest("GET", serve(t, keap.URL, upstream.Options{}).URL+"/proxy/trailer", nil)
-		req.Header.Set("User-Agent", ua) // empty: Go's client sends none
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if string(b) != "body" || resp.Trailer.Get("X-Checksum") != "abc" {
-			t.Fatalf("%q, trailer %v", b, resp.Trailer)
-		}
-		if got := resp.Header.Get("X-Saw-User-Agent"); got != ua {
-			t.Fatalf("Keap saw User-Agent %q, want %q", got, ua)
-		}
+	h := http.Header{"Authorization": {"User u, Element e"}, "Elements-Request-Id": {"x"}, "Cookie": {"a=b"},
+		"Expect": {"100-continue"}, "Upgrade": {"websocket"}, "Connection": {"Upgrade"}, "Accept": {"application/json"}, "X-Custom": {"kept"}}
+	OutgoingHeader(h)
+	if len(h) != 2 || h.Get("Accept") == "" || h.Get("X-Custom") != "kept" {
+		t.Errorf("outgoing header %v", h)
+	}
+	in := http.Header{"Set-Cookie": {"s=1"}, "Content-Type": {"application/json"}}
+	IncomingHeader(in)
+	if len(in) != 1 || in.Get("Content-Type") == "" {
+		t.Errorf("incoming header %v", in)
 	}
 }

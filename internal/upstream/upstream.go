@@ -86,7 +86,7 @@ type Options struct {
 	KeyBurst      int           // default 10
 	ClientRate    rate.Limit    // per OAuth client id; default 1500/min
 	ClientBurst   int           // default 25
-	HTTP          *http.Client
+	HTTP          *http.Client  // default NewHTTPClient's
 	Log           zerolog.Logger
 }
 
@@ -121,7 +121,7 @@ func New(tokens TokenSource, opt Options) *Client {
 		opt.ClientRate, opt.ClientBurst = rate.Limit(1500.0/60), 25
 	}
 	if opt.HTTP == nil {
-		opt.HTTP = &http.Client{Timeout: 60 * time.Second}
+		opt.HTTP = NewHTTPClient(HTTPOptions{})
 	}
 	// Keap's redirect is its answer, passed on as it is: following it would
 	// change what the proxy returns and send the credential to wherever it
@@ -200,6 +200,15 @@ func (l *limiter) observe(h http.Header) {
 	l.mu.Unlock()
 }
 
+// limitsOff says whether the client-side limits are off
+// (CONNECTORD_KEAP_RATE_LIMIT_OFF): then connectord adds no wait of its own,
+// not even the pause Keap's throttle headers would start; Keap's 429s are
+// still retried. (An answer reporting its window spent held every call of
+// the quota for a second: the benchmark's 1 s tail.)
+func (c *Client) limitsOff() bool {
+	return c.opt.KeyRate == rate.Inf && c.opt.ClientRate == rate.Inf
+}
+
 // idempotent methods may be retried on 5xx; the others only on 429.
 func idempotent(method string) bool {
 	switch method {
@@ -243,7 +252,7 @@ func (c *Client) Do(ctx context.Context, t Target, req *http.Request, body []byt
 			}
 			return nil, keap.TransportError("calling Keap", err)
 		}
-		if resp.StatusCode != http.StatusTooManyRequests {
+		if resp.StatusCode != http.StatusTooManyRequests && !c.limitsOff() {
 			lim.observe(resp.Header) // a 429 is governed by its Retry-After or the backoff
 		}
 		var wait time.Duration

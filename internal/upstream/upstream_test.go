@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/connectord/connectord/internal/apperr"
 	"github.com/connectord/connectord/internal/fakekeap"
 	"github.com/connectord/connectord/internal/instances"
@@ -154,6 +156,29 @@ func TestDo_ThrottleHeaderPausesTheQuota(t *testing.T) {
 	}
 	if took := time.Since(start); took < 900*time.Millisecond {
 		t.Fatalf("the second call did not wait for the next interval (%v)", took)
+	}
+}
+
+// With the client-side limits off (CONNECTORD_KEAP_RATE_LIMIT_OFF) connectord
+// adds no wait of its own: an answer saying the window is spent does not
+// hold the calls that follow.
+func TestDo_LimitsOffIgnoreTheThrottlePause(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("x-keap-product-throttle-available", "0")
+		w.Header().Set("x-keap-product-throttle-time-unit", "second")
+	}))
+	defer srv.Close()
+	c := New(nil, Options{KeyRate: rate.Inf, ClientRate: rate.Inf})
+	tg := Target{InstanceID: 9, AuthType: instances.AuthAPIKey, APIKey: sak, RESTBase: srv.URL}
+	start := time.Now()
+	for range 5 {
+		if _, err := call(t, c, tg, "GET", "/x", ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if took := time.Since(start); took > 700*time.Millisecond {
+		t.Fatalf("five calls took %v: the throttle pause applied with the limits off", took)
 	}
 }
 

@@ -1,4 +1,4 @@
-package proxy
+package httpapi
 
 import (
 	"io"
@@ -13,7 +13,7 @@ import (
 )
 
 // BenchmarkProxy_ChunkedPage is one proxied GET of a 3 KB chunked page, the
-// shape bench/run.sh measures, through upstream's Transport; allocations
+// shape bench/run.sh measures, through net/http's Transport; allocations
 // per call are the figure to watch (go test -bench Proxy -benchmem).
 func BenchmarkProxy_ChunkedPage(b *testing.B) {
 	page := strings.Repeat(`{"id":1,"given_name":"Bench","family_name":"Contact"},`, 60)
@@ -22,7 +22,7 @@ func BenchmarkProxy_ChunkedPage(b *testing.B) {
 		_, _ = io.WriteString(w, page)
 	}))
 	defer keap.Close()
-	srv := serve(b, keap.URL, upstream.Options{HTTP: &http.Client{Transport: &upstream.Transport{}}, KeyRate: rate.Inf})
+	srv := serveProxy(b, keap.URL, upstream.Options{KeyRate: rate.Inf})
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}}
 	url := srv.URL + "/proxy/crm/rest/v1/contacts?limit=10"
 	b.ReportAllocs()
