@@ -52,6 +52,9 @@ func TestServeConfiguration_BadValuesNameTheVariable(t *testing.T) {
 		{"bad hook check interval", "CONNECTORD_HOOK_CHECK_INTERVAL", "0s", "CONNECTORD_HOOK_CHECK_INTERVAL"},
 		{"bad poller override", "CONNECTORD_POLLER_INTERVAL_OVERRIDE", "fast", "CONNECTORD_POLLER_INTERVAL_OVERRIDE"},
 		{"bad poller lease", "CONNECTORD_POLLER_LEASE", "-1s", "CONNECTORD_POLLER_LEASE"},
+		{"bad keap quotas", "CONNECTORD_KEAP_QUOTAS", "client:second=0", "CONNECTORD_KEAP_QUOTAS: \"second=0\" is not second=N"},
+		{"bad quota max wait", "CONNECTORD_QUOTA_MAX_WAIT", "soon", "CONNECTORD_QUOTA_MAX_WAIT"},
+		{"bad quota lease", "CONNECTORD_QUOTA_LEASE", "0s", "CONNECTORD_QUOTA_LEASE"},
 		{"database unreachable", "", "", "not reachable"},
 	}
 	for _, tt := range tests {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/connectord/connectord/internal/elements"
 	"github.com/connectord/connectord/internal/instances"
+	"github.com/connectord/connectord/internal/quota"
 	"github.com/connectord/connectord/internal/secrets"
 )
 
@@ -59,6 +60,15 @@ type config struct {
 	PollerLease time.Duration
 	// ConsoleSessionTTL is how long a sign-in to the web console lasts.
 	ConsoleSessionTTL time.Duration
+	// Quotas are Keap's limits as connectord keeps them over every replica.
+	Quotas quotaConfig
+}
+
+// quotaConfig tunes internal/quota.
+type quotaConfig struct {
+	Client, Key quota.Limits  // CONNECTORD_KEAP_QUOTAS; Keap's figures by default
+	MaxWait     time.Duration // the longest a call waits for its turn
+	Lease       time.Duration // a replica's slice lasts this long without a sync
 }
 
 // httpConfig is the HTTP server's time-outs and connection cap.
@@ -221,6 +231,13 @@ func loadServeConfig(getenv func(string) string) (config, error) {
 	c.PollerIntervalOverride = duration(getenv, &p, "CONNECTORD_POLLER_INTERVAL_OVERRIDE", 0)
 	c.PollerLease = duration(getenv, &p, "CONNECTORD_POLLER_LEASE", 2*time.Minute)
 	c.ConsoleSessionTTL = duration(getenv, &p, "CONNECTORD_CONSOLE_SESSION_TTL", 12*time.Hour)
+	client, key, err := quota.ParseLimits(getenv("CONNECTORD_KEAP_QUOTAS"))
+	if err != nil {
+		p.add("CONNECTORD_KEAP_QUOTAS: %v (for example client:second=25,minute=1500,day=150000;key:second=10,minute=240,day=30000)", err)
+	}
+	c.Quotas = quotaConfig{Client: client, Key: key,
+		MaxWait: duration(getenv, &p, "CONNECTORD_QUOTA_MAX_WAIT", 10*time.Second),
+		Lease:   duration(getenv, &p, "CONNECTORD_QUOTA_LEASE", 3*time.Second)}
 	return c, p.err()
 }
 

@@ -413,6 +413,9 @@ func TestPolling_TwoReplicasNeverPollOneInstanceAtOnce(t *testing.T) {
 	})
 	env := pollingEnv(t, k)
 	env["CONNECTORD_POLLER_INTERVAL_OVERRIDE"] = "20ms"
+	// Room in Keap's quota for the polls this test counts: at 25 a second,
+	// split between two replicas, paced calls fall short of 5 per instance.
+	env["CONNECTORD_KEAP_QUOTAS"] = "client:second=100,minute=6000"
 	a := startServerWith(t, env, k, nil)
 	b := startServerWith(t, env, k, nil)
 	o := a.createOrg("Acme", "dev@acme.test")

@@ -28,6 +28,7 @@ import (
 	"github.com/connectord/connectord/internal/instances"
 	"github.com/connectord/connectord/internal/keap"
 	"github.com/connectord/connectord/internal/proxy"
+	"github.com/connectord/connectord/internal/quota"
 	"github.com/connectord/connectord/internal/secrets"
 	"github.com/connectord/connectord/internal/store"
 	"github.com/connectord/connectord/internal/tenants"
@@ -257,7 +258,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Margin: cfg.Refresh.Margin, PollInterval: cfg.Refresh.PollInterval, Workers: cfg.Refresh.Workers,
 		Client: keapHTTP, Log: log.With().Str("component", "tokens").Logger(),
 	})
-	keapOpts := upstream.Options{HTTP: keapHTTP, Log: log.With().Str("component", "upstream").Logger()}
+	// Keap's quotas, shared with the other replicas through the database.
+	quotas := quota.New(quota.Options{Client: cfg.Quotas.Client, Key: cfg.Quotas.Key, MaxWait: cfg.Quotas.MaxWait,
+		Lease: cfg.Quotas.Lease, Ledger: db, Log: log.With().Str("component", "quota").Logger()})
+	keapOpts := upstream.Options{HTTP: keapHTTP, Quotas: quotas, Log: log.With().Str("component", "upstream").Logger()}
 	if cfg.KeapRateLimitOff {
 		keapOpts.KeyRate, keapOpts.ClientRate = rate.Inf, rate.Inf
 		log.Warn().Msg("CONNECTORD_KEAP_RATE_LIMIT_OFF: calls to Keap are not rate-limited; Keap will refuse bursts over its quotas")
@@ -307,6 +311,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		BodyReadTimeout: cfg.HTTP.BodyReadTimeout,
 		Console:         web.Handler(),
 		Connect:         connector,
+		Quotas:          upstream.QuotaView{Instances: insts, Quotas: quotas},
 	})
 	delivery := events.NewDelivery(db, catalog, events.DeliveryOptions{
 		BackoffBase: cfg.DeliveryBackoffBase, Lease: cfg.DeliveryLease, Policy: callbacks,
@@ -353,6 +358,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	})
 	worker(hooks.Run)
 	worker(poller.Run)
+	worker(quotas.Run) // hands this replica's slices back when ctx ends
 	log.Info().Str("addr", ln.Addr().String()).Str("public_url", cfg.PublicURL).Str("version", version).
 		Bool("sandbox", *sandbox).Int("max_connections", maxConns).Msg("listening")
 	return g.Wait()

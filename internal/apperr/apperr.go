@@ -9,6 +9,7 @@ package apperr
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Code classifies an error; the HTTP layer maps each code to one status.
@@ -53,6 +54,9 @@ type Error struct {
 	Message         string
 	ProviderMessage string // what the provider answered, when it answered
 	Err             error  // the underlying cause, never shown to the caller
+	// RetryAfter, when positive, tells the caller when to try again (the
+	// Retry-After header of a 429 connectord answers itself).
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {

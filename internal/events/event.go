@@ -111,6 +111,20 @@ func InstanceInvalid(elementKey string, instanceID int64, reason string, at time
 	return []Event{{Date: at.UTC(), ElementKey: elementKey, EventType: Updated, ObjectID: id, ObjectType: ObjectInstance}}, raw, nil
 }
 
+// QuotaExhausted is the notification an instance gets, once a day, when
+// Keap's daily quota it draws on (quota, as internal/quota names it) is
+// spent: its calls are refused with 429 until resetsAt.
+func QuotaExhausted(elementKey string, instanceID int64, quota string, perDay int, resetsAt, at time.Time) ([]Event, json.RawMessage, error) {
+	id := strconv.FormatInt(instanceID, 10)
+	raw, err := json.Marshal(map[string]any{"instanceId": instanceID, "quotaExhausted": map[string]any{
+		"quota": quota, "perDay": perDay, "resetsAt": resetsAt.UTC(),
+	}, "date": at.UTC()})
+	if err != nil {
+		return nil, nil, err
+	}
+	return []Event{{Date: at.UTC(), ElementKey: elementKey, EventType: Updated, ObjectID: id, ObjectType: ObjectInstance}}, raw, nil
+}
+
 // InstanceConnected is the notification an instance sends when the hosted
 // connect flow created it (one CREATED event) or reconnected it (one UPDATED
 // event), in the shape of InstanceInvalid: objectType "instance", objectId the

@@ -289,6 +289,7 @@ func (h *Hooks) Reconcile(ctx context.Context, id int64) error {
 		return err
 	}
 	t := upstream.TargetFor(el, inst)
+	t.Background = true // nobody waits for it: interactive calls go first on the quota
 	if !inst.Valid && (len(wanted) > 0 || len(have) > 0) {
 		// Keap would refuse its credentials; repairing it changes the
 		// instance, which makes it due again.

@@ -337,6 +337,7 @@ func pageSize(el *elements.Element, inst *instances.Instance) int {
 // reported already.
 func (p *Poller) fetch(ctx context.Context, el *elements.Element, inst *instances.Instance, pr instances.PollResource, cur PollCursor, limit, offset int) (page, error) {
 	t := upstream.TargetFor(el, inst)
+	t.Background = true // nobody waits for it: interactive calls go first on the quota
 	if t.Legacy {
 		return page{}, &pollError{msg: "a legacy key reaches only Keap's XML-RPC API; polling needs an OAuth instance or a service account key", stop: true}
 	}

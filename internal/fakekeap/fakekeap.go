@@ -66,6 +66,7 @@ type Stats struct {
 	RefreshTokenReuse      int // refresh attempts with a token that was valid but already rotated away (the lost race)
 	InvalidRefreshAttempts int // refresh attempts with an unknown, expired, revoked or foreign token
 	APICalls               int // REST and XML-RPC requests, including refused ones
+	Throttled              int // API calls refused with 429 for being over the rate limit
 	HookDeliveries         int // hook deliveries attempted
 }
 
@@ -132,7 +133,7 @@ func New(opts Options) *Server {
 		lastID:    map[string]int64{},
 		baseURL:   strings.TrimSuffix(opts.BaseURL, "/"),
 	}
-	s.throttle.window = -1
+	s.throttle.counts = map[string]*throttleCount{}
 	s.handler = s.routes()
 	return s
 }

@@ -860,7 +860,14 @@ func TestThrottle_RateLimitHeadersAnd429(t *testing.T) {
 	if r.status != 429 || strings.TrimSpace(string(r.body)) != want {
 		t.Fatalf("over the limit: %d %s", r.status, r.body)
 	}
+	// Keap counts each credential apart: legacy XML-RPC (the key in the
+	// body) has its own count, and its own 429 past it.
 	echo := `<methodCall><methodName>DataService.echo</methodName><params><param><value>x</value></param></params></methodCall>`
+	for i := range 3 {
+		if r := send(t, http.MethodPost, srv.URL+"/legacy/"+AppName+"/api/xmlrpc", echo); r.status != 200 {
+			t.Fatalf("XML-RPC call %d, under its own limit: %d %s", i, r.status, r.body)
+		}
+	}
 	if r := send(t, http.MethodPost, srv.URL+"/legacy/"+AppName+"/api/xmlrpc", echo); r.status != 429 || !strings.Contains(string(r.body), "QuotaViolation") {
 		t.Fatalf("XML-RPC over the limit: %d %s", r.status, r.body)
 	}
@@ -988,5 +995,31 @@ func TestHooks_RefuseWhatTheSpecRefuses(t *testing.T) {
 	}
 	if fk.SetHookStatus("nope", "Inactive") {
 		t.Fatal("SetHookStatus of an unknown hook succeeded")
+	}
+}
+
+// Keap counts an OAuth app's calls over all its tenants' tokens, and each
+// key's apart from the app's.
+func TestThrottle_CountedPerClientIDOverItsTokens(t *testing.T) {
+	t.Parallel()
+	clk := newClock()
+	fk, srv := newTestFake(t, Options{Now: clk.Now})
+	fk.SetRateLimit(2)
+	one, _ := exchange(t, fk, srv)
+	two, _ := exchange(t, fk, srv)
+	for i, tok := range []string{one, two, one} {
+		want := 200
+		if i == 2 {
+			want = 429 // the client's third call this second, on either token
+		}
+		if r := send(t, http.MethodGet, srv.URL+"/crm/rest/v1/account/profile", nil, bearer(tok)...); r.status != want {
+			t.Fatalf("call %d: %d, want %d", i, r.status, want)
+		}
+	}
+	if r := rest(t, srv, http.MethodGet, "/account/profile", nil); r.status != 200 || r.header.Get("x-keap-product-throttle-available") != "1" {
+		t.Fatalf("the service account key, counted apart: %d available %q", r.status, r.header.Get("x-keap-product-throttle-available"))
+	}
+	if got := fk.Stats().Throttled; got != 1 {
+		t.Fatalf("Stats().Throttled %d, want 1", got)
 	}
 }

@@ -3,6 +3,7 @@ package fakekeap
 import (
 	"net/http"
 	"strconv"
+	"strings"
 )
 
 const (
@@ -14,23 +15,26 @@ const (
 )
 
 type throttle struct {
-	perSecond int   // 0 = unlimited
-	window    int64 // current window: a unix second when limited, a unix minute otherwise
-	used      int
-	day       int64
-	dayUsed   int
+	perSecond int // 0 = unlimited
+	// Keap counts each OAuth app's calls (over all its tenants) and each
+	// key's apart: one count per client id or key.
+	counts map[string]*throttleCount
 
 	failLeft       int
 	failStatus     int
 	failRetryAfter string
 }
 
-// SetRateLimit refuses API calls over perSecond in any one second with 429; 0 removes the limit.
+// SetRateLimit refuses API calls over perSecond in any one second with 429,
+// counted per OAuth client id (over all its tokens) and per key, as Keap
+// counts them; 0 removes the limit.
 func (s *Server) SetRateLimit(perSecond int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.throttle.perSecond = max(perSecond, 0)
-	s.throttle.window = -1
+	for _, c := range s.throttle.counts {
+		c.window = -1
+	}
 }
 
 // FailNext makes the next n API calls answer status with a Keap-like error
@@ -39,6 +43,33 @@ func (s *Server) FailNext(n int, status int, retryAfter string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.throttle.failLeft, s.throttle.failStatus, s.throttle.failRetryAfter = n, status, retryAfter
+}
+
+// throttleCount is one quota's calls in the current window and day.
+type throttleCount struct {
+	window  int64 // current window: a unix second when limited, a unix minute otherwise
+	used    int
+	day     int64
+	dayUsed int
+}
+
+// quotaOwner is what Keap counts the call against: the client id an access
+// token was issued to, or the key; "" for legacy XML-RPC (the key is in the body).
+func (s *Server) quotaOwner(r *http.Request) string {
+	if key := r.Header.Get("X-Keap-API-Key"); key != "" {
+		return "key:" + key
+	}
+	h := r.Header.Get("Authorization")
+	if len(h) <= 7 || !strings.EqualFold(h[:7], "bearer ") {
+		return ""
+	}
+	bearer := strings.TrimSpace(h[7:])
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if at, ok := s.access[bearer]; ok {
+		return "client:" + at.clientID
+	}
+	return "key:" + bearer
 }
 
 type authMode int
@@ -55,6 +86,7 @@ func (s *Server) gate(mode authMode) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			base := requestBase(r)
+			owner := s.quotaOwner(r)
 			s.mu.Lock()
 			s.stats.APICalls++
 			if s.opts.BaseURL == "" {
@@ -69,7 +101,7 @@ func (s *Server) gate(mode authMode) func(http.Handler) http.Handler {
 			s.mu.Unlock()
 
 			if failStatus != 0 {
-				s.admit(w.Header(), false)
+				s.admit(w.Header(), false, owner)
 				if retryAfter != "" {
 					w.Header().Set("Retry-After", retryAfter)
 				}
@@ -78,12 +110,15 @@ func (s *Server) gate(mode authMode) func(http.Handler) http.Handler {
 			}
 			if mode != authNone {
 				if ok, expired := s.authenticate(r, mode == authAPIOrLegacyKey); !ok {
-					s.admit(w.Header(), false)
+					s.admit(w.Header(), false, owner)
 					writeAuthFault(w, expired)
 					return
 				}
 			}
-			if !s.admit(w.Header(), true) {
+			if !s.admit(w.Header(), true, owner) {
+				s.mu.Lock()
+				s.stats.Throttled++
+				s.mu.Unlock()
 				writeFailure(w, http.StatusTooManyRequests)
 				return
 			}
@@ -94,12 +129,20 @@ func (s *Server) gate(mode authMode) func(http.Handler) http.Handler {
 
 // admit sets the throttle and quota headers and, with consume, counts the
 // call; it reports false when the call is over the configured rate limit.
-func (s *Server) admit(h http.Header, consume bool) bool {
+func (s *Server) admit(h http.Header, consume bool, owner string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.opts.Now()
-	t := &s.throttle
-	limit, unit, window := t.perSecond, "second", now.Unix()
+	if s.throttle.counts == nil {
+		s.throttle.counts = map[string]*throttleCount{}
+	}
+	t := s.throttle.counts[owner]
+	if t == nil {
+		t = &throttleCount{window: -1, day: -1}
+		s.throttle.counts[owner] = t
+	}
+	perSecond := s.throttle.perSecond
+	limit, unit, window := perSecond, "second", now.Unix()
 	if limit == 0 {
 		limit, unit, window = defaultThrottleLimit, "minute", now.Unix()/60
 	}
@@ -109,7 +152,7 @@ func (s *Server) admit(h http.Header, consume bool) bool {
 	if day := now.Unix() / 86400; day != t.day {
 		t.day, t.dayUsed = day, 0
 	}
-	if t.perSecond == 0 {
+	if perSecond == 0 {
 		// Unlimited: the counters roll over rather than report an exhausted window.
 		if t.used >= limit-1 {
 			t.used = 0

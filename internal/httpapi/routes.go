@@ -30,6 +30,7 @@ type Deps struct {
 	Receiver  hookReceiver // Keap's REST hook handshakes and deliveries
 	Hooks     hookStates   // instances' Keap hooks and their status
 	Console   http.Handler // the web console (internal/console), mounted at /console; nil serves none
+	Quotas    quotaViewer  // the Keap quotas an instance draws on (internal/quota)
 	// BodyReadTimeout bounds reading a request's body; default 30s.
 	BodyReadTimeout time.Duration
 	// Connect serves the organizations' Keap apps and the hosted connect flow (internal/connect).
@@ -87,6 +88,7 @@ func Routes(d Deps) http.Handler {
 			r.Method(http.MethodPost, "/instances/{id}/events/{eventId}/redeliver", redeliverEvent(d.Events))
 			r.Method(http.MethodGet, "/instances/{id}/events/hooks", listEventHooks(d.Hooks))
 			r.Method(http.MethodGet, "/instances/{id}/events/polling", listPollCursors(d.Events))
+			r.Method(http.MethodGet, "/instances/{id}/quota", instanceQuota(d.Quotas))
 			// ---- Keap apps and connect sessions (issue 12) ----
 			r.Method(http.MethodPut, "/organizations/elements/{keyOrId}/oauth/app", putOAuthApp(d.Connect))
 			r.Method(http.MethodGet, "/organizations/elements/{keyOrId}/oauth/app", getOAuthApp(d.Connect))

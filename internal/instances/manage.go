@@ -113,6 +113,12 @@ func (s *Service) Update(ctx context.Context, p tenants.Principal, id int64, req
 	return s.render(el, updated), nil
 }
 
+// Load reads one of the organization's instances, with its credentials, and
+// its element: for the services that call Keap for it.
+func (s *Service) Load(ctx context.Context, p tenants.Principal, id int64) (*Instance, *elements.Element, error) {
+	return s.load(ctx, p, id)
+}
+
 // load reads one of the organization's instances and its element.
 func (s *Service) load(ctx context.Context, p tenants.Principal, id int64) (*Instance, *elements.Element, error) {
 	inst, err := s.store.Instance(ctx, p.OrganizationID, id)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/connectord/connectord/internal/apperr"
 	"github.com/connectord/connectord/internal/events"
@@ -59,9 +60,17 @@ func checkEvents(evs []events.Event) error {
 	return nil
 }
 
+// querier runs statements in an open transaction: a pgx.Tx, or a connection
+// whose transaction was begun in a pipelined batch (SyncQuota).
+type querier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
 // enqueueTx stores evs and their notifications in tx. rawFor gives the raw of
 // the notification carrying evs[from:to] (nil or invalid JSON: none).
-func enqueueTx(ctx context.Context, tx pgx.Tx, instanceID int64, evs []events.Event, rawFor func(from, to int) json.RawMessage) ([]events.NotificationID, error) {
+func enqueueTx(ctx context.Context, tx querier, instanceID int64, evs []events.Event, rawFor func(from, to int) json.RawMessage) ([]events.NotificationID, error) {
 	var batch *string
 	err := tx.QueryRow(ctx, `SELECT configuration->>$2 FROM instances WHERE id = $1`, instanceID, instances.KeyEventBatchSize).Scan(&batch)
 	if err != nil {

@@ -16,7 +16,7 @@ const dueChannel = "connectord_notifications_due"
 
 // signalDue tells every listening replica, when tx commits, that notifications
 // are due now. PostgreSQL folds identical signals of one transaction into one.
-func signalDue(ctx context.Context, tx pgx.Tx) error {
+func signalDue(ctx context.Context, tx querier) error {
 	_, err := tx.Exec(ctx, `SELECT pg_notify($1, '')`, dueChannel)
 	return interpret(err)
 }

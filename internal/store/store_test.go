@@ -15,7 +15,7 @@ import (
 	"github.com/connectord/connectord/internal/testdb"
 )
 
-func openTest(t *testing.T) *DB {
+func openTest(t testing.TB) *DB {
 	t.Helper()
 	raw := make([]byte, 32)
 	_, _ = rand.Read(raw)
@@ -34,7 +34,7 @@ func openTest(t *testing.T) *DB {
 	return db
 }
 
-func newOrganization(t *testing.T, db *DB) tenants.Organization {
+func newOrganization(t testing.TB, db *DB) tenants.Organization {
 	t.Helper()
 	org, _, err := db.CreateOrganization(context.Background(), "o", secrets.Hash(secrets.NewToken()), "a@b.c", secrets.Hash(secrets.NewToken()))
 	if err != nil {
@@ -43,7 +43,7 @@ func newOrganization(t *testing.T, db *DB) tenants.Organization {
 	return org
 }
 
-func newInstance(t *testing.T, db *DB, org int64, secret string) *instances.Instance {
+func newInstance(t testing.TB, db *DB, org int64, secret string) *instances.Instance {
 	t.Helper()
 	inst := &instances.Instance{
 		OrganizationID: org, ElementKey: "infusionsoftcrm", Name: "n", AuthType: "oauth2",

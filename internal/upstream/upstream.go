@@ -1,6 +1,7 @@
 // Package upstream owns connectord's calls to Keap on behalf of one instance:
 // where they go, which credential they carry, how fast they may be sent, and
-// what happens when Keap says no — a 401 refreshes the token once and retries;
+// what happens when Keap says no (its quotas are internal/quota's: every
+// attempt waits for its turn there, and reports Keap's answer back) — a 401 refreshes the token once and retries;
 // a 429 or a 5xx on a safe or idempotent request is retried with exponential
 // backoff and jitter, honouring Retry-After, a bounded number of times; POST and
 // PATCH are retried only on 429.
@@ -12,7 +13,6 @@ package upstream
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -24,9 +24,11 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/time/rate"
 
+	"github.com/connectord/connectord/internal/apperr"
 	"github.com/connectord/connectord/internal/elements"
 	"github.com/connectord/connectord/internal/instances"
 	"github.com/connectord/connectord/internal/keap"
+	"github.com/connectord/connectord/internal/quota"
 )
 
 // Target is what a call needs to know about the instance it is made for.
@@ -48,6 +50,9 @@ type Target struct {
 	// renews it as always.
 	AccessToken    string
 	TokenExpiresAt *time.Time
+	// Background marks work nobody waits for (polling, hook checks): it
+	// takes its turns on Keap's quota after interactive calls.
+	Background bool
 }
 
 // TargetFor describes inst of element el.
@@ -82,12 +87,17 @@ type Options struct {
 	BackoffBase   time.Duration // default 250ms
 	BackoffMax    time.Duration // default 8s
 	MaxRetryAfter time.Duration // a longer Retry-After is not waited for; default 30s
-	KeyRate       rate.Limit    // per service account or legacy key; default 10/s (Keap's limit)
-	KeyBurst      int           // default 10
-	ClientRate    rate.Limit    // per OAuth client id; default 1500/min
-	ClientBurst   int           // default 25
-	HTTP          *http.Client  // default NewHTTPClient's
-	Log           zerolog.Logger
+	// Quotas hands out the turns on Keap's quotas; nil sends every call at
+	// once (no client-side limit).
+	Quotas *quota.Scheduler
+	// KeyRate and ClientRate set to rate.Inf leave API keys' or OAuth
+	// clients' calls out of Quotas (CONNECTORD_KEAP_RATE_LIMIT_OFF): no wait,
+	// and no pause on Keap's throttle headers; Keap's 429s are still
+	// retried. Other values mean nothing: the limits are Quotas'.
+	KeyRate, ClientRate   rate.Limit
+	KeyBurst, ClientBurst int          // unused; kept for callers that set them
+	HTTP                  *http.Client // default NewHTTPClient's
+	Log                   zerolog.Logger
 }
 
 // Client calls Keap.
@@ -96,7 +106,6 @@ type Client struct {
 	tokens TokenSource
 
 	mu         sync.Mutex
-	limiters   map[limiterKey]*limiter
 	superseded map[int64]string // per instance, the last access token Keap rejected
 }
 
@@ -114,12 +123,6 @@ func New(tokens TokenSource, opt Options) *Client {
 	if opt.MaxRetryAfter <= 0 {
 		opt.MaxRetryAfter = 30 * time.Second
 	}
-	if opt.KeyRate == 0 {
-		opt.KeyRate, opt.KeyBurst = 10, 10
-	}
-	if opt.ClientRate == 0 {
-		opt.ClientRate, opt.ClientBurst = rate.Limit(1500.0/60), 25
-	}
 	if opt.HTTP == nil {
 		opt.HTTP = NewHTTPClient(HTTPOptions{})
 	}
@@ -129,84 +132,40 @@ func New(tokens TokenSource, opt Options) *Client {
 	hc := *opt.HTTP
 	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	opt.HTTP = &hc
-	return &Client{opt: opt, tokens: tokens, limiters: map[limiterKey]*limiter{}, superseded: map[int64]string{}}
+	return &Client{opt: opt, tokens: tokens, superseded: map[int64]string{}}
 }
 
-// limiter keeps one quota: a token bucket, plus a pause Keap asked for through
-// its throttle headers.
-type limiter struct {
-	bucket *rate.Limiter
-	mu     sync.Mutex
-	until  time.Time
-}
-
-// limiterKey names one quota: a service account or legacy key's (by its
-// hash, so the map holds no key), or an OAuth client id's.
-type limiterKey struct {
-	keyHash [sha256.Size]byte
-	client  string
-}
-
-func (c *Client) limiterFor(t Target) *limiter {
-	// Keap's quota is the key's, however many instances hold it: key the
-	// limiter by a hash of the key, not by the instance.
-	var key limiterKey
-	r, b := c.opt.KeyRate, c.opt.KeyBurst
+// wait takes t's turn on the quota it draws on: its OAuth client id's, or its
+// key's (by the key's hash: Keap counts a key's calls however many instances
+// hold it). A nil ticket means no quota applies.
+func (c *Client) wait(ctx context.Context, t Target) (*quota.Ticket, error) {
+	if c.opt.Quotas == nil {
+		return nil, nil
+	}
+	call := quota.Call{Instance: t.InstanceID, Class: quota.Interactive}
+	if t.Background {
+		call.Class = quota.Background
+	}
 	if t.AuthType == instances.AuthOAuth2 {
-		key.client, r, b = t.ClientID, c.opt.ClientRate, c.opt.ClientBurst
-	} else {
-		key.keyHash = sha256.Sum256([]byte(t.APIKey))
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	l, ok := c.limiters[key]
-	if !ok {
-		l = &limiter{bucket: rate.NewLimiter(r, b)}
-		c.limiters[key] = l
-	}
-	return l
-}
-
-func (l *limiter) wait(ctx context.Context) error {
-	l.mu.Lock()
-	pause := time.Until(l.until)
-	l.mu.Unlock()
-	if pause > 0 {
-		if err := sleep(ctx, pause); err != nil {
-			return err
+		if c.opt.ClientRate == rate.Inf {
+			return nil, nil
 		}
+		call.Key = quota.ClientKey(t.ClientID)
+	} else {
+		if c.opt.KeyRate == rate.Inf {
+			return nil, nil
+		}
+		call.Key = quota.APIKeyKey(t.APIKey)
 	}
-	return l.bucket.Wait(ctx)
+	return c.opt.Quotas.Wait(ctx, call)
 }
 
-// observe reads Keap's throttle headers: when Keap says nothing is left in the
-// current interval, everyone sharing the quota waits for the next one.
-func (l *limiter) observe(h http.Header) {
-	avail := h.Get("x-keap-product-throttle-available")
-	if avail == "" {
-		avail = h.Get("x-keap-tenant-throttle-available")
+// QuotaKey names the quota t draws on.
+func QuotaKey(t Target) quota.Key {
+	if t.AuthType == instances.AuthOAuth2 {
+		return quota.ClientKey(t.ClientID)
 	}
-	if n, err := strconv.Atoi(avail); err != nil || n > 0 {
-		return
-	}
-	pause := time.Second
-	if strings.EqualFold(h.Get("x-keap-product-throttle-time-unit"), "minute") {
-		pause = 5 * time.Second // Keap's minute windows slide: wait a little, then ask again
-	}
-	l.mu.Lock()
-	if until := time.Now().Add(pause); until.After(l.until) {
-		l.until = until
-	}
-	l.mu.Unlock()
-}
-
-// limitsOff says whether the client-side limits are off
-// (CONNECTORD_KEAP_RATE_LIMIT_OFF): then connectord adds no wait of its own,
-// not even the pause Keap's throttle headers would start; Keap's 429s are
-// still retried. (An answer reporting its window spent held every call of
-// the quota for a second: the benchmark's 1 s tail.)
-func (c *Client) limitsOff() bool {
-	return c.opt.KeyRate == rate.Inf && c.opt.ClientRate == rate.Inf
+	return quota.APIKeyKey(t.APIKey)
 }
 
 // idempotent methods may be retried on 5xx; the others only on 429.
@@ -224,12 +183,15 @@ func idempotent(method string) bool {
 // answer, whatever its status; the caller closes its body. Errors are
 // *apperr.Error: 502 when Keap cannot be reached, 504 on a time-out.
 func (c *Client) Do(ctx context.Context, t Target, req *http.Request, body []byte) (*http.Response, error) {
-	lim := c.limiterFor(t)
 	renewed := false
 	var rejected string
 	for attempt := 0; ; attempt++ {
-		if err := lim.wait(ctx); err != nil {
-			return nil, keap.TransportError("waiting for Keap's rate limit", err)
+		ticket, err := c.wait(ctx, t)
+		if err != nil {
+			if _, ok := apperr.As(err); ok {
+				return nil, err // the quota is spent, or cannot be kept: say so
+			}
+			return nil, keap.TransportError("waiting for a turn on Keap's quota", err)
 		}
 		// A shallow copy: the header is req's, which authorize sets the
 		// credential in again on every attempt.
@@ -252,9 +214,7 @@ func (c *Client) Do(ctx context.Context, t Target, req *http.Request, body []byt
 			}
 			return nil, keap.TransportError("calling Keap", err)
 		}
-		if resp.StatusCode != http.StatusTooManyRequests && !c.limitsOff() {
-			lim.observe(resp.Header) // a 429 is governed by its Retry-After or the backoff
-		}
+		ticket.Observe(resp.StatusCode, resp.Header) // a 429 pauses the whole quota
 		var wait time.Duration
 		switch {
 		case resp.StatusCode == http.StatusUnauthorized && t.AuthType == instances.AuthOAuth2 && !renewed:

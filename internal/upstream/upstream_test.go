@@ -15,6 +15,7 @@ import (
 	"github.com/connectord/connectord/internal/apperr"
 	"github.com/connectord/connectord/internal/fakekeap"
 	"github.com/connectord/connectord/internal/instances"
+	"github.com/connectord/connectord/internal/quota"
 )
 
 const sak = "KeapAK-upstream-test"
@@ -28,7 +29,22 @@ func setup(t *testing.T, opt Options) (*fakekeap.Server, *Client, Target) {
 	if opt.BackoffBase == 0 {
 		opt.BackoffBase = 10 * time.Millisecond
 	}
+	if opt.Quotas == nil {
+		opt.Quotas = quotas(t)
+	}
 	return fk, New(nil, opt), Target{InstanceID: 1, AuthType: instances.AuthAPIKey, APIKey: sak, APIURL: srv.URL, RESTBase: srv.URL + "/crm/rest/v1"}
+}
+
+// quotas runs a Scheduler with Keap's limits for keys, but 10 a second
+// all minute long.
+func quotas(t *testing.T) *quota.Scheduler {
+	t.Helper()
+	q := quota.New(quota.Options{Key: quota.Limits{PerSecond: 10, PerMinute: 600, PerDay: 30_000}, SyncEvery: 50 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); q.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return q
 }
 
 func call(t *testing.T, c *Client, tg Target, method, path, body string) (*http.Response, error) {
@@ -105,7 +121,7 @@ func TestDo_KeyRateLimitHoldsTenPerSecond(t *testing.T) {
 			t.Fatalf("%v %v", resp, err)
 		}
 	}
-	// A burst of 10, then 10 per second: 25 calls cannot take less than 1.5 s.
+	// 10 a second in whole seconds: 25 calls cannot take less than 1.5 s.
 	if took := time.Since(start); took < 1400*time.Millisecond {
 		t.Fatalf("25 calls took %v: the 10/s limit was not kept", took)
 	}
@@ -133,29 +149,33 @@ func TestDo_UnreachableAndTimeout(t *testing.T) {
 	}
 }
 
-// A successful answer saying the quota is used up makes every caller sharing it
-// wait for the next interval before asking again.
+// A successful answer saying the second's quota is used up makes the next
+// call wait for the next second.
 func TestDo_ThrottleHeaderPausesTheQuota(t *testing.T) {
 	t.Parallel()
-	calls := 0
+	var mu sync.Mutex
+	var at []time.Time
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		calls++
-		if calls == 1 {
+		mu.Lock()
+		defer mu.Unlock()
+		at = append(at, time.Now())
+		if len(at) == 1 {
 			w.Header().Set("x-keap-product-throttle-available", "0")
 			w.Header().Set("x-keap-product-throttle-time-unit", "second")
 		}
 	}))
 	defer srv.Close()
-	c := New(nil, Options{})
+	c := New(nil, Options{Quotas: quotas(t)})
 	tg := Target{InstanceID: 9, AuthType: instances.AuthAPIKey, APIKey: sak, RESTBase: srv.URL}
-	start := time.Now()
 	for range 2 {
 		if _, err := call(t, c, tg, "GET", "/x", ""); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if took := time.Since(start); took < 900*time.Millisecond {
-		t.Fatalf("the second call did not wait for the next interval (%v)", took)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(at) != 2 || at[1].Unix() <= at[0].Unix() {
+		t.Fatalf("calls at %v: the second call did not wait for the next second", at)
 	}
 }
 
@@ -169,7 +189,7 @@ func TestDo_LimitsOffIgnoreTheThrottlePause(t *testing.T) {
 		w.Header().Set("x-keap-product-throttle-time-unit", "second")
 	}))
 	defer srv.Close()
-	c := New(nil, Options{KeyRate: rate.Inf, ClientRate: rate.Inf})
+	c := New(nil, Options{Quotas: quotas(t), KeyRate: rate.Inf, ClientRate: rate.Inf})
 	tg := Target{InstanceID: 9, AuthType: instances.AuthAPIKey, APIKey: sak, RESTBase: srv.URL}
 	start := time.Now()
 	for range 5 {
@@ -198,7 +218,7 @@ func TestDo_InstancesSharingAKeyShareItsLimit(t *testing.T) {
 			t.Fatalf("%v %v", resp, err)
 		}
 	}
-	// A burst of 10, then 10 per second: 20 calls cannot take less than 1 s.
+	// 10 a second in whole seconds: 20 calls cannot take less than 1 s.
 	if took := time.Since(start); took < 900*time.Millisecond {
 		t.Fatalf("20 calls on one key from two instances took %v: each instance had its own limit", took)
 	}

@@ -1,0 +1,3 @@
+DROP TABLE quota_usage;
+DROP TABLE quota_leases;
+DROP TABLE quotas;
