@@ -60,6 +60,9 @@ type config struct {
 	PollerLease time.Duration
 	// ConsoleSessionTTL is how long a sign-in to the web console lasts.
 	ConsoleSessionTTL time.Duration
+	// XMLRPCSunset is when passthrough XML-RPC calls start to be refused
+	// (Keap turns XML-RPC off on 31 December 2026); zero means that date.
+	XMLRPCSunset time.Time
 	// Quotas are Keap's limits as connectord keeps them over every replica.
 	Quotas quotaConfig
 }
@@ -171,10 +174,21 @@ func loadServeConfig(getenv func(string) string) (config, error) {
 		AuthorizationURL: providerURL(getenv, &p, "CONNECTORD_INFUSIONSOFT_AUTH_URL", "https://accounts.infusionsoft.com/app/oauth/authorize"),
 		TokenURL:         providerURL(getenv, &p, "CONNECTORD_INFUSIONSOFT_TOKEN_URL", "https://api.infusionsoft.com/token"),
 		APIURL:           strings.TrimRight(providerURL(getenv, &p, "CONNECTORD_INFUSIONSOFT_API_URL", "https://api.infusionsoft.com"), "/"),
-		LegacyXMLRPCURL:  providerURL(getenv, &p, "CONNECTORD_INFUSIONSOFT_LEGACY_XMLRPC_URL", "https://{app}.infusionsoft.com/api/xmlrpc"),
 	}
-	if !strings.Contains(c.Endpoints.LegacyXMLRPCURL, "{app}") {
-		p.add("CONNECTORD_INFUSIONSOFT_LEGACY_XMLRPC_URL must contain {app}, where the application name goes")
+	// Legacy keys go to the API host as X-Keap-API-Key unless the operator
+	// asks for an application's own legacy endpoint (the old way) explicitly.
+	if strings.TrimSpace(getenv("CONNECTORD_INFUSIONSOFT_LEGACY_XMLRPC_URL")) != "" {
+		c.Endpoints.LegacyXMLRPCURL = providerURL(getenv, &p, "CONNECTORD_INFUSIONSOFT_LEGACY_XMLRPC_URL", "")
+		if !strings.Contains(c.Endpoints.LegacyXMLRPCURL, "{app}") {
+			p.add("CONNECTORD_INFUSIONSOFT_LEGACY_XMLRPC_URL must contain {app}, where the application name goes (such as https://{app}.infusionsoft.com/api/xmlrpc), or be unset so that legacy keys go to Keap's API host as X-Keap-API-Key")
+		}
+	}
+	if v := strings.TrimSpace(getenv("CONNECTORD_XMLRPC_SUNSET")); v != "" {
+		t, err := time.Parse(time.RFC3339, v)
+		if err != nil {
+			p.add("CONNECTORD_XMLRPC_SUNSET %q is not an RFC 3339 date-time (for example 2027-01-01T00:00:00Z)", v)
+		}
+		c.XMLRPCSunset = t
 	}
 	c.Refresh.Margin = duration(getenv, &p, "CONNECTORD_REFRESH_MARGIN", 15*time.Minute)
 	c.Refresh.PollInterval = duration(getenv, &p, "CONNECTORD_REFRESH_POLL_INTERVAL", 5*time.Second)

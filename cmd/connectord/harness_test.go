@@ -141,14 +141,16 @@ func newEncryptionKey(t testing.TB) string {
 // baseEnv is the environment a test server runs with, talking to fake k.
 func baseEnv(t testing.TB, dbURL string, k *keapServer) map[string]string {
 	return map[string]string{
-		"DATABASE_URL":                              dbURL,
-		"CONNECTORD_ADDR":                           "127.0.0.1:0",
-		"CONNECTORD_ENCRYPTION_KEY":                 newEncryptionKey(t),
-		"CONNECTORD_LOG_LEVEL":                      "debug",
-		"CONNECTORD_INFUSIONSOFT_AUTH_URL":          k.URL + "/app/oauth/authorize",
-		"CONNECTORD_INFUSIONSOFT_TOKEN_URL":         k.URL + "/token",
-		"CONNECTORD_INFUSIONSOFT_API_URL":           k.URL,
-		"CONNECTORD_INFUSIONSOFT_LEGACY_XMLRPC_URL": k.URL + "/legacy/{app}/api/xmlrpc",
+		"DATABASE_URL":                      dbURL,
+		"CONNECTORD_ADDR":                   "127.0.0.1:0",
+		"CONNECTORD_ENCRYPTION_KEY":         newEncryptionKey(t),
+		"CONNECTORD_LOG_LEVEL":              "debug",
+		"CONNECTORD_INFUSIONSOFT_AUTH_URL":  k.URL + "/app/oauth/authorize",
+		"CONNECTORD_INFUSIONSOFT_TOKEN_URL": k.URL + "/token",
+		"CONNECTORD_INFUSIONSOFT_API_URL":   k.URL,
+		// Passthrough XML-RPC is refused after Keap's sunset; the tests
+		// that need it must not depend on the day they run.
+		"CONNECTORD_XMLRPC_SUNSET": "2099-01-01T00:00:00Z",
 	}
 }
 

@@ -623,9 +623,9 @@ func TestHooks_NewPublicURLMovesTheHooks(t *testing.T) {
 	checkKeapSpec(t, k)
 }
 
-// A service account key registers hooks too; a legacy key cannot (Keap's
-// REST hooks need the REST API) and is told to poll instead.
-func TestHooks_ServiceAccountKeyRegistersAndLegacyKeyIsRefused(t *testing.T) {
+// A service account key registers hooks too, and so does a legacy key, which
+// goes to Keap's API host as X-Keap-API-Key like a service account key.
+func TestHooks_ServiceAccountAndLegacyKeysRegister(t *testing.T) {
 	t.Parallel()
 	k := newHookKeap(t)
 	s := startServerWith(t, hooksEnv(t, k), k.keapServer, nil)
@@ -653,15 +653,21 @@ func TestHooks_ServiceAccountKeyRegistersAndLegacyKeyIsRefused(t *testing.T) {
 	for key, v := range events {
 		legacy["configuration"].(map[string]any)[key] = v
 	}
-	r := s.do("POST", "/instances", o.auth(), legacy)
-	if r.Status != 400 || !strings.Contains(r.JSON(t)["message"].(string), "legacy API key reaches only Keap's XML-RPC API") {
+	legacy["configuration"].(map[string]any)["event.objects"] = "contacts"
+	if r := s.do("POST", "/instances", o.auth(), legacy); r.Status != 200 {
 		t.Fatalf("legacy key in webhook mode: %d %s", r.Status, r.Body)
 	}
-	// Polling reads Keap's REST lists, which a legacy key cannot either.
-	legacy["configuration"].(map[string]any)["event.vendor.type"] = "polling"
-	legacy["configuration"].(map[string]any)["event.objects"] = "contacts"
-	if r := s.do("POST", "/instances", o.auth(), legacy); r.Status != 400 || !strings.Contains(r.JSON(t)["message"].(string), "nor poll") {
-		t.Fatalf("legacy key polling: %d %s", r.Status, r.Body)
+	waitUntil(t, "contact hooks registered with the legacy key", 10*time.Second, func() bool {
+		return allVerified(k.hooksFor(s.URL+"/events/keap/"), "company.add", "company.delete", "company.edit", "contact.add", "contact.delete", "contact.edit")
+	})
+	legacyCalls := 0
+	for _, kr := range k.requests() {
+		if kr.Header.Get("X-Keap-API-Key") == testLegacyKey {
+			legacyCalls++
+		}
+	}
+	if legacyCalls == 0 {
+		t.Error("no hooks call carried the legacy key as X-Keap-API-Key")
 	}
 	checkKeapSpec(t, k)
 }

@@ -480,15 +480,9 @@ func TestHubs_WrongHubUnknownResourceAndMethod(t *testing.T) {
 		t.Fatalf("with Organization too: %d %s", r.Status, r.Body)
 	}
 
-	// A disabled instance is refused; a legacy-key instance cannot use REST.
+	// A disabled instance is refused.
 	s.do("PATCH", "/instances/"+h.id, o.auth(), map[string]any{"disabled": true})
 	h.wantError(403, "GET", "/hubs/crm/contacts", nil, "disabled")
-	r := s.do("POST", "/instances", o.auth(), apiKeyBody("infusionsoftcrm", testLegacyKey, testLegacyApp))
-	if r.Status != 200 {
-		t.Fatalf("legacy instance: %d %s", r.Status, r.Body)
-	}
-	legacy := hubUser{t: t, s: s, o: o, token: r.JSON(t)["token"].(string)}
-	legacy.wantError(409, "GET", "/hubs/crm/contacts", nil, "legacy API key", "/proxy/crm/xmlrpc/v1")
 }
 
 func TestHubs_LookupsAndAddressChecks(t *testing.T) {

@@ -190,8 +190,11 @@ func TestAPIKeyInstances_ServiceAccountAndLegacy(t *testing.T) {
 		t.Fatalf("legacy key: %d %s", r.Status, r.Body)
 	}
 	cfg = r.JSON(t)["configuration"].(map[string]any)
-	if cfg["base.url"] != s.keap.URL+"/legacy/fm260/api/xmlrpc" || cfg["infusionsoft.app.name"] != "fm260" {
-		t.Fatalf("legacy instance configuration: %v", cfg)
+	if cfg["base.url"] != s.keap.URL+"/crm/rest/v1" || cfg["infusionsoft.app.name"] != "fm260" {
+		t.Fatalf("legacy instance configuration: %v (want Keap's API host, and the application name shown)", cfg)
+	}
+	if n := s.keap.Stats().APICalls - calls; n != 1 {
+		t.Fatalf("checking the legacy key made %d Keap API calls, want one cheap REST call", n)
 	}
 
 	// Without authentication.type, an API key still means an API-key instance.
@@ -213,7 +216,6 @@ func TestAPIKeyInstances_ServiceAccountAndLegacy(t *testing.T) {
 		{"app name not two letters three digits", testLegacyKey, "fm2600", 400, "two letters and three digits", false},
 		{"app name with a dot", testLegacyKey, "fm260.infusionsoft.com", 400, "two letters and three digits", false},
 		{"wrong legacy key", "0000deadbeef", "fm260", 400, "legacy API key", true},
-		{"unknown app", testLegacyKey, "zz999", 400, "infusionsoft.app.name", false},
 		{"no key", "", "", 400, "infusionsoft.api.key", false},
 	}
 	for _, tt := range tests {

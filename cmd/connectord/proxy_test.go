@@ -79,9 +79,20 @@ type proxyFixture struct {
 
 func newProxyFixture(t *testing.T) *proxyFixture {
 	t.Helper()
+	return newProxyFixtureEnv(t, nil)
+}
+
+// newProxyFixtureEnv is newProxyFixture with extra environment for the server;
+// "{keap}" in a value stands for the fake Keap's URL.
+func newProxyFixtureEnv(t *testing.T, extra map[string]string) *proxyFixture {
+	t.Helper()
 	wr := &wire{}
 	k := newKeapWrapped(t, fakekeap.Options{}, wr.wrap)
-	s := startServerWith(t, baseEnv(t, testdb.New(t), k), k, nil)
+	env := baseEnv(t, testdb.New(t), k)
+	for name, v := range extra {
+		env[name] = strings.ReplaceAll(v, "{keap}", k.URL)
+	}
+	s := startServerWith(t, env, k, nil)
 	f := &proxyFixture{server: s, wire: wr, org: s.createOrg("Acme", "dev@acme.test")}
 	inst := s.provisionOAuth(f.org, "infusionsoftcrm", "oauth")
 	f.oauth, f.oauthID = inst["token"].(string), fmt.Sprint(inst["id"])
@@ -99,6 +110,12 @@ func newProxyFixture(t *testing.T) *proxyFixture {
 		*x.token, *x.id = r.JSON(t)["token"].(string), fmt.Sprint(r.JSON(t)["id"])
 	}
 	f.oauthAuth, f.sakAuth, f.legacyAuth = f.element(f.oauth), f.element(f.sak), f.element(f.legacy)
+	// These instances pass XML-RPC on to Keap (the bridge is the default).
+	for _, id := range []string{f.oauthID, f.sakID, f.legacyID} {
+		if r := s.do("PATCH", "/instances/"+id, f.org.auth(), map[string]any{"configuration": map[string]any{"xmlrpc.mode": "passthrough"}}); r.Status != 200 {
+			t.Fatalf("xmlrpc.mode passthrough: %d %s", r.Status, r.Body)
+		}
+	}
 	return f
 }
 
@@ -279,7 +296,7 @@ func TestProxy_XMLRPCForEveryKindOfInstance(t *testing.T) {
 	}{
 		{"oauth", f.oauthAuth, "/crm/xmlrpc/v1", "Authorization", "Bearer " + oauthToken, "placeholder"},
 		{"service account key", f.sakAuth, "/crm/xmlrpc/v1", "X-Keap-API-Key", testServiceKey, "placeholder"},
-		{"legacy key", f.legacyAuth, "/legacy/" + testLegacyApp + "/api/xmlrpc", "", "", testLegacyKey},
+		{"legacy key", f.legacyAuth, "/crm/xmlrpc/v1", "X-Keap-API-Key", testLegacyKey, "placeholder"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			n := f.wire.count()
@@ -312,6 +329,54 @@ func TestProxy_XMLRPCForEveryKindOfInstance(t *testing.T) {
 		})
 	}
 
+	t.Run("legacy key reaches REST too", func(t *testing.T) {
+		n := f.wire.count()
+		for _, path := range []string{"/proxy/crm/rest/v1/contacts?limit=1", "/proxy/crm/rest/v2/contacts?page_size=1"} {
+			if r := f.proxy("GET", path, f.legacyAuth, "", "", nil); r.Status != 200 {
+				t.Fatalf("%s: %d %s", path, r.Status, r.Body)
+			}
+		}
+		for _, got := range f.wire.since(n) {
+			if got.Header.Get("X-Keap-API-Key") != testLegacyKey {
+				t.Fatalf("%s reached Keap without the legacy key as X-Keap-API-Key", got.Path)
+			}
+		}
+	})
+}
+
+// With CONNECTORD_INFUSIONSOFT_LEGACY_XMLRPC_URL set, legacy keys go the old
+// way: XML-RPC only, to the application's endpoint, the key as the call's
+// first parameter, except for the methods that take no key.
+func TestProxy_LegacyEndpointWhenTheOperatorConfiguresIt(t *testing.T) {
+	t.Parallel()
+	f := newProxyFixtureEnv(t, map[string]string{"CONNECTORD_INFUSIONSOFT_LEGACY_XMLRPC_URL": "{keap}/legacy/{app}/api/xmlrpc"})
+
+	t.Run("legacy key replaces the placeholder", func(t *testing.T) {
+		n := f.wire.count()
+		r := f.proxy("POST", "/proxy/crm/xmlrpc/v1", f.legacyAuth, "text/xml", xmlrpcAdd, nil)
+		if r.Status != 200 || !strings.Contains(string(r.Body), "<i4>") {
+			t.Fatalf("XML-RPC: %d %s", r.Status, r.Body)
+		}
+		seen := f.wire.since(n)
+		if len(seen) != 1 || seen[0].Path != "/legacy/"+testLegacyApp+"/api/xmlrpc" {
+			t.Fatalf("Keap saw %+v, want one call to the legacy endpoint", seen)
+		}
+		if seen[0].Header.Get("Authorization") != "" || seen[0].Header.Get("X-Keap-API-Key") != "" {
+			t.Fatalf("a legacy call carried a credential header: %v", seen[0].Header)
+		}
+		if want := strings.Replace(xmlrpcAdd, "placeholder", testLegacyKey, 1); string(seen[0].Body) != want {
+			t.Fatalf("Keap got\n%s\nwant\n%s", seen[0].Body, want)
+		}
+	})
+
+	t.Run("DataService.echo does not hand the key back", func(t *testing.T) {
+		r := f.proxy("POST", "/proxy/crm/xmlrpc/v1", f.legacyAuth, "text/xml",
+			`<?xml version="1.0"?><methodCall><methodName>DataService.echo</methodName><params><param><value><string>placeholder</string></value></param></params></methodCall>`, nil)
+		if r.Status != 200 || strings.Contains(string(r.Body), testLegacyKey) || !strings.Contains(string(r.Body), "placeholder") {
+			t.Fatalf("echo answered %d %s: want the caller's own argument back and never the key", r.Status, r.Body)
+		}
+	})
+
 	t.Run("legacy key inserted when the call has no parameters", func(t *testing.T) {
 		n := f.wire.count()
 		r := f.proxy("POST", "/proxy/crm/xmlrpc/v1", f.legacyAuth, "text/xml",
@@ -336,7 +401,7 @@ func TestProxy_XMLRPCForEveryKindOfInstance(t *testing.T) {
 			{"POST", "/proxy/crm/rest/v1/contacts", `{"given_name":"x"}`},
 		} {
 			r := f.proxy(c.method, c.path, f.legacyAuth, "application/json", c.body, nil)
-			isOurError(t, r, 400, "legacy API key, which speaks only XML-RPC")
+			isOurError(t, r, 400, "legacy XML-RPC endpoint")
 		}
 		for _, bad := range []string{"<methodCall><methodName>x</methodName>", "not xml", `{"json":true}`, "<methodResponse/>", ""} {
 			r := f.proxy("POST", "/proxy/crm/xmlrpc/v1", f.legacyAuth, "text/xml", bad, nil)

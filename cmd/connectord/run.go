@@ -34,6 +34,7 @@ import (
 	"github.com/connectord/connectord/internal/tenants"
 	"github.com/connectord/connectord/internal/tokens"
 	"github.com/connectord/connectord/internal/upstream"
+	"github.com/connectord/connectord/internal/xmlrpcbridge"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -240,7 +241,6 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			AuthorizationURL: cfg.PublicURL + "/sandbox/keap/app/oauth/authorize",
 			TokenURL:         selfURL + "/sandbox/keap/token",
 			APIURL:           selfURL + "/sandbox/keap",
-			LegacyXMLRPCURL:  selfURL + "/sandbox/keap/legacy/{app}/api/xmlrpc",
 		}
 		log.Warn().Str("client_id", sandboxClientID).Str("client_secret", sandboxClientSecret).
 			Str("service_account_key", sandboxServiceKey).Str("legacy_app", sandboxLegacyApp).Str("legacy_key", sandboxLegacyKey).
@@ -295,16 +295,22 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return err
 	}
+	auth := tenants.NewAuthCache(tenants.NewService(db), cfg.AuthCacheTTL, time.Now)
+	bridge, err := xmlrpcbridge.New(keapClient, catalog, log.With().Str("component", "xmlrpcbridge").Logger())
+	if err != nil {
+		return err
+	}
+	bridgeKeys := xmlrpcbridge.NewKeys(db)
 	handler := httpapi.Routes(httpapi.Deps{
 		Log:             log,
 		Catalog:         catalog,
-		Tenants:         tenants.NewAuthCache(tenants.NewService(db), cfg.AuthCacheTTL, time.Now),
+		Tenants:         auth,
 		Instances:       insts,
 		Tokens:          tok,
 		DB:              db,
 		Sandbox:         fake,
 		Hubs:            hubService,
-		Proxy:           proxy.New(insts, keapClient),
+		Proxy:           proxy.New(insts, keapClient, proxy.XMLRPC{Sunset: cfg.XMLRPCSunset, Bridge: bridge}),
 		Events:          db,
 		Receiver:        events.NewReceiver(db, catalog, time.Now),
 		Hooks:           hooks,
@@ -312,6 +318,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Console:         web.Handler(),
 		Connect:         connector,
 		Quotas:          upstream.QuotaView{Instances: insts, Quotas: quotas},
+		XMLRPC:          &xmlrpcbridge.Endpoint{Bridge: bridge, Keys: bridgeKeys, Auth: auth, Instance: insts},
+		BridgeKey:       bridgeKeys,
 	})
 	delivery := events.NewDelivery(db, catalog, events.DeliveryOptions{
 		BackoffBase: cfg.DeliveryBackoffBase, Lease: cfg.DeliveryLease, Policy: callbacks,

@@ -39,6 +39,10 @@ const ProviderThrottled Code = "provider_throttled"
 // whose events are off); the caller should stop asking.
 const Gone Code = "gone"
 
+// NotImplemented: connectord does not serve this yet in this build or
+// configuration; the message says what to do meanwhile.
+const NotImplemented Code = "not_implemented"
+
 // RequestTimeout: the caller did not send its request in time (a body
 // half-sent, or sent too slowly).
 const RequestTimeout Code = "request_timeout"

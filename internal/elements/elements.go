@@ -29,8 +29,17 @@ type Endpoints struct {
 	APIURL           string `json:"apiUrl"`
 	RESTPath         string `json:"restPath"`
 	XMLRPCPath       string `json:"xmlrpcPath"`
-	LegacyXMLRPCURL  string `json:"legacyXmlrpcUrl"` // contains {app}
+	// LegacyXMLRPCURL is an application's own legacy XML-RPC endpoint, with
+	// {app} where the application name goes. Empty (the default) means none:
+	// every credential, legacy keys included, goes to APIURL as Keap takes them
+	// since 2024 (X-Keap-API-Key). Only an operator who sets it explicitly
+	// gets the old way, where a legacy key travels as the call's first
+	// parameter and reaches XML-RPC only.
+	LegacyXMLRPCURL string `json:"legacyXmlrpcUrl"`
 }
+
+// HasLegacyURL reports whether the operator configured a legacy XML-RPC endpoint.
+func (e Endpoints) HasLegacyURL() bool { return e.LegacyXMLRPCURL != "" }
 
 // RESTBase is the REST API base URL, e.g. https://api.infusionsoft.com/crm/rest/v1.
 func (e Endpoints) RESTBase() string { return strings.TrimRight(e.APIURL, "/") + e.RESTPath }
@@ -38,7 +47,7 @@ func (e Endpoints) RESTBase() string { return strings.TrimRight(e.APIURL, "/") +
 // XMLRPCURL is the XML-RPC URL for OAuth and service account key calls.
 func (e Endpoints) XMLRPCURL() string { return strings.TrimRight(e.APIURL, "/") + e.XMLRPCPath }
 
-// LegacyURL is the legacy XML-RPC URL of an application.
+// LegacyURL is the legacy XML-RPC URL of an application, or "" when none is configured.
 func (e Endpoints) LegacyURL(app string) string {
 	return strings.ReplaceAll(e.LegacyXMLRPCURL, "{app}", app)
 }

@@ -298,7 +298,7 @@ func (h *Hooks) Reconcile(ctx context.Context, id int64) error {
 	}
 	if t.Legacy {
 		if len(wanted) > 0 {
-			problem = strings.TrimPrefix(problem+"; ", "; ") + "a legacy API key cannot register Keap REST hooks: use a service account key or OAuth, or event.vendor.type polling"
+			problem = strings.TrimPrefix(problem+"; ", "; ") + "with CONNECTORD_INFUSIONSOFT_LEGACY_XMLRPC_URL set, a legacy API key cannot register Keap REST hooks: unset it, or use a service account key or OAuth"
 		}
 		return h.store.FinishHooks(ctx, id, nil, problem)
 	}

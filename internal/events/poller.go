@@ -339,7 +339,7 @@ func (p *Poller) fetch(ctx context.Context, el *elements.Element, inst *instance
 	t := upstream.TargetFor(el, inst)
 	t.Background = true // nobody waits for it: interactive calls go first on the quota
 	if t.Legacy {
-		return page{}, &pollError{msg: "a legacy key reaches only Keap's XML-RPC API; polling needs an OAuth instance or a service account key", stop: true}
+		return page{}, &pollError{msg: "with CONNECTORD_INFUSIONSOFT_LEGACY_XMLRPC_URL set, a legacy key reaches only Keap's XML-RPC API; polling needs the REST API (unset it, or use an OAuth instance or a service account key)", stop: true}
 	}
 	ev := pr.Resource.Events
 	q := url.Values{}

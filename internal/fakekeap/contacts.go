@@ -64,6 +64,8 @@ type contact struct {
 	tags             map[int64]time.Time // tag id -> date applied
 	optedIn          bool
 	created, updated time.Time
+	custom           map[string]any // REST v2 custom field values by field id
+	v2Lists          map[string]any // REST v2 list members v1 does not carry (fax_numbers, social_accounts), as given
 }
 
 // contactScalars are the simple REST properties kept as given.

@@ -4,9 +4,16 @@
 // tags, companies, locales, REST hooks with the verification handshake, and
 // generic opportunities, notes, tasks, campaigns, emails, orders, products,
 // transactions and subscriptions, refusing query parameters Keap's OpenAPI
-// document does not list),
+// document does not list), REST v2 over the same contacts, tags and companies
+// (v2.go: contacts with filter, order_by and page_token, duplicate_option,
+// update_mask and merge; tags with :applyTags/:removeTags; companies;
+// opportunities; notes; tasks; orders with items and payments; products with
+// :adjustInventory; subscriptions; email opt-in status; automation goals;
+// settings; the contacts' custom field model and custom field filters),
 // XML-RPC for OAuth, service account and legacy keys, throttling headers and
-// injectable failures.
+// injectable failures. Service account keys and legacy keys are accepted as
+// X-Keap-API-Key, access tokens (and service account keys) as Bearer, on REST
+// v1, REST v2 and /crm/xmlrpc/v1 alike, as Keap takes them today.
 //
 // It owns only its own memory. It must never be used against or in front of
 // the real Keap, and it persists nothing: every Server starts empty.
@@ -77,6 +84,8 @@ type Server struct {
 	client  *http.Client
 	handler http.Handler
 	down    atomic.Bool
+	// xmlrpcOff makes XML-RPC answer as after Keap's sunset (SetXMLRPC).
+	xmlrpcOff atomic.Bool
 
 	mu        sync.Mutex
 	stats     Stats
@@ -98,6 +107,12 @@ type Server struct {
 	pending   sync.WaitGroup // hook deliveries in flight
 
 	records map[string]map[int64]record // the generic resources of resources.go, by path
+
+	v2records     map[string]map[int64]map[string]any // the REST v2 resources of v2records.go, by kind
+	emailOpt      map[string]string                   // lower-case email -> opt status set through REST v2
+	goals         []goal                              // automation goals AddGoal declared
+	contactCustom []customField                       // the contacts' custom fields, as AddContactCustomField declared them
+	achieved      []AchievedGoal                      // goals achieved through REST v2, in order
 }
 
 // New returns an empty fake Keap.
@@ -130,6 +145,7 @@ func New(opts Options) *Server {
 		tags:      map[int64]*tag{},
 		companies: map[int64]*company{},
 		hooks:     map[string]*hook{},
+		emailOpt:  map[string]string{},
 		lastID:    map[string]int64{},
 		baseURL:   strings.TrimSuffix(opts.BaseURL, "/"),
 	}
@@ -153,7 +169,7 @@ func (s *Server) routes() http.Handler {
 	r.Post("/token", s.handleToken)
 
 	r.Route("/crm/rest/v1", func(r chi.Router) {
-		r.Use(s.gate(authAPI), middleware.StripSlashes) // Keap's own next URLs read /contacts/?…
+		r.Use(s.gate(authAPIOrLegacyKey), middleware.StripSlashes) // Keap's own next URLs read /contacts/?…
 		r.Use(checkParams)
 		r.Get("/account/profile", s.handleAccountProfile)
 		r.Get("/oauth/connect/userinfo", s.handleUserInfo)
@@ -185,6 +201,7 @@ func (s *Server) routes() http.Handler {
 		r.Post("/hooks/{key}/delayedVerify", s.handleDelayedVerifyHook)
 		s.resourceRoutes(r)
 	})
+	r.Route("/crm/rest/v2", s.v2Routes)
 
 	r.With(s.gate(authAPIOrLegacyKey)).Post("/crm/xmlrpc/v1", s.handleXMLRPC)
 	r.Post("/legacy/{app}/api/xmlrpc", s.handleLegacyXMLRPC)

@@ -415,7 +415,8 @@ func TestREST_AuthFailures(t *testing.T) {
 		{"expired by ExpireAccessTokens", bearer(access), 401, "keymanagement.service.access_token_expired"},
 		{"another expired token", bearer(stale), 401, "keymanagement.service.access_token_expired"},
 		{"unknown api key", []string{"X-Keap-API-Key", "KeapAK-nope"}, 401, "keymanagement.service.invalid_access_token"},
-		{"legacy key on REST", []string{"X-Keap-API-Key", legacyKey}, 401, "keymanagement.service.invalid_access_token"},
+		{"legacy key as bearer", bearer(legacyKey), 401, "keymanagement.service.invalid_access_token"},
+		{"legacy key header (as Keap takes them since 2024)", []string{"X-Keap-API-Key", legacyKey}, 200, ""},
 		{"fresh token", bearer(fresh), 200, ""},
 		{"service account key header", []string{"X-Keap-API-Key", sak}, 200, ""},
 		{"service account key as bearer", bearer(sak), 200, ""},
@@ -795,7 +796,7 @@ func TestXMLRPC_ContactsQueriesAndFaults(t *testing.T) {
 		{"wrong arguments", "ContactService.load", []any{"", "7"}, "No method matching arguments: java.lang.String, java.lang.String"},
 		{"unknown field", "ContactService.add", []any{"", map[string]any{"ShoeSize": "9"}}, "[NoFieldFound]No field found: Contact.ShoeSize"},
 		{"missing record", "ContactService.load", []any{"", int64(9999), []any{"Id"}}, "[RecordNotFound]"},
-		{"unknown table", "DataService.query", []any{"", "Invoice", int64(10), int64(0), map[string]any{}, []any{"Id"}}, "[InvalidParameter]"},
+		{"unknown table", "DataService.query", []any{"", "Affiliate", int64(10), int64(0), map[string]any{}, []any{"Id"}}, "[InvalidParameter]"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, f := xmlrpc(t, api, tc.method, key, tc.params...); f == nil || !strings.HasPrefix(f.msg, tc.wantFault) {

@@ -91,6 +91,7 @@ type tag struct {
 	id                int64
 	name, description string
 	categoryID        int64
+	created, updated  time.Time
 }
 
 func (t *tag) render() map[string]any {
@@ -105,7 +106,7 @@ func (t *tag) render() map[string]any {
 func (s *Server) AddTag(name string) int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	t := &tag{id: s.nextIDLocked("tag"), name: name}
+	t := &tag{id: s.nextIDLocked("tag"), name: name, created: s.stamp(), updated: s.stamp()}
 	s.tags[t.id] = t
 	return t.id
 }
@@ -148,7 +149,7 @@ func (s *Server) handleCreateTag(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mu.Lock()
-	t := &tag{id: s.nextIDLocked("tag"), name: body.Name, description: body.Description}
+	t := &tag{id: s.nextIDLocked("tag"), name: body.Name, description: body.Description, created: s.stamp(), updated: s.stamp()}
 	if body.Category != nil {
 		t.categoryID = body.Category.ID
 	}
@@ -184,6 +185,7 @@ type company struct {
 	fields  map[string]any
 	optedIn bool
 	created time.Time
+	updated time.Time // zero until a REST v2 change
 }
 
 var companyFields = []string{"company_name", "email_address", "website", "notes", "phone_number", "fax_number", "address", "custom_fields"}

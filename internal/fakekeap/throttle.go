@@ -77,7 +77,7 @@ type authMode int
 const (
 	authNone           authMode = iota // legacy XML-RPC: the key is the first parameter
 	authAPI                            // Bearer access token or service account key
-	authAPIOrLegacyKey                 // as authAPI, and legacy keys in X-Keap-API-Key
+	authAPIOrLegacyKey                 // as authAPI, and legacy keys in X-Keap-API-Key (REST v1, REST v2 and /crm/xmlrpc/v1)
 )
 
 // gate is what Keap's API gateway does before a call reaches a service:

@@ -199,6 +199,9 @@ func (s *Server) handleLegacyXMLRPC(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) serveXMLRPC(w http.ResponseWriter, r *http.Request, legacyApp string) {
+	if s.xmlrpcRetired(w) {
+		return
+	}
 	var call methodCall
 	if err := xml.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody)).Decode(&call); err != nil {
 		writeXMLRPC(w, nil, &rpcFault{code: 0, msg: "Failed to parse XML-RPC request: " + err.Error()})
@@ -232,16 +235,33 @@ func sigs(list ...string) [][]string {
 }
 
 var rpcMethods = map[string]rpcMethod{
-	"DataService.echo":               {sigs: sigs("any"), fn: func(_ *Server, a []any) (any, error) { return a[0], nil }},
-	"DataService.getAppSetting":      {keyed: true, sigs: sigs("string string string"), fn: (*Server).rpcGetAppSetting},
-	"DataService.query":              {keyed: true, sigs: sigs("string string int int struct array", "string string int int struct array string bool"), fn: (*Server).rpcQuery},
-	"DataService.findByField":        {keyed: true, sigs: sigs("string string int int string any array"), fn: (*Server).rpcFindByField},
-	"ContactService.add":             {keyed: true, sigs: sigs("string struct"), fn: (*Server).rpcContactAdd},
-	"ContactService.update":          {keyed: true, sigs: sigs("string int struct"), fn: (*Server).rpcContactUpdate},
-	"ContactService.load":            {keyed: true, sigs: sigs("string int array"), fn: (*Server).rpcContactLoad},
-	"ContactService.addWithDupCheck": {keyed: true, sigs: sigs("string struct string"), fn: (*Server).rpcContactAddWithDupCheck},
-	"ContactService.addToGroup":      {keyed: true, sigs: sigs("string int int"), fn: (*Server).rpcAddToGroup},
-	"ContactService.removeFromGroup": {keyed: true, sigs: sigs("string int int"), fn: (*Server).rpcRemoveFromGroup},
+	"DataService.echo":                  {sigs: sigs("any"), fn: func(_ *Server, a []any) (any, error) { return a[0], nil }},
+	"DataService.getAppSetting":         {keyed: true, sigs: sigs("string string string"), fn: (*Server).rpcGetAppSetting},
+	"DataService.query":                 {keyed: true, sigs: sigs("string string int int struct array", "string string int int struct array string bool"), fn: (*Server).rpcTableQuery},
+	"DataService.queryWithOrderBy":      {keyed: true, sigs: sigs("string string int int struct array string bool"), fn: (*Server).rpcTableQuery},
+	"DataService.findByField":           {keyed: true, sigs: sigs("string string int int string any array"), fn: (*Server).rpcTableFindByField},
+	"DataService.count":                 {keyed: true, sigs: sigs("string string struct"), fn: (*Server).rpcTableCount},
+	"DataService.load":                  {keyed: true, sigs: sigs("string string int array"), fn: (*Server).rpcTableLoad},
+	"DataService.add":                   {keyed: true, sigs: sigs("string string struct"), fn: (*Server).rpcTableAdd},
+	"DataService.update":                {keyed: true, sigs: sigs("string string int struct"), fn: (*Server).rpcTableUpdate},
+	"DataService.delete":                {keyed: true, sigs: sigs("string string int"), fn: (*Server).rpcTableDelete},
+	"ContactService.add":                {keyed: true, sigs: sigs("string struct"), fn: (*Server).rpcContactAdd},
+	"ContactService.update":             {keyed: true, sigs: sigs("string int struct"), fn: (*Server).rpcContactUpdate},
+	"ContactService.load":               {keyed: true, sigs: sigs("string int array"), fn: (*Server).rpcContactLoad},
+	"ContactService.addWithDupCheck":    {keyed: true, sigs: sigs("string struct string"), fn: (*Server).rpcContactAddWithDupCheck},
+	"ContactService.addToGroup":         {keyed: true, sigs: sigs("string int int"), fn: (*Server).rpcAddToGroup},
+	"ContactService.removeFromGroup":    {keyed: true, sigs: sigs("string int int"), fn: (*Server).rpcRemoveFromGroup},
+	"ContactService.findByEmail":        {keyed: true, sigs: sigs("string string array"), fn: (*Server).rpcFindByEmail},
+	"ContactService.merge":              {keyed: true, sigs: sigs("string int int"), fn: (*Server).rpcMerge},
+	"APIEmailService.optIn":             {keyed: true, sigs: sigs("string string string"), fn: func(s *Server, a []any) (any, error) { return s.rpcOpt(a, true) }},
+	"APIEmailService.optOut":            {keyed: true, sigs: sigs("string string string"), fn: func(s *Server, a []any) (any, error) { return s.rpcOpt(a, false) }},
+	"APIEmailService.getOptStatus":      {keyed: true, sigs: sigs("string string"), fn: (*Server).rpcOptStatus},
+	"FunnelService.achieveGoal":         {keyed: true, sigs: sigs("string string string int"), fn: (*Server).rpcAchieveGoal},
+	"ProductService.incrementInventory": {keyed: true, sigs: sigs("string int"), fn: func(s *Server, a []any) (any, error) { return s.rpcInventory(a, 1) }},
+	"ProductService.decrementInventory": {keyed: true, sigs: sigs("string int"), fn: func(s *Server, a []any) (any, error) { return s.rpcInventory(a, -1) }},
+	"InvoiceService.createBlankOrder":   {keyed: true, sigs: sigs("string int string date int int"), fn: (*Server).rpcCreateBlankOrder},
+	"InvoiceService.addOrderItem":       {keyed: true, sigs: sigs("string int int int double int string string"), fn: (*Server).rpcAddOrderItem},
+	"InvoiceService.addManualPayment":   {keyed: true, sigs: sigs("string int double date string string bool"), fn: (*Server).rpcAddManualPayment},
 }
 
 // argKind names an argument's type for signature matching, and as Apache XML-RPC's messages do.
@@ -560,63 +580,6 @@ func (s *Server) changeGroup(contactID, tagID int64, apply bool) (any, error) {
 		delete(c.tags, tagID)
 	}
 	return true, nil
-}
-
-func (s *Server) rpcFindByField(args []any) (any, error) {
-	name, _ := args[4].(string)
-	return s.rpcQuery([]any{args[0], args[1], args[2], args[3], map[string]any{name: args[5]}, args[6]})
-}
-
-// rpcQuery is DataService.query on the Contact table: exact, case-insensitive
-// matches, "%" wildcards in strings, "~null~" for empty, ordered by Id unless told.
-func (s *Server) rpcQuery(args []any) (any, error) {
-	table, limit, page := args[1].(string), int(args[2].(int64)), int(args[3].(int64))
-	query, fields := args[4].(map[string]any), args[5].([]any)
-	orderBy, ascending := "Id", true
-	if len(args) == 8 {
-		orderBy, ascending = args[6].(string), args[7].(bool)
-	}
-	if table != "Contact" {
-		return nil, fault("InvalidParameter", "Invalid table name: %s (the fake serves Contact)", table)
-	}
-	if limit <= 0 || page < 0 {
-		return nil, fault("InvalidParameter", "limit must be positive and page not negative")
-	}
-	limit = min(limit, 1000)
-	for name := range query {
-		if _, ok := legacyContactFields[name]; !ok {
-			return nil, fault("NoFieldFound", "No field found: Contact.%s", name)
-		}
-	}
-	order, ok := legacyContactFields[orderBy]
-	if !ok {
-		return nil, fault("NoFieldFound", "No field found: Contact.%s", orderBy)
-	}
-
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var matches []*contact
-	for _, c := range s.sortedContactsLocked() {
-		if !slices.ContainsFunc(mapKeys(query), func(name string) bool { return !queryMatch(legacyContactFields[name].get(c), query[name]) }) {
-			matches = append(matches, c)
-		}
-	}
-	slices.SortStableFunc(matches, func(a, b *contact) int {
-		c := compareValues(order.get(a), order.get(b))
-		if !ascending {
-			c = -c
-		}
-		return c
-	})
-	out := []any{}
-	for _, c := range matches[min(page*limit, len(matches)):min((page+1)*limit, len(matches))] {
-		row, err := loadFields(c, fields)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, row)
-	}
-	return out, nil
 }
 
 func mapKeys(m map[string]any) []string {

@@ -24,6 +24,7 @@ import (
 type proxier interface {
 	Prepare(ctx context.Context, who tenants.Principal, req proxy.Request) (*proxy.Call, error)
 	Send(c *proxy.Call, out *http.Request) (*http.Response, error)
+	Bridge(ctx context.Context, c *proxy.Call) ([]byte, error)
 }
 
 // callKey carries a request's prepared call to the reverse proxy's hooks.
@@ -68,6 +69,17 @@ func proxyKeap(p proxier, log zerolog.Logger) http.Handler {
 		})
 		if err != nil {
 			writeError(w, r, err)
+			return
+		}
+		if c.Bridged { // xmlrpc.mode bridge: connectord answers the XML-RPC call itself
+			answer, err := p.Bridge(r.Context(), c)
+			if err != nil {
+				writeError(w, r, err)
+				return
+			}
+			w.Header().Set("Content-Type", "text/xml; charset=utf-8")
+			w.Header().Set("Content-Length", strconv.Itoa(len(answer)))
+			_, _ = w.Write(answer)
 			return
 		}
 		delete(w.Header(), "X-Request-Id") // ModifyResponse decides whose it is

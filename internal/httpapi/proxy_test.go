@@ -36,7 +36,7 @@ func serveProxy(t testing.TB, upstreamURL string, opt upstream.Options) *httptes
 	t.Helper()
 	r := chi.NewRouter()
 	r.Use(withRequestID(zerolog.Nop()), limitBody(time.Second))
-	r.Handle("/proxy/*", proxyKeap(proxy.New(oneInstance{upstreamURL}, upstream.New(nil, opt)), zerolog.Nop()))
+	r.Handle("/proxy/*", proxyKeap(proxy.New(oneInstance{upstreamURL}, upstream.New(nil, opt), proxy.XMLRPC{}), zerolog.Nop()))
 	srv := httptest.NewServer(r)
 	t.Cleanup(srv.Close)
 	return srv

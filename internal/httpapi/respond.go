@@ -44,6 +44,7 @@ var statusOf = map[apperr.Code]int{
 	apperr.Canceled:          StatusClientClosedRequest,
 	apperr.RequestTimeout:    http.StatusRequestTimeout,
 	apperr.Gone:              http.StatusGone,
+	apperr.NotImplemented:    http.StatusNotImplemented,
 }
 
 // StatusClientClosedRequest is what the request log shows for a caller that

@@ -35,6 +35,10 @@ type Deps struct {
 	BodyReadTimeout time.Duration
 	// Connect serves the organizations' Keap apps and the hosted connect flow (internal/connect).
 	Connect connectService
+	// XMLRPC is the XML-RPC bridge onto Keap's REST v2 (internal/xmlrpcbridge).
+	XMLRPC xmlrpcServer
+	// BridgeKey makes instances' bridge keys (internal/xmlrpcbridge).
+	BridgeKey bridgeKeys
 }
 
 // Routes lists every route connectord serves.
@@ -63,6 +67,9 @@ func Routes(d Deps) http.Handler {
 	r.Method(http.MethodGet, "/connect", connectPage(d.Connect))
 	r.Method(http.MethodPost, "/connect/authorize", connectAuthorize(d.Connect))
 	r.Method(http.MethodGet, "/connect/callback", connectCallback(d.Connect))
+	// ---- XML-RPC bridge (issue 11): Keap's XML-RPC paths on connectord's host ----
+	r.Method(http.MethodPost, "/crm/xmlrpc/v1", xmlrpcBridge(d.XMLRPC))
+	r.Method(http.MethodPost, "/api/xmlrpc", xmlrpcBridge(d.XMLRPC))
 
 	api := func(r chi.Router) {
 		r.Method(http.MethodGet, "/elements", listElements(d.Catalog))
@@ -89,6 +96,7 @@ func Routes(d Deps) http.Handler {
 			r.Method(http.MethodGet, "/instances/{id}/events/hooks", listEventHooks(d.Hooks))
 			r.Method(http.MethodGet, "/instances/{id}/events/polling", listPollCursors(d.Events))
 			r.Method(http.MethodGet, "/instances/{id}/quota", instanceQuota(d.Quotas))
+			r.Method(http.MethodPost, "/instances/{id}/bridge-key", rotateBridgeKey(d.BridgeKey))
 			// ---- Keap apps and connect sessions (issue 12) ----
 			r.Method(http.MethodPut, "/organizations/elements/{keyOrId}/oauth/app", putOAuthApp(d.Connect))
 			r.Method(http.MethodGet, "/organizations/elements/{keyOrId}/oauth/app", getOAuthApp(d.Connect))

@@ -130,3 +130,5 @@ func (nopProxy) Prepare(context.Context, tenants.Principal, proxy.Request) (*pro
 }
 
 func (nopProxy) Send(*proxy.Call, *http.Request) (*http.Response, error) { return nil, nil }
+
+func (nopProxy) Bridge(context.Context, *proxy.Call) ([]byte, error) { return nil, nil }

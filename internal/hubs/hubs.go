@@ -153,7 +153,7 @@ func (s *Service) resolve(ctx context.Context, p tenants.Principal, hub string) 
 	}
 	t := upstream.TargetFor(el, inst)
 	if t.Legacy {
-		return nil, nil, upstream.Target{}, apperr.Errorf(apperr.Conflict, "instance %d uses a legacy API key, which Keap accepts on XML-RPC only: use the proxy (/proxy/crm/xmlrpc/v1), or provision with a service account key or OAuth for the hubs", inst.ID)
+		return nil, nil, upstream.Target{}, apperr.Errorf(apperr.Conflict, "instance %d uses a legacy API key and this connectord sends legacy keys to the applications' legacy XML-RPC endpoints (CONNECTORD_INFUSIONSOFT_LEGACY_XMLRPC_URL is set), which serve XML-RPC only: use the proxy (/proxy/crm/xmlrpc/v1), or have the operator unset it so the key goes to Keap's API host as X-Keap-API-Key", inst.ID)
 	}
 	return inst, el, t, nil
 }

@@ -262,7 +262,7 @@ func checkSettings(el *elements.Element, st settings, hasCode bool, needCode boo
 		if value(el, st.public, KeyEventCallback) == "" {
 			p.add("event.notification.callback.url is required when event.notification.enabled is true")
 		}
-		checkEventsAuth(st, authType, p)
+		checkEventsAuth(el, st, authType, p)
 	}
 	return authType
 }

@@ -9,7 +9,6 @@ import (
 
 	"github.com/connectord/connectord/internal/apperr"
 	"github.com/connectord/connectord/internal/elements"
-	"github.com/connectord/connectord/internal/keap"
 )
 
 // Event mechanisms (event.vendor.type).
@@ -195,12 +194,12 @@ func checkEventObjects(el *elements.Element, public map[string]*string, mode str
 	}
 }
 
-// checkEventsAuth refuses events for a legacy API key: it reaches only Keap's
-// XML-RPC API, and both ways of getting events (REST hooks, polling the REST
-// lists) need the REST API. (Which resources produce events is
-// checkEventObjects' part.)
-func checkEventsAuth(st settings, authType string, p *problems) {
-	if authType == AuthAPIKey && !keap.IsServiceAccountKey(st.secrets[KeyAPIKey]) {
-		p.add("a legacy API key reaches only Keap's XML-RPC API, so it can neither register Keap REST hooks nor poll: use a service account key or OAuth for events")
+// checkEventsAuth refuses events for a legacy API key sent to an
+// application's legacy endpoint: it reaches only Keap's XML-RPC API there,
+// and both ways of getting events (REST hooks, polling the REST lists) need
+// the REST API. (Which resources produce events is checkEventObjects' part.)
+func checkEventsAuth(el *elements.Element, st settings, authType string, p *problems) {
+	if UsesLegacyEndpoint(el, authType, st.secrets[KeyAPIKey]) {
+		p.add("with CONNECTORD_INFUSIONSOFT_LEGACY_XMLRPC_URL set, a legacy API key reaches only Keap's XML-RPC API, so it can neither register Keap REST hooks nor poll: use a service account key or OAuth for events, or have the operator unset it so the key goes to Keap's API host")
 	}
 }

@@ -49,7 +49,25 @@ const (
 	KeyEventObjects      = "event.objects"
 	KeyPollerInterval    = "event.poller.refresh_interval"
 	KeyPollerConfig      = "event.poller.configuration"
+	KeyXMLRPCMode        = "xmlrpc.mode"
 )
+
+// The values of KeyXMLRPCMode.
+const (
+	XMLRPCBridge      = "bridge"      // connectord answers XML-RPC over Keap's REST v2
+	XMLRPCPassthrough = "passthrough" // XML-RPC goes on to Keap's
+)
+
+// XMLRPCMode is how an instance's XML-RPC calls through the proxy are
+// answered. New instances store the element's default (bridge) when they are
+// created; an instance stored before the entry existed has none and reads
+// passthrough, which is what it did then.
+func XMLRPCMode(inst *Instance) string {
+	if v, ok := inst.Config[KeyXMLRPCMode]; ok && v != nil && *v != "" {
+		return *v
+	}
+	return XMLRPCPassthrough
+}
 
 // Instance is a connector instance as stored. Secrets holds the secret
 // configuration values and tokens in clear; only the Store sees it leave memory,
@@ -103,7 +121,7 @@ type Store interface {
 
 // KeyVerifier checks API keys with the provider before an instance is saved.
 type KeyVerifier interface {
-	VerifyServiceAccountKey(ctx context.Context, restBase, key string) error
+	VerifyAPIKey(ctx context.Context, restBase, key string) error
 	VerifyLegacyKey(ctx context.Context, legacyURL, key string) error
 }
 

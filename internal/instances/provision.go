@@ -89,6 +89,10 @@ func (s *Service) prepare(ctx context.Context, p tenants.Principal, pathElement 
 		return nil, nil, err
 	}
 	delete(st.public, KeyAuthType) // kept in its own column
+	if _, given := st.public[KeyXMLRPCMode]; !given {
+		mode := value(el, st.public, KeyXMLRPCMode) // the element's default, stored: see XMLRPCMode
+		st.public[KeyXMLRPCMode] = &mode
+	}
 	return el, &Instance{
 		OrganizationID: p.OrganizationID, CreatedBy: p.UserID, ElementKey: el.Key, Name: name,
 		AuthType: authType, Tags: tags, Valid: true, Config: st.public, Secrets: st.secrets,
@@ -126,6 +130,11 @@ func (s *Service) Replace(ctx context.Context, p tenants.Principal, id int64, re
 	}
 	updated, err := s.store.UpdateInstance(ctx, p.OrganizationID, id, func(inst *Instance) error {
 		previous := inst.Config
+		// A replacement that does not name the XML-RPC mode keeps the one
+		// the instance has (or has not: see XMLRPCMode).
+		if v, ok := previous[KeyXMLRPCMode]; ok && fresh.Config[KeyXMLRPCMode] == nil {
+			fresh.Config[KeyXMLRPCMode] = v
+		}
 		inst.Name, inst.Tags, inst.AuthType, inst.Config = name, tags, authType, fresh.Config
 		tokens := map[string]string{}
 		if reconnected {
@@ -187,10 +196,12 @@ func (s *Service) connect(ctx context.Context, el *elements.Element, inst *Insta
 		return nil
 	case AuthAPIKey:
 		key := inst.Secrets[KeyAPIKey]
-		if keap.IsServiceAccountKey(key) {
-			return s.keys.VerifyServiceAccountKey(ctx, el.Endpoints.RESTBase(), key)
+		if UsesLegacyEndpoint(el, inst.AuthType, key) {
+			return s.keys.VerifyLegacyKey(ctx, el.Endpoints.LegacyURL(value(el, inst.Config, KeyAppName)), key)
 		}
-		return s.keys.VerifyLegacyKey(ctx, el.Endpoints.LegacyURL(value(el, inst.Config, KeyAppName)), key)
+		// Service account keys, PATs and legacy keys alike: one cheap REST call
+		// with the key as X-Keap-API-Key.
+		return s.keys.VerifyAPIKey(ctx, el.Endpoints.RESTBase(), key)
 	}
 	return apperr.Errorf(apperr.Invalid, "unknown authentication type %s", inst.AuthType)
 }

@@ -120,6 +120,8 @@ func derived(el *elements.Element, inst *Instance, key string) string {
 		}
 	case KeyBaseURL:
 		return BaseURL(el, inst)
+	case KeyXMLRPCMode:
+		return XMLRPCMode(inst)
 	case KeyEventVendorType:
 		if v := value(el, inst.Config, key); v != "" {
 			return v
@@ -130,12 +132,23 @@ func derived(el *elements.Element, inst *Instance, key string) string {
 }
 
 // BaseURL is where the instance's provider calls go: the REST API, or for a
-// legacy key the application's XML-RPC endpoint.
+// legacy key when the operator configured legacy endpoints, the
+// application's XML-RPC endpoint.
 func BaseURL(el *elements.Element, inst *Instance) string {
-	if inst.AuthType == AuthAPIKey && !keap.IsServiceAccountKey(inst.Secrets[KeyAPIKey]) {
+	if UsesLegacyEndpoint(el, inst.AuthType, inst.Secrets[KeyAPIKey]) {
 		return el.Endpoints.LegacyURL(value(el, inst.Config, KeyAppName))
 	}
 	return el.Endpoints.RESTBase()
+}
+
+// UsesLegacyEndpoint reports whether an instance's calls go the old way: a
+// legacy key, sent as the first parameter of XML-RPC calls to the
+// application's own endpoint, which happens only when the operator configured
+// one (CONNECTORD_INFUSIONSOFT_LEGACY_XMLRPC_URL). Otherwise a legacy key goes
+// to Keap's API host as X-Keap-API-Key, for REST and XML-RPC alike, like a
+// service account key.
+func UsesLegacyEndpoint(el *elements.Element, authType, apiKey string) bool {
+	return authType == AuthAPIKey && apiKey != "" && !keap.IsServiceAccountKey(apiKey) && el.Endpoints.HasLegacyURL()
 }
 
 func ptr(s string) *string { return &s }

@@ -36,9 +36,10 @@ type Client struct {
 	HTTP *http.Client
 }
 
-// VerifyServiceAccountKey makes one cheap REST call (GET /account/profile) with the
-// key and reports whether Keap accepted it.
-func (c *Client) VerifyServiceAccountKey(ctx context.Context, restBase, key string) error {
+// VerifyAPIKey makes one cheap REST call (GET /account/profile) with the
+// key as X-Keap-API-Key and reports whether Keap accepted it: a service
+// account key, a PAT, or a legacy key (which Keap takes the same way since 2024).
+func (c *Client) VerifyAPIKey(ctx context.Context, restBase, key string) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(restBase, "/")+"/account/profile", nil)
 	if err != nil {
 		return fmt.Errorf("keap: %w", err)
@@ -55,7 +56,11 @@ func (c *Client) VerifyServiceAccountKey(ctx context.Context, restBase, key stri
 	case resp.StatusCode < 300:
 		return nil
 	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
-		return &apperr.Error{Code: apperr.ProviderRefused, Message: "Keap refused the service account key (infusionsoft.api.key)", ProviderMessage: ErrorMessage(body)}
+		what := "service account key"
+		if !IsServiceAccountKey(key) {
+			what = "legacy API key"
+		}
+		return &apperr.Error{Code: apperr.ProviderRefused, Message: "Keap refused the " + what + " (infusionsoft.api.key)", ProviderMessage: ErrorMessage(body)}
 	default:
 		return &apperr.Error{Code: apperr.ProviderDown, Message: fmt.Sprintf("Keap answered %d while checking the API key; try again later", resp.StatusCode), ProviderMessage: ErrorMessage(body)}
 	}

@@ -93,6 +93,7 @@ type xValue struct {
 	String   *string   `xml:"string"`
 	Int      *string   `xml:"int"`
 	I4       *string   `xml:"i4"`
+	I8       *string   `xml:"i8"`
 	Boolean  *string   `xml:"boolean"`
 	Double   *string   `xml:"double"`
 	DateTime *string   `xml:"dateTime.iso8601"`
@@ -114,14 +115,23 @@ func (v xValue) decode() (any, error) {
 	switch {
 	case v.String != nil:
 		return *v.String, nil
-	case v.Int != nil || v.I4 != nil:
+	case v.Int != nil || v.I4 != nil || v.I8 != nil:
 		s := v.Int
 		if s == nil {
 			s = v.I4
 		}
+		if s == nil {
+			s = v.I8
+		}
 		return strconv.ParseInt(strings.TrimSpace(*s), 10, 64)
 	case v.Boolean != nil:
-		return strings.TrimSpace(*v.Boolean) == "1", nil
+		switch strings.TrimSpace(*v.Boolean) {
+		case "1", "true":
+			return true, nil
+		case "0", "false":
+			return false, nil
+		}
+		return nil, fmt.Errorf("bad boolean %q", *v.Boolean)
 	case v.Double != nil:
 		return strconv.ParseFloat(strings.TrimSpace(*v.Double), 64)
 	case v.DateTime != nil:
@@ -182,4 +192,49 @@ func DecodeResponse(data []byte) (any, error) {
 		return nil, fmt.Errorf("keap: xml-rpc response has %d params, want 1", len(r.Params))
 	}
 	return r.Params[0].decode()
+}
+
+// DecodeCall decodes a methodCall: its method name and its parameters, as
+// DecodeResponse decodes values (dateTime.iso8601 and base64 stay strings).
+func DecodeCall(data []byte) (string, []any, error) {
+	var c struct {
+		XMLName xml.Name `xml:"methodCall"`
+		Method  string   `xml:"methodName"`
+		Params  []xValue `xml:"params>param>value"`
+	}
+	if err := xml.Unmarshal(data, &c); err != nil {
+		return "", nil, fmt.Errorf("not an XML-RPC methodCall: %w", err)
+	}
+	if strings.TrimSpace(c.Method) == "" {
+		return "", nil, fmt.Errorf("the methodCall has no methodName")
+	}
+	params := make([]any, len(c.Params))
+	for i, p := range c.Params {
+		v, err := p.decode()
+		if err != nil {
+			return "", nil, fmt.Errorf("parameter %d: %w", i+1, err)
+		}
+		params[i] = v
+	}
+	return strings.TrimSpace(c.Method), params, nil
+}
+
+// EncodeResponse encodes a methodResponse carrying v (the types EncodeCall takes).
+func EncodeResponse(v any) ([]byte, error) {
+	var b bytes.Buffer
+	b.WriteString(`<?xml version="1.0" encoding="UTF-8"?><methodResponse><params><param>`)
+	if err := encodeValue(&b, v); err != nil {
+		return nil, fmt.Errorf("keap: xml-rpc response: %w", err)
+	}
+	b.WriteString("</param></params></methodResponse>\n")
+	return b.Bytes(), nil
+}
+
+// EncodeFault encodes a methodResponse carrying a fault.
+func EncodeFault(f *Fault) []byte {
+	var b bytes.Buffer
+	b.WriteString(`<?xml version="1.0" encoding="UTF-8"?><methodResponse><fault>`)
+	_ = encodeValue(&b, map[string]any{"faultCode": f.Code, "faultString": f.String})
+	b.WriteString("</fault></methodResponse>\n")
+	return b.Bytes()
 }

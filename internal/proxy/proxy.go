@@ -2,8 +2,12 @@
 // /proxy/{path…} made with an instance's Element token goes to that instance's
 // Keap API as the caller sent it, with the instance's credential put in, and
 // Keap's answer comes back as Keap gave it. XML-RPC goes through the same
-// door: for a legacy-key instance it is sent to the application's legacy
-// XML-RPC URL with the key as the call's first parameter.
+// door and follows the instance's xmlrpc.mode (xmlrpcmode.go): bridge hands
+// the call to connectord's XML-RPC bridge (Bridge); passthrough sends it on
+// to Keap (until Keap's XML-RPC is gone), with every credential as
+// X-Keap-API-Key, or, when the operator configured legacy endpoints, a legacy
+// key as the call's first parameter to the application's legacy XML-RPC URL
+// (never for a method that takes no key, such as DataService.echo).
 //
 // The HTTP layer reads the caller's request into a Request; Prepare turns it
 // into a Call (the instance, where it goes, its body, its credential) or
@@ -47,12 +51,14 @@ type caller interface {
 type Proxy struct {
 	instances resolver
 	keap      caller
+	xmlrpc    XMLRPC
 	bases     sync.Map // Keap API URL → *url.URL, parsed once
 }
 
-// New returns a Proxy that resolves instances with instances and calls Keap through keap.
-func New(instances resolver, keap caller) *Proxy {
-	return &Proxy{instances: instances, keap: keap}
+// New returns a Proxy that resolves instances with instances, calls Keap
+// through keap, and answers XML-RPC as xmlrpc says.
+func New(instances resolver, keap caller, xmlrpc XMLRPC) *Proxy {
+	return &Proxy{instances: instances, keap: keap, xmlrpc: xmlrpc.withDefaults()}
 }
 
 // Request is a caller's request to /proxy/{path…}, as the HTTP layer read it.
@@ -70,6 +76,9 @@ type Call struct {
 	Target   upstream.Target
 	URL      *url.URL
 	Body     []byte // the caller's body; for XML-RPC with a legacy key, with the key in
+	// Bridged says the call is XML-RPC that the bridge answers
+	// (xmlrpc.mode bridge): Bridge answers it, and it is never sent to Keap.
+	Bridged bool
 }
 
 // Prepare resolves the caller's instance and works out where req goes: the
@@ -94,6 +103,14 @@ func (p *Proxy) Prepare(ctx context.Context, who tenants.Principal, req Request)
 	if len(body) == 0 {
 		body = nil
 	}
+	if "/"+rest == el.Endpoints.XMLRPCPath && req.Method == http.MethodPost {
+		if instances.XMLRPCMode(inst) == instances.XMLRPCBridge {
+			return &Call{Instance: inst, Target: t, Body: body, Bridged: true}, nil
+		}
+		if err := p.xmlrpc.checkPassthrough(inst); err != nil {
+			return nil, err
+		}
+	}
 	if !t.Legacy {
 		u, err := p.join(t.APIURL, req.Path, req.RawQuery)
 		if err != nil {
@@ -102,7 +119,7 @@ func (p *Proxy) Prepare(ctx context.Context, who tenants.Principal, req Request)
 		return &Call{Instance: inst, Target: t, URL: u, Body: body}, nil
 	}
 	if "/"+rest != el.Endpoints.XMLRPCPath || req.Method != http.MethodPost {
-		return nil, apperr.Errorf(apperr.Invalid, "instance %d uses a legacy API key, which speaks only XML-RPC: send POST /proxy%s with a methodCall body", inst.ID, el.Endpoints.XMLRPCPath)
+		return nil, apperr.Errorf(apperr.Invalid, "instance %d uses a legacy API key, which this connectord sends to the application's legacy XML-RPC endpoint (CONNECTORD_INFUSIONSOFT_LEGACY_XMLRPC_URL is set): send POST /proxy%s with a methodCall body", inst.ID, el.Endpoints.XMLRPCPath)
 	}
 	body, err = withKey(body, t.APIKey)
 	if err != nil {

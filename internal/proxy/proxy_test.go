@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/connectord/connectord/internal/apperr"
 	"github.com/connectord/connectord/internal/elements"
@@ -31,7 +32,8 @@ func (kinds) Resolve(_ context.Context, p tenants.Principal) (*instances.Instanc
 
 func TestPrepare_WhereEachRequestGoesOrWhyNot(t *testing.T) {
 	t.Parallel()
-	const call = `<?xml version="1.0"?><methodCall><methodName>DataService.echo</methodName><params><param><value><string>x</string></value></param></params></methodCall>`
+	const call = `<?xml version="1.0"?><methodCall><methodName>DataService.getAppSetting</methodName><params><param><value><string>x</string></value></param></params></methodCall>`
+	const echo = `<?xml version="1.0"?><methodCall><methodName>DataService.echo</methodName><params><param><value><string>x</string></value></param></params></methodCall>`
 	for _, tc := range []struct {
 		name     string
 		instance int64
@@ -45,9 +47,11 @@ func TestPrepare_WhereEachRequestGoesOrWhyNot(t *testing.T) {
 		{"escaped dot segment", 1, Request{Method: "GET", Path: "crm/%2e%2e/admin"}, "", "must not contain . or .."},
 		{"bad escape", 1, Request{Method: "GET", Path: "crm/%zz"}, "", "not validly escaped"},
 		{"legacy XML-RPC", 2, Request{Method: "POST", Path: "crm/xmlrpc/v1", Body: []byte(call)}, "https://ab123.keap.test/api/xmlrpc", ""},
-		{"legacy REST", 2, Request{Method: "GET", Path: "crm/rest/v1/contacts"}, "", "speaks only XML-RPC"},
+		{"legacy echo", 2, Request{Method: "POST", Path: "crm/xmlrpc/v1", Body: []byte(echo)}, "https://ab123.keap.test/api/xmlrpc", ""},
+		{"legacy REST", 2, Request{Method: "GET", Path: "crm/rest/v1/contacts"}, "", "legacy XML-RPC endpoint"},
 	} {
-		c, err := New(kinds{}, nil).Prepare(context.Background(), tenants.Principal{InstanceID: tc.instance}, tc.req)
+		beforeSunset := XMLRPC{Now: func() time.Time { return KeapXMLRPCSunset().Add(-time.Hour) }}
+		c, err := New(kinds{}, nil, beforeSunset).Prepare(context.Background(), tenants.Principal{InstanceID: tc.instance}, tc.req)
 		if tc.wantErr != "" {
 			if apperr.CodeOf(err) != apperr.Invalid || !strings.Contains(err.Error(), tc.wantErr) {
 				t.Errorf("%s: %v, want invalid naming %q", tc.name, err, tc.wantErr)
@@ -58,8 +62,11 @@ func TestPrepare_WhereEachRequestGoesOrWhyNot(t *testing.T) {
 			t.Errorf("%s: %v %v, want %s", tc.name, c, err, tc.wantURL)
 			continue
 		}
-		if tc.instance == 2 && !strings.Contains(string(c.Body), "legacy-key") {
+		if tc.name == "legacy XML-RPC" && !strings.Contains(string(c.Body), "legacy-key") {
 			t.Errorf("%s: the legacy key is not in the call: %s", tc.name, c.Body)
+		}
+		if tc.name == "legacy echo" && strings.Contains(string(c.Body), "legacy-key") {
+			t.Errorf("%s: the key went into a method that takes none, whose answer would hand it back: %s", tc.name, c.Body)
 		}
 		if c.Target.APIKey == "" || c.Target.InstanceID != tc.instance {
 			t.Errorf("%s: target %+v", tc.name, upstream.Target{InstanceID: c.Target.InstanceID})

@@ -6,13 +6,25 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 )
+
+// takesNoKey reports whether an XML-RPC method has no key parameter:
+// DataService.echo answers its one argument, and the system.* methods
+// describe the server. Putting the key into such a call would hand it back
+// to the caller (echo) or break the call (system.multicall's first
+// parameter is the list of calls).
+func takesNoKey(method string) bool {
+	return method == "DataService.echo" || strings.HasPrefix(method, "system.")
+}
 
 // withKey returns the XML-RPC methodCall call with key as its first parameter,
 // as Keap's legacy endpoint wants it: the caller's placeholder first parameter
-// is replaced, or the key is inserted when the call has no parameters. The rest
-// of the document is kept byte for byte, so whatever the caller encoded reaches
-// Keap as encoded. The error says what is wrong with a malformed call.
+// is replaced, or the key is inserted when the call has no parameters. A
+// method that takes no key (takesNoKey) is sent as the caller wrote it, so
+// the key never reaches an answer. The rest of the document is kept byte for
+// byte, so whatever the caller encoded reaches Keap as encoded. The error says
+// what is wrong with a malformed call.
 func withKey(call []byte, key string) ([]byte, error) {
 	dec := xml.NewDecoder(bytes.NewReader(call))
 	// Offsets of the parts the key goes into; -1 until seen.
@@ -24,6 +36,8 @@ func withKey(call []byte, key string) ([]byte, error) {
 		paramsSelfClosed       bool
 		paramStart, paramEnd   int64 = -1, -1 // the first <param>…</param>
 		rootClose              int64 = -1     // </methodCall>
+		inMethodName           bool
+		method                 strings.Builder
 	)
 	for {
 		start := dec.InputOffset()
@@ -46,6 +60,7 @@ func withKey(call []byte, key string) ([]byte, error) {
 				}
 			case depth == 2 && t.Name.Local == "methodName":
 				methodNames++
+				inMethodName = true
 			case depth == 2 && t.Name.Local == "params":
 				params++
 				paramsStart, paramsTag = start, end
@@ -53,6 +68,7 @@ func withKey(call []byte, key string) ([]byte, error) {
 				paramStart = start
 			}
 		case xml.EndElement:
+			inMethodName = false
 			switch {
 			case depth == 1:
 				rootClose = start
@@ -64,6 +80,9 @@ func withKey(call []byte, key string) ([]byte, error) {
 			}
 			depth--
 		case xml.CharData:
+			if inMethodName {
+				method.Write(t)
+			}
 			if depth == 0 && len(bytes.TrimSpace(t)) > 0 {
 				return nil, errors.New("the XML-RPC call has text outside its <methodCall>")
 			}
@@ -76,6 +95,9 @@ func withKey(call []byte, key string) ([]byte, error) {
 		return nil, errors.New("the XML-RPC call must have exactly one <methodName>")
 	case params > 1:
 		return nil, errors.New("the XML-RPC call has more than one <params>")
+	}
+	if takesNoKey(strings.TrimSpace(method.String())) {
+		return call, nil
 	}
 
 	var kb bytes.Buffer

@@ -1,7 +1,9 @@
 package proxy
 
 import (
+	"bytes"
 	"encoding/xml"
+	"strings"
 	"testing"
 )
 
@@ -64,6 +66,30 @@ func TestWithKey_ReplacesOrInsertsTheFirstParameter(t *testing.T) {
 	}
 }
 
+// A method that takes no key is sent as written: the key would otherwise come
+// back in DataService.echo's answer.
+func TestWithKey_LeavesMethodsWithoutAKeyAlone(t *testing.T) {
+	t.Parallel()
+	for _, in := range []string{
+		`<methodCall><methodName>DataService.echo</methodName><params><param><value><string>hello</string></value></param></params></methodCall>`,
+		`<methodCall><methodName> DataService.echo </methodName></methodCall>`,
+		`<methodCall><methodName>system.listMethods</methodName><params/></methodCall>`,
+		`<methodCall><methodName>system.multicall</methodName><params><param><value><array><data/></array></value></param></params></methodCall>`,
+	} {
+		got, err := withKey([]byte(in), key)
+		if err != nil {
+			t.Fatalf("%s: %v", in, err)
+		}
+		if string(got) != in {
+			t.Fatalf("%s was changed to %s", in, got)
+		}
+	}
+	got, err := withKey([]byte(`<methodCall><methodName>DataService.echoes</methodName></methodCall>`), key)
+	if err != nil || !strings.Contains(string(got), keyParam) {
+		t.Fatalf("a keyed method that merely starts like echo did not get the key: %s %v", got, err)
+	}
+}
+
 func TestWithKey_RefusesWhatIsNotOneMethodCall(t *testing.T) {
 	t.Parallel()
 	for _, in := range []string{
@@ -86,17 +112,21 @@ func TestWithKey_RefusesWhatIsNotOneMethodCall(t *testing.T) {
 }
 
 // FuzzWithKey checks that whatever withKey accepts, it turns into a call
-// whose first parameter is the key, with the caller's other parameters after it.
+// whose first parameter is the key, with the caller's other parameters after
+// it, unless the method takes no key: then the call is unchanged and carries
+// no key.
 func FuzzWithKey(f *testing.F) {
 	f.Add([]byte(`<methodCall><methodName>m</methodName><params><param><value>x</value></param><param><value><i4>1</i4></value></param></params></methodCall>`))
 	f.Add([]byte(`<methodCall><methodName>m</methodName><params/></methodCall>`))
 	f.Add([]byte(`<methodCall><methodName>m</methodName></methodCall>`))
+	f.Add([]byte(`<methodCall><methodName>DataService.echo</methodName><params><param><value>x</value></param></params></methodCall>`))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		out, err := withKey(in, key)
 		if err != nil {
 			return
 		}
 		type call struct {
+			Method string `xml:"methodName"`
 			Params []struct {
 				Value struct {
 					String *string `xml:"string"`
@@ -108,6 +138,12 @@ func FuzzWithKey(f *testing.F) {
 			t.Fatalf("output does not parse: %v\n%q", err, out)
 		}
 		_ = xml.Unmarshal(in, &before)
+		if takesNoKey(strings.TrimSpace(after.Method)) {
+			if !bytes.Equal(in, out) || bytes.Contains(out, []byte("k3y&amp;")) {
+				t.Fatalf("a method without a key was changed or given the key:\n%q", out)
+			}
+			return
+		}
 		if len(after.Params) == 0 || after.Params[0].Value.String == nil || *after.Params[0].Value.String != key {
 			t.Fatalf("first parameter is not the key:\n%q", out)
 		}

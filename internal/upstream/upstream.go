@@ -37,11 +37,14 @@ type Target struct {
 	OrgID      int64
 	AuthType   string // instances.AuthOAuth2 or instances.AuthAPIKey
 	ClientID   string // OAuth: Keap's quota is per client id, shared by its instances
-	APIKey     string // a service account key, or a legacy key
-	Legacy     bool   // a legacy key: XML-RPC only, to LegacyURL, key in the body
-	APIURL     string // Keap's API host, e.g. https://api.infusionsoft.com
-	RESTBase   string // APIURL + /crm/rest/v1
-	LegacyURL  string // the application's legacy XML-RPC URL
+	APIKey     string // a service account key, PAT or legacy key, sent as X-Keap-API-Key
+	// Legacy is set only when the operator configured legacy endpoints
+	// (instances.UsesLegacyEndpoint): a legacy key then reaches XML-RPC only,
+	// at LegacyURL, as the call's first parameter.
+	Legacy    bool
+	APIURL    string // Keap's API host, e.g. https://api.infusionsoft.com
+	RESTBase  string // APIURL + /crm/rest/v1
+	LegacyURL string // the application's legacy XML-RPC URL
 	// AccessToken is the OAuth access token of the instance as the caller
 	// loaded it (the proxy and the hubs: the resolved instance, at most
 	// CONNECTORD_AUTH_CACHE_TTL old), with its expiry. When it is not about to
@@ -67,7 +70,7 @@ func TargetFor(el *elements.Element, inst *instances.Instance) Target {
 		t.AccessToken, t.TokenExpiresAt = inst.Secrets[instances.KeyAccessToken], inst.TokenExpiresAt
 	case instances.AuthAPIKey:
 		t.APIKey = inst.Secrets[instances.KeyAPIKey]
-		if !keap.IsServiceAccountKey(t.APIKey) {
+		if instances.UsesLegacyEndpoint(el, inst.AuthType, t.APIKey) {
 			t.Legacy = true
 			t.LegacyURL = el.Endpoints.LegacyURL(instances.Value(el, inst, instances.KeyAppName))
 		}
