@@ -21,10 +21,14 @@ build:
 # devdb.sh finds or starts PostgreSQL and prints export lines; the assignment
 # makes a devdb.sh failure stop the recipe (a bare eval "$(...)" would not).
 # openapi-check.sh validates api/openapi.yaml with a second, npm validator
-# (it runs npm ci in tools/openapi-check itself).
+# (it runs npm ci in tools/openapi-check itself). chromium.sh finds the
+# headless Chromium the console's browser test drives, installs Debian's
+# package when run as root with apt-get, or stops saying what to install.
 test:
 	scripts/openapi-check.sh
-	exports="$$(scripts/devdb.sh)" && eval "$$exports" && go vet ./... && go test -race -count=1 ./...
+	exports="$$(scripts/devdb.sh)" && eval "$$exports" && \
+	browser="$$(scripts/chromium.sh)" && eval "$$browser" && \
+	go vet ./... && go test -race -count=1 ./...
 
 run:
 	scripts/devrun.sh

@@ -1856,6 +1856,18 @@ type ClientInterface interface {
 	// Corresponds with GET /elements/{keyOrId}/oauth/url (the `GetOAuthURL` operationId).
 	GetOAuthURL(ctx context.Context, keyOrId KeyOrId, params *GetOAuthURLParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// GetElementOpenAPI The element's hub resources as an OpenAPI document
+	//
+	// An OpenAPI 3.0 document of the element's hub resources (`/hubs/{hub}/…`):
+	// each resource's methods on the collection and on one record, the `where`
+	// fields and `orderBy` choices of its list, its pass-through parameters and
+	// its upsert. Generated from the element definition, so it lists exactly
+	// what the hubs serve. Needs no Authorization header, like the rest of the
+	// catalog. The console renders it as the instance's API docs.
+	//
+	// Corresponds with GET /elements/{keyOrId}/openapi.json (the `GetElementOpenAPI` operationId).
+	GetElementOpenAPI(ctx context.Context, keyOrId KeyOrId, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ReceiveKeapHookWithBody Keap's REST hook verification handshake and deliveries
 	//
 	// Called by Keap, not by API clients, at `CONNECTORD_PUBLIC_URL/events/keap/{secret}`. A request with an `X-Hook-Secret` header is Keap's verification handshake: answered 200 with the same header and value. Any other request is a delivery `{"event_key", "object_type", "object_keys": [{"id", "apiUrl", "timestamp"}]}` of the hook's event: one event per object key, stored with its notification before the 200, so Keap's retries cover a failure to store (503). An unknown secret answers 404 and stores nothing; a body that is not a delivery of the hook's event answers 400 naming the problem; a delivery to a hook the instance no longer wants answers 410.
@@ -2918,6 +2930,28 @@ func (c *Client) CreateElementInstance(ctx context.Context, keyOrId KeyOrId, bod
 // Corresponds with GET /elements/{keyOrId}/oauth/url (the `GetOAuthURL` operationId).
 func (c *Client) GetOAuthURL(ctx context.Context, keyOrId KeyOrId, params *GetOAuthURLParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetOAuthURLRequest(c.Server, keyOrId, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetElementOpenAPI The element's hub resources as an OpenAPI document
+//
+// An OpenAPI 3.0 document of the element's hub resources (`/hubs/{hub}/…`):
+// each resource's methods on the collection and on one record, the `where`
+// fields and `orderBy` choices of its list, its pass-through parameters and
+// its upsert. Generated from the element definition, so it lists exactly
+// what the hubs serve. Needs no Authorization header, like the rest of the
+// catalog. The console renders it as the instance's API docs.
+//
+// Corresponds with GET /elements/{keyOrId}/openapi.json (the `GetElementOpenAPI` operationId).
+func (c *Client) GetElementOpenAPI(ctx context.Context, keyOrId KeyOrId, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetElementOpenAPIRequest(c.Server, keyOrId)
 	if err != nil {
 		return nil, err
 	}
@@ -5031,6 +5065,40 @@ func NewGetOAuthURLRequest(server string, keyOrId KeyOrId, params *GetOAuthURLPa
 			rawQueryFragments = append(rawQueryFragments, encoded)
 		}
 		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetElementOpenAPIRequest constructs an http.Request for the GetElementOpenAPI method
+func NewGetElementOpenAPIRequest(server string, keyOrId KeyOrId) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "keyOrId", keyOrId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/elements/%s/openapi.json", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
 	}
 
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
@@ -7965,6 +8033,20 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /elements/{keyOrId}/oauth/url (the `GetOAuthURL` operationId).
 	GetOAuthURLWithResponse(ctx context.Context, keyOrId KeyOrId, params *GetOAuthURLParams, reqEditors ...RequestEditorFn) (*GetOAuthURLResponse, error)
 
+	// GetElementOpenAPIWithResponse The element's hub resources as an OpenAPI document
+	//
+	// An OpenAPI 3.0 document of the element's hub resources (`/hubs/{hub}/…`):
+	// each resource's methods on the collection and on one record, the `where`
+	// fields and `orderBy` choices of its list, its pass-through parameters and
+	// its upsert. Generated from the element definition, so it lists exactly
+	// what the hubs serve. Needs no Authorization header, like the rest of the
+	// catalog. The console renders it as the instance's API docs.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /elements/{keyOrId}/openapi.json (the `GetElementOpenAPI` operationId).
+	GetElementOpenAPIWithResponse(ctx context.Context, keyOrId KeyOrId, reqEditors ...RequestEditorFn) (*GetElementOpenAPIResponse, error)
+
 	// ReceiveKeapHookWithBodyWithResponse Keap's REST hook verification handshake and deliveries
 	//
 	// Called by Keap, not by API clients, at `CONNECTORD_PUBLIC_URL/events/keap/{secret}`. A request with an `X-Hook-Secret` header is Keap's verification handshake: answered 200 with the same header and value. Any other request is a delivery `{"event_key", "object_type", "object_keys": [{"id", "apiUrl", "timestamp"}]}` of the hook's event: one event per object key, stored with its notification before the 200, so Keap's retries cover a failure to store (503). An unknown secret answers 404 and stores nothing; a body that is not a delivery of the hook's event answers 400 naming the problem; a delivery to a hook the instance no longer wants answers 410.
@@ -10168,6 +10250,97 @@ func (r GetOAuthURLResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetOAuthURLResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetElementOpenAPIResponse200Headers the declared response headers of an HTTP 200 response for GetElementOpenAPI
+type GetElementOpenAPIResponse200Headers struct {
+	ElementsRequestId string
+	XRequestId        string
+}
+
+// GetElementOpenAPIResponse404Headers the declared response headers of an HTTP 404 response for GetElementOpenAPI
+type GetElementOpenAPIResponse404Headers struct {
+	ElementsRequestId string
+	XRequestId        string
+}
+
+// GetElementOpenAPIResponse500Headers the declared response headers of an HTTP 500 response for GetElementOpenAPI
+type GetElementOpenAPIResponse500Headers struct {
+	ElementsRequestId string
+	XRequestId        string
+}
+
+type GetElementOpenAPIResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *struct {
+		Components *map[string]interface{}   `json:"components,omitempty"`
+		Info       map[string]interface{}    `json:"info"`
+		Openapi    string                    `json:"openapi"`
+		Paths      map[string]interface{}    `json:"paths"`
+		Servers    *[]map[string]interface{} `json:"servers,omitempty"`
+	}
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetElementOpenAPIResponse200Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *GetElementOpenAPIResponse404Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *GetElementOpenAPIResponse500Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetElementOpenAPIResponse) GetJSON200() *struct {
+	Components *map[string]interface{}   `json:"components,omitempty"`
+	Info       map[string]interface{}    `json:"info"`
+	Openapi    string                    `json:"openapi"`
+	Paths      map[string]interface{}    `json:"paths"`
+	Servers    *[]map[string]interface{} `json:"servers,omitempty"`
+} {
+	return r.JSON200
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r GetElementOpenAPIResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r GetElementOpenAPIResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r GetElementOpenAPIResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetElementOpenAPIResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetElementOpenAPIResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetElementOpenAPIResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -20370,6 +20543,26 @@ func (c *ClientWithResponses) GetOAuthURLWithResponse(ctx context.Context, keyOr
 	return ParseGetOAuthURLResponse(rsp)
 }
 
+// GetElementOpenAPIWithResponse The element's hub resources as an OpenAPI document
+//
+// An OpenAPI 3.0 document of the element's hub resources (`/hubs/{hub}/…`):
+// each resource's methods on the collection and on one record, the `where`
+// fields and `orderBy` choices of its list, its pass-through parameters and
+// its upsert. Generated from the element definition, so it lists exactly
+// what the hubs serve. Needs no Authorization header, like the rest of the
+// catalog. The console renders it as the instance's API docs.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /elements/{keyOrId}/openapi.json (the `GetElementOpenAPI` operationId).
+func (c *ClientWithResponses) GetElementOpenAPIWithResponse(ctx context.Context, keyOrId KeyOrId, reqEditors ...RequestEditorFn) (*GetElementOpenAPIResponse, error) {
+	rsp, err := c.GetElementOpenAPI(ctx, keyOrId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetElementOpenAPIResponse(rsp)
+}
+
 // ReceiveKeapHookWithBodyWithResponse Keap's REST hook verification handshake and deliveries
 //
 // Called by Keap, not by API clients, at `CONNECTORD_PUBLIC_URL/events/keap/{secret}`. A request with an `X-Hook-Secret` header is Keap's verification handshake: answered 200 with the same header and value. Any other request is a delivery `{"event_key", "object_type", "object_keys": [{"id", "apiUrl", "timestamp"}]}` of the hook's event: one event per object key, stored with its notification before the 200, so Keap's retries cover a failure to store (503). An unknown secret answers 404 and stores nothing; a body that is not a delivery of the hook's event answers 400 naming the problem; a delivery to a hook the instance no longer wants answers 410.
@@ -23740,6 +23933,106 @@ func ParseGetOAuthURLResponse(rsp *http.Response) (*GetOAuthURLResponse, error) 
 		response.Headers404 = &headers
 	case rsp.StatusCode == 500:
 		var headers GetOAuthURLResponse500Headers
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetElementOpenAPIResponse parses an HTTP response from a GetElementOpenAPIWithResponse call
+func ParseGetElementOpenAPIResponse(rsp *http.Response) (*GetElementOpenAPIResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetElementOpenAPIResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest struct {
+			Components *map[string]interface{}   `json:"components,omitempty"`
+			Info       map[string]interface{}    `json:"info"`
+			Openapi    string                    `json:"openapi"`
+			Paths      map[string]interface{}    `json:"paths"`
+			Servers    *[]map[string]interface{} `json:"servers,omitempty"`
+		}
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetElementOpenAPIResponse200Headers
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 404:
+		var headers GetElementOpenAPIResponse404Headers
+		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ElementsRequestId = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 500:
+		var headers GetElementOpenAPIResponse500Headers
 		if values := rsp.Header.Values("Elements-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Elements-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {

@@ -69,6 +69,8 @@ type config struct {
 	MetricsOrgLabels bool
 	// AuditRetention is how long audit log entries are kept (CONNECTORD_AUDIT_RETENTION).
 	AuditRetention time.Duration
+	// ConsoleSessionTTL is how long a sign-in to the web console lasts.
+	ConsoleSessionTTL time.Duration
 	// XMLRPCSunset is when passthrough XML-RPC calls start to be refused
 	// (Keap turns XML-RPC off on 31 December 2026); zero means that date.
 	XMLRPCSunset time.Time
@@ -275,6 +277,7 @@ func loadServeConfig(getenv func(string) string) (config, error) {
 		c.MetricsOrgLabels = on
 	}
 	c.AuditRetention = duration(getenv, &p, "CONNECTORD_AUDIT_RETENTION", 365*24*time.Hour)
+	c.ConsoleSessionTTL = duration(getenv, &p, "CONNECTORD_CONSOLE_SESSION_TTL", 12*time.Hour)
 	client, key, err := quota.ParseLimits(getenv("CONNECTORD_KEAP_QUOTAS"))
 	if err != nil {
 		p.add("CONNECTORD_KEAP_QUOTAS: %v (for example client:second=25,minute=1500,day=150000;key:second=10,minute=240,day=30000)", err)

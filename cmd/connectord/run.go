@@ -20,6 +20,7 @@ import (
 	"github.com/connectord/connectord/internal/apperr"
 	"github.com/connectord/connectord/internal/audit"
 	"github.com/connectord/connectord/internal/connect"
+	"github.com/connectord/connectord/internal/console"
 	"github.com/connectord/connectord/internal/elements"
 	"github.com/connectord/connectord/internal/events"
 	"github.com/connectord/connectord/internal/fakekeap"
@@ -300,6 +301,16 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return err
 	}
+	hubService := hubs.New(insts, keapClient, hubs.Options{})
+	web, err := console.New(console.Options{
+		Log: log.With().Str("component", "console").Logger(), Catalog: catalog,
+		Sessions:  tenants.NewSessions(db, cfg.ConsoleSessionTTL, time.Now),
+		Instances: insts, Tokens: tok, Events: db, Hooks: hooks, Hubs: hubService,
+		Connect: connector, PublicURL: cfg.PublicURL, SessionTTL: cfg.ConsoleSessionTTL,
+	})
+	if err != nil {
+		return err
+	}
 	auth := tenants.NewAuthCache(tenants.NewService(db), cfg.AuthCacheTTL, time.Now)
 	bridge, err := xmlrpcbridge.New(keapClient, catalog, log.With().Str("component", "xmlrpcbridge").Logger())
 	if err != nil {
@@ -320,12 +331,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Tokens:          tok,
 		DB:              db,
 		Sandbox:         fake,
-		Hubs:            hubs.New(insts, keapClient, hubs.Options{}),
+		Hubs:            hubService,
 		Proxy:           proxy.New(insts, keapClient, proxy.XMLRPC{Sunset: cfg.XMLRPCSunset, Bridge: bridge}),
 		Events:          db,
 		Receiver:        events.NewReceiver(db, catalog, time.Now),
 		Hooks:           hooks,
 		BodyReadTimeout: cfg.HTTP.BodyReadTimeout,
+		Console:         web.Handler(),
 		Connect:         connector,
 		Quotas:          upstream.QuotaView{Instances: insts, Quotas: quotas},
 		XMLRPC:          &xmlrpcbridge.Endpoint{Bridge: bridge, Keys: bridgeKeys, Auth: auth, Instance: insts},

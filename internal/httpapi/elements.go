@@ -70,3 +70,16 @@ func oauthURL(catalog *elements.Catalog) http.Handler {
 		})
 	})
 }
+
+// elementOpenAPI answers GET /elements/{keyOrId}/openapi.json: the element's
+// hub resources as an OpenAPI document, generated from its definition.
+func elementOpenAPI(catalog *elements.Catalog) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		el, err := lookupElement(catalog, r)
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, el.OpenAPI())
+	})
+}

@@ -348,3 +348,12 @@ func jsonKind(t reflect.Type) string {
 	}
 	return t.String()
 }
+
+// StatusOf is the HTTP status connectord answers err with, for other HTTP
+// surfaces (the console) that show an error their own way.
+func StatusOf(err error) int {
+	if s, ok := statusOf[apperr.CodeOf(err)]; ok {
+		return s
+	}
+	return http.StatusInternalServerError
+}

@@ -30,6 +30,7 @@ type Deps struct {
 	Events    eventLog     // instances' event notifications and their redelivery
 	Receiver  hookReceiver // Keap's REST hook handshakes and deliveries
 	Hooks     hookStates   // instances' Keap hooks and their status
+	Console   http.Handler // the web console (internal/console), mounted at /console; nil serves none
 	Quotas    quotaViewer  // the Keap quotas an instance draws on (internal/quota)
 	// BodyReadTimeout bounds reading a request's body; default 30s.
 	BodyReadTimeout time.Duration
@@ -72,6 +73,10 @@ func Routes(d Deps) http.Handler {
 	if d.Sandbox != nil {
 		r.Mount("/sandbox/keap", http.StripPrefix("/sandbox/keap", d.Sandbox))
 	}
+	// The web console: HTML pages for people, not part of the API document.
+	if d.Console != nil {
+		r.Mount("/console", d.Console)
+	}
 	// Keap calls this, authenticated by the hook's secret in the path.
 	r.Method(http.MethodPost, "/events/keap/{secret}", receiveKeapHook(d.Receiver, d.Metrics))
 	// ---- the hosted connect flow's pages, for end users' browsers (issue 12) ----
@@ -86,6 +91,7 @@ func Routes(d Deps) http.Handler {
 		r.Method(http.MethodGet, "/elements", listElements(d.Catalog))
 		r.Method(http.MethodGet, "/elements/{keyOrId}", getElement(d.Catalog))
 		r.Method(http.MethodGet, "/elements/{keyOrId}/oauth/url", oauthURL(d.Catalog))
+		r.Method(http.MethodGet, "/elements/{keyOrId}/openapi.json", elementOpenAPI(d.Catalog))
 
 		r.Group(func(r chi.Router) {
 			r.Use(authenticate(d.Tenants, tenants.NeedOrganization))
