@@ -21,6 +21,7 @@ import (
 // Defines values for AuditAction.
 const (
 	ConnectSessionOpened    AuditAction = "connect_session.opened"
+	ConsoleSignIn           AuditAction = "console.sign_in"
 	EventsRedelivered       AuditAction = "events.redelivered"
 	InstanceBridgeKeySet    AuditAction = "instance.bridge_key_set"
 	InstanceChanged         AuditAction = "instance.changed"
@@ -40,6 +41,8 @@ const (
 func (e AuditAction) Valid() bool {
 	switch e {
 	case ConnectSessionOpened:
+		return true
+	case ConsoleSignIn:
 		return true
 	case EventsRedelivered:
 		return true
@@ -93,6 +96,7 @@ func (e AuditEntryOutcome) Valid() bool {
 // Defines values for AuditEntryTargetType.
 const (
 	AuditEntryTargetTypeConnectSession AuditEntryTargetType = "connect_session"
+	AuditEntryTargetTypeConsoleSession AuditEntryTargetType = "console_session"
 	AuditEntryTargetTypeInstance       AuditEntryTargetType = "instance"
 	AuditEntryTargetTypeKeapApp        AuditEntryTargetType = "keap_app"
 	AuditEntryTargetTypeOrganization   AuditEntryTargetType = "organization"
@@ -102,6 +106,8 @@ const (
 func (e AuditEntryTargetType) Valid() bool {
 	switch e {
 	case AuditEntryTargetTypeConnectSession:
+		return true
+	case AuditEntryTargetTypeConsoleSession:
 		return true
 	case AuditEntryTargetTypeInstance:
 		return true
@@ -574,7 +580,7 @@ type AuditAction string
 type AuditEntry struct {
 	Action AuditAction `json:"action"`
 
-	// Actor `user <id>` or `operator`.
+	// Actor `user <id>`, `operator`, or `anonymous` (a failed console sign-in).
 	Actor string    `json:"actor"`
 	At    time.Time `json:"at"`
 

@@ -16,6 +16,7 @@ func consolePages(id string) []string {
 		"/console/instances/" + id, "/console/instances/" + id + "/docs",
 		"/console/instances/" + id + "/docs?method=GET&path=/hubs/crm/contacts/{id}", "/console/instances/" + id + "/delete",
 		"/console/no-such-page", "/console/instances/999999", "/console/instances/abc",
+		"/console/audit", "/console/audit?action=instance.changed",
 	}
 }
 

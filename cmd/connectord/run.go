@@ -307,6 +307,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Sessions:  tenants.NewSessions(db, cfg.ConsoleSessionTTL, time.Now),
 		Instances: insts, Tokens: tok, Events: db, Hooks: hooks, Hubs: hubService,
 		Connect: connector, PublicURL: cfg.PublicURL, SessionTTL: cfg.ConsoleSessionTTL,
+		Audit: db, // sign-ins and the changes made in the console (issue 14)
 	})
 	if err != nil {
 		return err

@@ -32,12 +32,13 @@ const (
 	KeapAppDeleted          = "keap_app.deleted"
 	ConnectSessionOpened    = "connect_session.opened"
 	InstanceBridgeKeySet    = "instance.bridge_key_set" // POST /instances/{id}/bridge-key (issue 11)
+	ConsoleSignIn           = "console.sign_in"         // outcome succeeded or failed
 )
 
 // Actions lists every action, for filters to check against.
 var Actions = []string{InstanceCreated, InstanceChanged, InstanceDisabled, InstanceEnabled, InstanceDeleted,
 	InstanceTokensRefreshed, InstanceReconnected, EventsRedelivered, OrganizationCreated, KeysRotated,
-	KeapAppSet, KeapAppDeleted, ConnectSessionOpened, InstanceBridgeKeySet}
+	KeapAppSet, KeapAppDeleted, ConnectSessionOpened, InstanceBridgeKeySet, ConsoleSignIn}
 
 // Outcomes of an entry.
 const (
@@ -48,12 +49,17 @@ const (
 // Operator is the actor of connectord's own commands.
 const Operator = "operator"
 
+// Anonymous is the actor of a failed console sign-in: whoever tried is not
+// known, and the secrets tried are never recorded.
+const Anonymous = "anonymous"
+
 // Target types.
 const (
 	TargetInstance       = "instance"
 	TargetOrganization   = "organization"
 	TargetKeapApp        = "keap_app" // no id: the element is in the detail
 	TargetConnectSession = "connect_session"
+	TargetConsoleSession = "console_session" // no id: sessions are named by their secret token
 )
 
 // TargetOf is the type of target action is about.
@@ -65,6 +71,8 @@ func TargetOf(action string) string {
 		return TargetKeapApp
 	case ConnectSessionOpened:
 		return TargetConnectSession
+	case ConsoleSignIn:
+		return TargetConsoleSession
 	}
 	return TargetInstance
 }
@@ -100,6 +108,25 @@ func (a Actor) name() string {
 		return Operator
 	}
 	return "user " + strconv.FormatInt(a.UserID, 10)
+}
+
+// SignIn is the entry of a console sign-in: a's user and organization
+// when it succeeded; when it failed, a names no user, and its organization
+// only when the user secret tried is one of that organization's users (the
+// organization learns someone holds one of its user secrets; a sign-in
+// matching no user has no organization and is seen only by the operator).
+func SignIn(a Actor, ok bool) Entry {
+	e := Entry{
+		OrganizationID: a.OrganizationID, UserID: a.UserID, Actor: a.name(),
+		Action: ConsoleSignIn, TargetType: TargetConsoleSession,
+		RequestID: a.RequestID, TraceID: a.TraceID, SourceIP: a.SourceIP,
+		Outcome: Succeeded, Detail: map[string]any{},
+	}
+	if !ok {
+		e.UserID, e.Actor, e.Outcome = 0, Anonymous, Failed
+		e.Detail["reason"] = "the secrets match no user of an organization"
+	}
+	return e
 }
 
 // Record is the audit entry a change owes: started with what is asked,

@@ -28,6 +28,7 @@ import (
 	"github.com/connectord/connectord/internal/connect"
 	"github.com/connectord/connectord/internal/elements"
 	"github.com/connectord/connectord/internal/events"
+	"github.com/connectord/connectord/internal/httpapi"
 	"github.com/connectord/connectord/internal/hubs"
 	"github.com/connectord/connectord/internal/instances"
 	"github.com/connectord/connectord/internal/tenants"
@@ -102,6 +103,10 @@ type Options struct {
 	// and stores the organization's Keap apps; nil shows OAuth elements
 	// without them, saying why.
 	Connect Connect
+	// Audit records sign-ins and the changes made through the console and
+	// lists them on the audit page (the store, as GET /audit-logs); nil
+	// records nothing and shows no audit page.
+	Audit httpapi.AuditLog
 	// PublicURL is connectord's public base URL; an https one makes the
 	// session cookie Secure.
 	PublicURL string

@@ -15,6 +15,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/connectord/connectord/internal/apperr"
+	"github.com/connectord/connectord/internal/audit"
 	"github.com/connectord/connectord/internal/connect"
 	"github.com/connectord/connectord/internal/elements"
 	"github.com/connectord/connectord/internal/events"
@@ -27,6 +28,7 @@ import (
 type page struct {
 	Title   string
 	Nav     string // the menu entry to mark current
+	Audit   bool   // the audit log page exists
 	Session *signedIn
 	CSRF    string
 	Notice  string // what the last action did
@@ -57,6 +59,7 @@ func (c *Console) render(w http.ResponseWriter, r *http.Request, status int, nam
 	if s := sessionOf(r.Context()); s != nil {
 		p.Session, p.CSRF = s, tenants.CSRFToken(s.token)
 	}
+	p.Audit = c.opt.Audit != nil
 	if p.Notice == "" {
 		p.Notice = notices[r.URL.Query().Get("done")]
 	}
@@ -134,6 +137,9 @@ func (c *Console) signInPage(w http.ResponseWriter, r *http.Request) {
 
 func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 	token, sess, err := c.opt.Sessions.SignIn(r.Context(), r.PostFormValue("userSecret"), r.PostFormValue("organizationSecret"))
+	if apperr.CodeOf(err) == apperr.Unauthorized || err == nil {
+		c.recordSignIn(r, sess.Principal, err == nil)
+	}
 	if err != nil {
 		status, msg := c.message(r, err)
 		c.render(w, r, status, "signin", page{Title: "Sign in", Error: msg, Data: signInData{TTL: shortDuration(c.opt.SessionTTL)}})
@@ -145,6 +151,22 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 	}
 	c.setCookie(w, token, sess)
 	seeOther(w, r, "/instances")
+}
+
+// recordSignIn writes the audit entry of a sign-in, in a transaction of its
+// own: it names the user when it succeeded, never when it failed, and never
+// a secret tried.
+func (c *Console) recordSignIn(r *http.Request, p tenants.Principal, ok bool) {
+	if c.opt.Audit == nil {
+		return
+	}
+	e := audit.SignIn(audit.Actor{
+		OrganizationID: p.OrganizationID, UserID: p.UserID,
+		RequestID: httpapi.RequestID(r.Context()), TraceID: httpapi.TraceID(r.Context()), SourceIP: httpapi.SourceIP(r),
+	}, ok)
+	if err := c.opt.Audit.RecordAudit(r.Context(), e); err != nil {
+		c.opt.Log.Error().Err(err).Str("request_id", httpapi.RequestID(r.Context())).Msg("console: could not record a sign-in in the audit log")
+	}
 }
 
 func (c *Console) signOut(w http.ResponseWriter, r *http.Request) {

@@ -7,6 +7,8 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/connectord/connectord/internal/audit"
+	"github.com/connectord/connectord/internal/httpapi"
 	"github.com/connectord/connectord/internal/tenants"
 )
 
@@ -41,25 +43,38 @@ func (c *Console) Handler() http.Handler {
 		r.Get("/", c.home)
 		r.Post("/signout", c.signOut)
 		r.Get("/elements", c.elementsPage)
-		r.Post("/elements/{key}/connect", c.connect)
-		r.Post("/elements/{key}/instances", c.createAPIKeyInstance)
-		r.Post("/elements/{key}/app", c.saveApp)
+		r.Post("/elements/{key}/connect", c.audited(audit.ConnectSessionOpened, c.connect))
+		r.Post("/elements/{key}/instances", c.audited(audit.InstanceCreated, c.createAPIKeyInstance))
+		r.Post("/elements/{key}/app", c.audited(audit.KeapAppSet, c.saveApp))
 		r.Get("/connected", c.connected)
 		r.Get("/instances", c.instancesPage)
 		r.Get("/instances/{id}", c.instancePage)
-		r.Post("/instances/{id}/configuration", c.editConfiguration)
-		r.Post("/instances/{id}/refresh", c.refresh)
-		r.Post("/instances/{id}/reconnect", c.reconnect)
-		r.Post("/instances/{id}/disable", c.setDisabled(true))
-		r.Post("/instances/{id}/enable", c.setDisabled(false))
+		r.Post("/instances/{id}/configuration", c.audited(audit.InstanceChanged, c.editConfiguration))
+		r.Post("/instances/{id}/refresh", c.audited(audit.InstanceTokensRefreshed, c.refresh))
+		r.Post("/instances/{id}/reconnect", c.audited(audit.ConnectSessionOpened, c.reconnect))
+		r.Post("/instances/{id}/disable", c.audited(audit.InstanceChanged, c.setDisabled(true)))
+		r.Post("/instances/{id}/enable", c.audited(audit.InstanceChanged, c.setDisabled(false)))
 		r.Get("/instances/{id}/delete", c.deletePage)
-		r.Post("/instances/{id}/delete", c.deleteInstance)
-		r.Post("/instances/{id}/events/redeliver", c.redeliverFailed)
-		r.Post("/instances/{id}/events/{eventId}/redeliver", c.redeliverOne)
+		r.Post("/instances/{id}/delete", c.audited(audit.InstanceDeleted, c.deleteInstance))
+		r.Post("/instances/{id}/events/redeliver", c.audited(audit.EventsRedelivered, c.redeliverFailed))
+		r.Post("/instances/{id}/events/{eventId}/redeliver", c.audited(audit.EventsRedelivered, c.redeliverOne))
 		r.Get("/instances/{id}/docs", c.docsPage)
 		r.Post("/instances/{id}/docs", c.tryIt)
+		if c.opt.Audit != nil {
+			r.Get("/audit", c.auditPage)
+		}
 	})
 	return r
+}
+
+// audited records the change a form makes in the audit log exactly as the
+// API records the same change (httpapi.Audited: same action, the signed-in
+// user, the request id and source IP), in the change's transaction.
+func (c *Console) audited(action string, h http.HandlerFunc) http.HandlerFunc {
+	if c.opt.Audit == nil {
+		return h
+	}
+	return httpapi.Audited(c.opt.Audit, action, c.principal, h).ServeHTTP
 }
 
 // securityHeaders go on every console answer: no framing, no referrer to

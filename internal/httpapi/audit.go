@@ -14,10 +14,11 @@ import (
 
 	"github.com/connectord/connectord/internal/apperr"
 	"github.com/connectord/connectord/internal/audit"
+	"github.com/connectord/connectord/internal/tenants"
 )
 
-// auditLog is what the audit routes need (the store).
-type auditLog interface {
+// AuditLog is what the audit routes need (the store).
+type AuditLog interface {
 	RecordAudit(ctx context.Context, e audit.Entry) error
 	AuditLog(ctx context.Context, orgID int64, f audit.Filter) ([]audit.Entry, int64, error)
 }
@@ -26,12 +27,20 @@ type auditLog interface {
 // audit record (who, from where, which action on which instance), which the
 // store writes in the change's transaction; a request that fails with no
 // change committed is recorded as failed, in a transaction of its own.
-func audited(log auditLog, action string, h http.Handler) http.Handler {
+func audited(log AuditLog, action string, h http.Handler) http.Handler {
+	return Audited(log, action, principal, h)
+}
+
+// Audited is audited for the console's forms, whose principal who(r) finds
+// in the console's session rather than in the API's headers: the same
+// record, so a change made in the console is recorded as the same change
+// made through the API.
+func Audited(log AuditLog, action string, who func(*http.Request) tenants.Principal, h http.Handler) http.Handler {
 	if log == nil {
 		return h
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p := principal(r)
+		p := who(r)
 		var target int64
 		targetType := audit.TargetOf(action)
 		if id, err := strconv.ParseInt(chi.URLParam(r, "id"), 10, 64); err == nil && id > 0 && targetType == audit.TargetInstance {
@@ -39,9 +48,13 @@ func audited(log auditLog, action string, h http.Handler) http.Handler {
 		}
 		ctx, rec := audit.Start(r.Context(), audit.Actor{
 			OrganizationID: p.OrganizationID, UserID: p.UserID,
-			RequestID: RequestID(r.Context()), TraceID: TraceID(r.Context()), SourceIP: sourceIP(r),
+			RequestID: RequestID(r.Context()), TraceID: TraceID(r.Context()), SourceIP: SourceIP(r),
 		}, action, targetType, target)
-		if k := chi.URLParam(r, "keyOrId"); k != "" {
+		k := chi.URLParam(r, "keyOrId")
+		if k == "" {
+			k = chi.URLParam(r, "key") // the console's element pages
+		}
+		if k != "" {
 			audit.Describe(ctx, "", map[string]any{"element": k})
 		}
 		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
@@ -60,9 +73,9 @@ func audited(log auditLog, action string, h http.Handler) http.Handler {
 	})
 }
 
-// sourceIP is the address the request came from. X-Forwarded-For is not
-// read: any client can write it.
-func sourceIP(r *http.Request) string {
+// SourceIP is the address the request came from, as audit entries name it.
+// X-Forwarded-For is not read: any client can write it.
+func SourceIP(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		return r.RemoteAddr
@@ -76,7 +89,7 @@ const auditPage = 200
 // listAuditLogs serves GET /audit-logs: the organization's entries, newest
 // first, filtered by time range (from, to: RFC 3339), action and instance,
 // paged with pageSize and nextPage (Elements-Next-Page-Token).
-func listAuditLogs(log auditLog) http.Handler {
+func listAuditLogs(log AuditLog) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f, err := auditFilter(r)
 		if err != nil {

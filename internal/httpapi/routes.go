@@ -47,7 +47,7 @@ type Deps struct {
 	AuthFailuresPerMinute int
 	Metrics               observer     // counts requests and hook deliveries (internal/metrics); nil counts nothing
 	Scrape                http.Handler // when set, serves GET /metrics (the metrics' exposition)
-	Audit                 auditLog     // the audit log (the store); nil records nothing and serves no /audit-logs
+	Audit                 AuditLog     // the audit log (the store); nil records nothing and serves no /audit-logs
 }
 
 // Routes lists every route connectord serves.

@@ -49,7 +49,10 @@ var errSignIn = apperr.Errorf(apperr.Unauthorized, "the user secret and organiza
 
 // SignIn checks a user secret and its organization's secret and starts a
 // session. The returned token is the session's only copy in clear: the caller
-// puts it in the cookie and forgets it.
+// puts it in the cookie and forgets it. A refused sign-in whose user secret
+// is one of an organization's users returns that organization (and nothing
+// else) in sess.Principal, for its audit log; the answer to the person stays
+// errSignIn.
 func (s *Sessions) SignIn(ctx context.Context, userSecret, orgSecret string) (token string, sess ConsoleSession, err error) {
 	userSecret, orgSecret = strings.TrimSpace(userSecret), strings.TrimSpace(orgSecret)
 	if userSecret == "" || orgSecret == "" {
@@ -70,6 +73,7 @@ func (s *Sessions) SignIn(ctx context.Context, userSecret, orgSecret string) (to
 		return "", sess, fmt.Errorf("sign in: %w", err)
 	}
 	if !secrets.Equal(secrets.Hash(orgSecret), u.OrganizationSecretHash) {
+		sess.Principal.OrganizationID = u.OrganizationID
 		return "", sess, errSignIn
 	}
 	token = secrets.NewToken()
