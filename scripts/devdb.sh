@@ -219,6 +219,13 @@ setup_identity() {
 }
 
 start_private_cluster() {
+	# A fresh machine has only Go: as root with apt-get, install Debian's
+	# postgresql package (its initdb/pg_ctl; the cluster is ours, in .devdb/).
+	if ! PGBIN=$(find_pgbin) && is_root && command -v apt-get >/dev/null 2>&1; then
+		echo "devdb: installing Debian's postgresql package (apt-get update && apt-get install -y postgresql)" >&2
+		DEBIAN_FRONTEND=noninteractive apt-get update >&2 || true
+		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postgresql >&2 || true
+	fi
 	if ! PGBIN=$(find_pgbin); then
 		die "no PostgreSQL server is reachable, and initdb/pg_ctl were not found to start a private one." \
 			"  tried: \$TEST_DATABASE_URL / \$DATABASE_URL ($( [[ -n ${TEST_DATABASE_URL:-}${DATABASE_URL:-} ]] && echo 'set but unreachable' || echo 'not set')), $(redact "$DEFAULT_URL")" \
