@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -189,7 +190,10 @@ func (s *server) stop() {
 			s.t.Errorf("server stopped with error: %v", err)
 		}
 	case <-time.After(30 * time.Second):
-		s.t.Errorf("server did not stop within 30s")
+		// What is still running says which worker ignored the cancellation.
+		var dump strings.Builder
+		_ = pprof.Lookup("goroutine").WriteTo(&dump, 1)
+		s.t.Errorf("server did not stop within 30s; goroutines:\n%s", dump.String())
 	}
 }
 

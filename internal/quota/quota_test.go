@@ -403,3 +403,53 @@ func TestAllocate_SharesByWeightWithinCapsAndNoMore(t *testing.T) {
 		}
 	}
 }
+
+// When Run ends (shutdown) the calls waiting for a turn, and any asked for
+// later, are answered a 503 at once rather than after MaxWait: a worker
+// finishing its work on the way out must not hold shutdown up.
+func TestScheduler_StoppedAnswersWaitingAndLaterCallsAtOnce(t *testing.T) {
+	t.Parallel()
+	s := New(Options{Client: Limits{PerSecond: 1, PerMinute: 60, PerDay: 1 << 30}, MaxWait: time.Minute,
+		Lease: 1500 * time.Millisecond, SyncEvery: 100 * time.Millisecond, Ledger: NewMemLedger()})
+	ctx, cancel := context.WithCancel(context.Background())
+	runDone := make(chan struct{})
+	go func() { defer close(runDone); s.Run(ctx) }()
+	defer func() { cancel(); <-runDone }()
+	if _, err := s.Wait(context.Background(), Call{Key: testKey, Instance: 1}); err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 20)
+	for range 20 { // 20 calls at 1 a second: most are still waiting when Run ends
+		go func() {
+			_, err := s.Wait(context.Background(), Call{Key: testKey, Instance: 1, Class: Background})
+			errs <- err
+		}()
+	}
+	time.Sleep(200 * time.Millisecond)
+	cancel()
+	<-runDone
+	deadline := time.After(5 * time.Second)
+	stopped := 0
+	for range 20 {
+		select {
+		case err := <-errs:
+			if err == nil {
+				continue // its turn came before Run ended
+			}
+			if apperr.CodeOf(err) != apperr.Unavailable || !errors.Is(err, ErrStopped) {
+				t.Fatalf("a call waiting when Run ended: %v; want a 503 saying connectord is shutting down", err)
+			}
+			stopped++
+		case <-deadline:
+			t.Fatalf("calls still waiting 5s after Run ended (MaxWait is a minute)")
+		}
+	}
+	if stopped < 15 {
+		t.Fatalf("%d of 20 calls at 1/s were answered as stopped; want at least 15", stopped)
+	}
+	start := time.Now()
+	_, err := s.Wait(context.Background(), Call{Key: testKey, Instance: 2})
+	if !errors.Is(err, ErrStopped) || time.Since(start) > time.Second {
+		t.Fatalf("a call after Run ended: %v after %v; want ErrStopped at once", err, time.Since(start))
+	}
+}

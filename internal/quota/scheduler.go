@@ -77,8 +77,9 @@ type Scheduler struct {
 	// What the syncs cost, for the log line Run ends with.
 	syncs, failed, rows int64
 
-	mu     sync.Mutex
-	quotas map[Key]*quota
+	mu      sync.Mutex
+	quotas  map[Key]*quota
+	stopped bool // Run ended: no lease is held any more, so no turn can come
 }
 
 // New returns a Scheduler; Run must run for it to hold leases.
@@ -195,6 +196,10 @@ var ErrQuotaSpent = errors.New("quota spent")
 func (s *Scheduler) Wait(ctx context.Context, c Call) (*Ticket, error) {
 	now := time.Now()
 	s.mu.Lock()
+	if s.stopped {
+		s.mu.Unlock()
+		return nil, errStopped(c.Key)
+	}
 	q := s.quotaLocked(c.Key)
 	if err := s.refusalLocked(q, now); err != nil {
 		s.mu.Unlock()
@@ -256,6 +261,18 @@ func (s *Scheduler) refusalLocked(q *quota, now time.Time) error {
 	}
 	return nil
 }
+
+// errStopped answers a call that needs a turn once Run has ended (the
+// process is shutting down): waiting could only last until MaxWait, and a
+// worker finishing its work on the way out must not hold shutdown up that
+// long for each call it still tries.
+func errStopped(k Key) error {
+	return &apperr.Error{Code: apperr.Unavailable, Err: ErrStopped,
+		Message: fmt.Sprintf("%s: connectord is shutting down; try again shortly", k.Describe())}
+}
+
+// ErrStopped is the cause of the 503 a call gets when it needs a turn after Run ended.
+var ErrStopped = errors.New("quota scheduler stopped")
 
 func unavailable(q *quota) error {
 	return &apperr.Error{Code: apperr.Unavailable, Err: q.syncErr,

@@ -8,7 +8,8 @@ import (
 
 // Run keeps this replica's leases: every SyncEvery (and at once when a new
 // quota is used or Keap refused a call), each active quota reports what was
-// sent and renews its slice. When ctx ends it hands its slices back.
+// sent and renews its slice. When ctx ends it hands its slices back, and calls still
+// waiting for a turn, or asking for one later, are answered a 503 at once.
 func (s *Scheduler) Run(ctx context.Context) {
 	t := time.NewTicker(s.opt.SyncEvery)
 	defer t.Stop()
@@ -16,6 +17,7 @@ func (s *Scheduler) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			s.release()
+			s.stop()
 			s.mu.Lock()
 			s.opt.Log.Info().Int64("syncs", s.syncs).Int64("failed", s.failed).Int64("round_trips", 2*s.syncs).
 				Int64("rows_written", s.rows).Msg("quota syncs")
@@ -61,6 +63,18 @@ func (s *Scheduler) release() {
 	s.mu.Unlock()
 	for _, q := range held {
 		s.sync(ctx, q)
+	}
+}
+
+// stop answers every waiting call, and every later one, at once: with the
+// slices handed back no turn will come.
+func (s *Scheduler) stop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stopped = true
+	for _, q := range s.quotas {
+		q.failAll(errStopped(q.key))
+		q.signal() // its dispatcher finds nobody waiting and ends
 	}
 }
 
