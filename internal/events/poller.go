@@ -266,8 +266,18 @@ func (p *Poller) pollCursor(ctx, work context.Context, el *elements.Element, ins
 	start := time.Now()
 	limit := pageSize(el, inst)
 	from := cur.At
+	// The records already reported at exactly the sweep's start: a record
+	// created in that millisecond and reported then is UPDATED when it
+	// changes again, not CREATED. A sweep resumed after a restart no
+	// longer knows them (its cursor moved on), and reports such a record
+	// CREATED, as it would one created in that millisecond after the list.
+	reportedAtFrom := map[string]bool{}
 	if cur.SweepFrom != nil {
 		from = *cur.SweepFrom
+	} else {
+		for _, id := range cur.IDs {
+			reportedAtFrom[id] = true
+		}
 	}
 	res := PollResult{Resource: cur.Resource}
 	found, pages, offset := 0, 0, 0
@@ -286,7 +296,7 @@ func (p *Poller) pollCursor(ctx, work context.Context, el *elements.Element, ins
 		if err != nil {
 			break
 		}
-		next, evs, objects := advance(cur, pg, from, el.Key, pr.Object)
+		next, evs, objects := advance(cur, pg, from, reportedAtFrom, el.Key, pr.Object)
 		if len(evs) > 0 {
 			after := next
 			after.SweepFrom = &from
@@ -441,8 +451,9 @@ func parsePage(body []byte, pr instances.PollResource) (page, error) {
 
 // advance drops the records already reported, turns the rest into events
 // and returns the cursor after them. A record is CREATED when it was created
-// at or after the start of the sweep, else UPDATED.
-func advance(cur PollCursor, pg page, from time.Time, elementKey, object string) (PollCursor, []Event, []json.RawMessage) {
+// at or after the start of the sweep (from) and is not among the records
+// reported at exactly from before the sweep (reportedAtFrom), else UPDATED.
+func advance(cur PollCursor, pg page, from time.Time, reportedAtFrom map[string]bool, elementKey, object string) (PollCursor, []Event, []json.RawMessage) {
 	next := PollCursor{Resource: cur.Resource, At: cur.At, IDs: append([]string(nil), cur.IDs...), SweepFrom: cur.SweepFrom}
 	seen, reported := map[string]bool{}, map[string]bool{}
 	for _, id := range cur.IDs {
@@ -456,7 +467,7 @@ func advance(cur PollCursor, pg page, from time.Time, elementKey, object string)
 		}
 		reported[r.id] = true // a record Keap lists twice on one page is one change
 		typ := Updated
-		if r.hasCreated && !r.created.Before(from) {
+		if r.hasCreated && (r.created.After(from) || r.created.Equal(from) && !reportedAtFrom[r.id]) {
 			typ = Created
 		}
 		evs = append(evs, Event{Date: r.updated, ElementKey: elementKey, EventType: typ, ObjectID: r.id, ObjectType: object})

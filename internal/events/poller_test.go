@@ -26,7 +26,7 @@ func TestAdvance_TiesAtTheCursorAreNeitherSkippedNorRepeated(t *testing.T) {
 	// contact 2 shares its millisecond but was on the next page last time.
 	next, evs, objects := advance(cur, page{records: []record{
 		rec("1", ms(5), ms(5)), rec("2", ms(5), ms(5)), rec("3", ms(-100), ms(7)), rec("4", ms(7), ms(7)),
-	}}, from, "infusionsoftrest", "contacts")
+	}}, from, nil, "infusionsoftrest", "contacts")
 	got := fmt.Sprintln(evs[0].ObjectID, evs[0].EventType, evs[1].ObjectID, evs[1].EventType, evs[2].ObjectID, evs[2].EventType)
 	if len(evs) != 3 || got != "2 CREATED 3 UPDATED 4 CREATED\n" || len(objects) != 3 {
 		t.Fatalf("events %v (%s)", evs, got)
@@ -36,14 +36,36 @@ func TestAdvance_TiesAtTheCursorAreNeitherSkippedNorRepeated(t *testing.T) {
 	}
 	// The next page starts at the new cursor: 3 and 4 are not repeated, 5
 	// (same millisecond, beyond the page boundary) is reported.
-	next, evs, _ = advance(next, page{records: []record{rec("3", ms(-100), ms(7)), rec("4", ms(7), ms(7)), rec("5", ms(7), ms(7))}}, from, "infusionsoftrest", "contacts")
+	next, evs, _ = advance(next, page{records: []record{rec("3", ms(-100), ms(7)), rec("4", ms(7), ms(7)), rec("5", ms(7), ms(7))}}, from, nil, "infusionsoftrest", "contacts")
 	if len(evs) != 1 || evs[0].ObjectID != "5" || fmt.Sprint(next.IDs) != "[3 4 5]" {
 		t.Fatalf("second page: %v, cursor ids %v", evs, next.IDs)
 	}
 	// A page of nothing new leaves the cursor alone.
-	again, evs, _ := advance(next, page{records: []record{rec("5", ms(7), ms(7))}}, from, "infusionsoftrest", "contacts")
+	again, evs, _ := advance(next, page{records: []record{rec("5", ms(7), ms(7))}}, from, nil, "infusionsoftrest", "contacts")
 	if len(evs) != 0 || !again.At.Equal(next.At) || len(again.IDs) != 3 {
 		t.Fatalf("nothing new: %v %+v", evs, again)
+	}
+}
+
+// A sweep that starts at a cursor shared by records created in its very
+// millisecond reports a change to one of them as UPDATED: it was reported
+// CREATED by the sweep before. One created in that millisecond that the last
+// sweep did not see is still CREATED.
+func TestAdvance_ChangeToARecordCreatedAtTheSweepStartIsUpdated(t *testing.T) {
+	t0 := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+	ms := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Millisecond) }
+	rec := func(id string, created, updated time.Time) record {
+		return record{id: id, created: created, hasCreated: true, updated: updated, raw: []byte(`{"id":` + id + `}`)}
+	}
+	cur := PollCursor{Resource: "contacts", At: ms(5), IDs: []string{"1", "2"}}
+	_, evs, _ := advance(cur, page{records: []record{rec("2", ms(5), ms(9)), rec("3", ms(5), ms(9)), rec("4", ms(1), ms(9))}},
+		cur.At, map[string]bool{"1": true, "2": true}, "infusionsoftrest", "contacts")
+	got := fmt.Sprint(len(evs))
+	for _, e := range evs {
+		got += " " + e.ObjectID + " " + e.EventType
+	}
+	if got != "3 2 UPDATED 3 CREATED 4 UPDATED" {
+		t.Fatalf("events: %s", got)
 	}
 }
 
