@@ -142,9 +142,12 @@ func TestConsoleBrowser_ConnectTryItRedeliverSignOut(t *testing.T) {
 		chromedp.SendKeys(chromedp.CSS("#c-name-infusionsoftcrm"), "Acme CRM"),
 		chromedp.SendKeys(chromedp.CSS("#c-tags-infusionsoftcrm"), "browser, demo"),
 		chromedp.Click(chromedp.CSS(`form[action="/console/elements/infusionsoftcrm/connect"] button[type=submit]`)),
-		chromedp.WaitVisible(chromedp.CSS("form button[type=submit]")))
+		// The connect page's own form: "form button[type=submit]" alone also
+		// matches the elements page being left, and clicking that node as the
+		// navigation replaces it fails with "Could not find node with given id".
+		chromedp.WaitVisible(chromedp.CSS(`form[action="/connect/authorize"] button[type=submit]`)))
 	// The connect page: one button that sends the browser on to Keap.
-	do("leave the connect page for Keap", chromedp.Click(chromedp.CSS("form button[type=submit]")),
+	do("leave the connect page for Keap", chromedp.Click(chromedp.CSS(`form[action="/connect/authorize"] button[type=submit]`)),
 		chromedp.WaitVisible(chromedp.CSS(`button[value="allow"]`)))
 	shot("keap-authorize")
 	do("allow at Keap", chromedp.Click(chromedp.CSS(`button[value="allow"]`)), chromedp.WaitVisible(chromedp.CSS("p.notice")))
